@@ -1,0 +1,84 @@
+// Package cache holds the instance model and the table that merges every
+// source's instances into immutable snapshots.
+//
+// Watchers write through the Sink interface; the DNS server reads the latest
+// Snapshot without locking. The package knows DNS names (labels) but not the
+// DNS wire format, and no registry client.
+package cache
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Instance is one registered endpoint of a service, as a watcher decoded it.
+type Instance struct {
+	// Service is the registry's name for the service (not yet a DNS label).
+	Service string
+	// ID is unique within the service and the source.
+	ID string
+	// Address is an IP literal or a host name.
+	Address string
+	// Port is the service port; 0 means none was registered.
+	Port uint16
+	// Priority and Weight go into SRV records.
+	Priority uint16
+	Weight   uint16
+	// Tags select subsets of a service (<tag>.<svc>.<zone>).
+	Tags []string
+	// Meta is published as TXT key=value strings on the instance name.
+	Meta map[string]string
+	// Source is the name of the source that reported the instance; the
+	// table sets it.
+	Source string
+}
+
+// IP returns the instance address as an IP, and false when the address is
+// a host name.
+func (in *Instance) IP() (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(in.Address)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.Unmap(), true
+}
+
+// Equal reports whether two instances carry the same data.
+func (in *Instance) Equal(o *Instance) bool {
+	if in.Service != o.Service || in.ID != o.ID || in.Address != o.Address ||
+		in.Port != o.Port || in.Priority != o.Priority || in.Weight != o.Weight ||
+		in.Source != o.Source || !slices.Equal(in.Tags, o.Tags) || len(in.Meta) != len(o.Meta) {
+		return false
+	}
+	for k, v := range in.Meta {
+		if w, ok := o.Meta[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Label turns a registry name into a DNS label: lowercase, every character
+// outside [a-z0-9-] becomes '-', no leading or trailing '-', at most 63
+// octets. It returns "" when nothing usable is left.
+func Label(name string) string {
+	var b strings.Builder
+	b.Grow(len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b.WriteByte(c)
+		case c >= 'A' && c <= 'Z':
+			b.WriteByte(c + 'a' - 'A')
+		default:
+			b.WriteByte('-')
+		}
+	}
+	s := strings.Trim(b.String(), "-")
+	if len(s) > 63 {
+		s = strings.TrimRight(s[:63], "-")
+	}
+	return s
+}

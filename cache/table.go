@@ -1,0 +1,486 @@
+package cache
+
+import (
+	"cmp"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// State is the health of one source's view of its registry.
+type State int
+
+const (
+	// StateSyncing: the source has not finished a list since it started or
+	// reconnected.
+	StateSyncing State = iota
+	// StateConnected: the source listed and is following changes.
+	StateConnected
+	// StateStale: the registry is unreachable; the last known instances are
+	// kept and served.
+	StateStale
+)
+
+var stateNames = [...]string{"syncing", "connected", "stale"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Sink is how a watcher tells the table what its registry holds. Every call
+// names the source; the table keeps each source's instances apart and merges
+// them into snapshots.
+type Sink interface {
+	// Replace sets everything the source holds, dropping what is not listed.
+	// Watchers call it after every full list, and it marks the source listed.
+	Replace(source string, instances []Instance)
+	// Put adds or updates one instance (matched by service and ID).
+	Put(source string, in Instance)
+	// Delete removes one instance; deleting an unknown one is a no-op.
+	Delete(source, service, id string)
+	// SetState records the source's connection state; err explains a stale
+	// state and may be nil otherwise.
+	SetState(source string, state State, err error)
+}
+
+// SourceStatus is one source's state as seen in a snapshot.
+type SourceStatus struct {
+	Name  string
+	Zone  string
+	State State
+	// Since is when the source entered State.
+	Since time.Time
+	// Err is the error that made the source stale, if any.
+	Err string
+	// Listed is true once the source has completed a full list.
+	Listed bool
+	// LastList is the time of the last successful full list.
+	LastList  time.Time
+	Services  int
+	Instances int
+}
+
+// Endpoint is one instance of a merged service, with its DNS label.
+type Endpoint struct {
+	// Label is the instance's DNS label, unique within its service.
+	Label string
+	Instance
+}
+
+// Service is one DNS service: the union of every source's instances of
+// services whose names map to the same label in the same zone. A Service is
+// immutable; a snapshot that did not change it shares the same pointer with
+// its predecessor.
+type Service struct {
+	// Name is the service's DNS label.
+	Name string
+	// Zone is the zone the service lives in, fully qualified.
+	Zone string
+	// FQDN is Name.Zone.
+	FQDN string
+	// Endpoints are sorted by Label and deduplicated by address and port.
+	Endpoints []Endpoint
+}
+
+// Snapshot is an immutable view of the whole table.
+type Snapshot struct {
+	// Version increases with every published snapshot.
+	Version uint64
+	// Services by FQDN (lowercase, with trailing dot).
+	Services map[string]*Service
+	// Zones holds every zone that sources serve, sorted.
+	Zones []string
+	// Sources holds every registered source, sorted by name.
+	Sources []SourceStatus
+	// Collisions lists registry names that map to a DNS label already
+	// taken by another name; those services are not served.
+	Collisions []string
+
+	superseded chan struct{}
+}
+
+// Superseded is closed when a newer snapshot has been published.
+func (s *Snapshot) Superseded() <-chan struct{} { return s.superseded }
+
+// Ready reports whether every source has completed at least one list.
+func (s *Snapshot) Ready() bool {
+	for _, src := range s.Sources {
+		if !src.Listed {
+			return false
+		}
+	}
+	return true
+}
+
+type member struct{ source, service string }
+
+type sourceData struct {
+	status   SourceStatus
+	services map[string]map[string]Instance // registry service name -> id -> instance
+}
+
+// Table merges every source's instances and publishes snapshots. It is safe
+// for concurrent use; readers never block writers.
+type Table struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu       sync.Mutex
+	sources  map[string]*sourceData
+	members  map[string]map[member]struct{} // FQDN -> contributing (source, service)
+	services map[string]*Service            // as in the last snapshot
+	dirty    map[string]struct{}            // FQDNs to rebuild
+	reported map[string]bool                // colliding source/service names, logged once
+	version  uint64
+
+	snap atomic.Pointer[Snapshot]
+}
+
+// NewTable returns an empty table with no sources.
+func NewTable(log *slog.Logger) *Table {
+	if log == nil {
+		log = slog.Default()
+	}
+	t := &Table{
+		log:      log,
+		now:      time.Now,
+		sources:  map[string]*sourceData{},
+		members:  map[string]map[member]struct{}{},
+		services: map[string]*Service{},
+		dirty:    map[string]struct{}{},
+		reported: map[string]bool{},
+	}
+	t.snap.Store(&Snapshot{Services: t.services, superseded: make(chan struct{})})
+	return t
+}
+
+// AddSource registers a source and the zone its services live in. A source
+// must be added before it writes to the table; until it lists, the table is
+// not ready.
+func (t *Table) AddSource(name, zone string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.sources[name]; ok {
+		return
+	}
+	t.sources[name] = &sourceData{
+		status:   SourceStatus{Name: name, Zone: zone, State: StateSyncing, Since: t.now()},
+		services: map[string]map[string]Instance{},
+	}
+	t.publish()
+}
+
+// RemoveSource drops a source and everything it held.
+func (t *Table) RemoveSource(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	src, ok := t.sources[name]
+	if !ok {
+		return
+	}
+	for svc := range src.services {
+		t.unlink(name, src, svc)
+	}
+	delete(t.sources, name)
+	t.publish()
+}
+
+// Snapshot returns the latest snapshot. It never blocks.
+func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
+
+// Replace implements Sink.
+func (t *Table) Replace(source string, instances []Instance) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	src := t.source(source)
+	if src == nil {
+		return
+	}
+	next := map[string]map[string]Instance{}
+	for _, in := range instances {
+		in.Source = source
+		ids := next[in.Service]
+		if ids == nil {
+			ids = map[string]Instance{}
+			next[in.Service] = ids
+		}
+		ids[in.ID] = in
+	}
+	for svc, ids := range src.services {
+		nids, ok := next[svc]
+		if !ok {
+			t.unlink(source, src, svc)
+			continue
+		}
+		if !maps.EqualFunc(ids, nids, func(a, b Instance) bool { return a.Equal(&b) }) {
+			src.services[svc] = nids
+			t.markDirty(source, src, svc)
+		}
+	}
+	for svc, nids := range next {
+		if _, ok := src.services[svc]; !ok {
+			src.services[svc] = nids
+			t.link(source, src, svc)
+		}
+	}
+	now := t.now()
+	src.status.Listed = true
+	src.status.LastList = now
+	t.setState(src, StateConnected, nil, now)
+	t.publish()
+}
+
+// Put implements Sink.
+func (t *Table) Put(source string, in Instance) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	src := t.source(source)
+	if src == nil {
+		return
+	}
+	in.Source = source
+	ids, ok := src.services[in.Service]
+	if !ok {
+		src.services[in.Service] = map[string]Instance{in.ID: in}
+		t.link(source, src, in.Service)
+		t.publish()
+		return
+	}
+	if old, ok := ids[in.ID]; ok && old.Equal(&in) {
+		return
+	}
+	ids[in.ID] = in
+	t.markDirty(source, src, in.Service)
+	t.publish()
+}
+
+// Delete implements Sink.
+func (t *Table) Delete(source, service, id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	src := t.source(source)
+	if src == nil {
+		return
+	}
+	ids, ok := src.services[service]
+	if !ok {
+		return
+	}
+	if _, ok := ids[id]; !ok {
+		return
+	}
+	if len(ids) == 1 {
+		t.unlink(source, src, service)
+	} else {
+		delete(ids, id)
+		t.markDirty(source, src, service)
+	}
+	t.publish()
+}
+
+// SetState implements Sink.
+func (t *Table) SetState(source string, state State, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	src := t.source(source)
+	if src == nil {
+		return
+	}
+	if t.setState(src, state, err, t.now()) {
+		t.publish()
+	}
+}
+
+func (t *Table) setState(src *sourceData, state State, err error, now time.Time) bool {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if src.status.State == state && src.status.Err == msg {
+		return false
+	}
+	if src.status.State != state {
+		src.status.Since = now
+	}
+	src.status.State = state
+	src.status.Err = msg
+	return true
+}
+
+func (t *Table) source(name string) *sourceData {
+	src, ok := t.sources[name]
+	if !ok {
+		t.log.Error("write from unregistered source dropped", "source", name)
+	}
+	return src
+}
+
+func (t *Table) fqdn(src *sourceData, service string) string {
+	return Label(service) + "." + src.status.Zone
+}
+
+func (t *Table) link(source string, src *sourceData, service string) {
+	fqdn := t.fqdn(src, service)
+	m := t.members[fqdn]
+	if m == nil {
+		m = map[member]struct{}{}
+		t.members[fqdn] = m
+	}
+	m[member{source, service}] = struct{}{}
+	t.dirty[fqdn] = struct{}{}
+}
+
+func (t *Table) unlink(source string, src *sourceData, service string) {
+	fqdn := t.fqdn(src, service)
+	delete(src.services, service)
+	if m := t.members[fqdn]; m != nil {
+		delete(m, member{source, service})
+		if len(m) == 0 {
+			delete(t.members, fqdn)
+		}
+	}
+	t.dirty[fqdn] = struct{}{}
+}
+
+func (t *Table) markDirty(_ string, src *sourceData, service string) {
+	t.dirty[t.fqdn(src, service)] = struct{}{}
+}
+
+// publish rebuilds the dirty services and swaps in a new snapshot. The
+// caller holds t.mu.
+func (t *Table) publish() {
+	services := t.services
+	if len(t.dirty) > 0 {
+		services = maps.Clone(t.services)
+		for fqdn := range t.dirty {
+			if svc := t.build(fqdn); svc != nil {
+				services[fqdn] = svc
+			} else {
+				delete(services, fqdn)
+			}
+		}
+		clear(t.dirty)
+		t.services = services
+	}
+	t.version++
+	snap := &Snapshot{
+		Version:    t.version,
+		Services:   services,
+		superseded: make(chan struct{}),
+	}
+	zones := map[string]struct{}{}
+	for _, src := range t.sources {
+		st := src.status
+		st.Services = len(src.services)
+		for _, ids := range src.services {
+			st.Instances += len(ids)
+		}
+		snap.Sources = append(snap.Sources, st)
+		zones[st.Zone] = struct{}{}
+	}
+	slices.SortFunc(snap.Sources, func(a, b SourceStatus) int { return cmp.Compare(a.Name, b.Name) })
+	snap.Zones = slices.Sorted(maps.Keys(zones))
+	snap.Collisions = slices.Sorted(maps.Keys(t.reported))
+	old := t.snap.Swap(snap)
+	close(old.superseded)
+}
+
+// build merges every contributor of fqdn into one Service, or returns nil
+// when nothing is left.
+func (t *Table) build(fqdn string) *Service {
+	m := t.members[fqdn]
+	if len(m) == 0 {
+		return nil
+	}
+	contributors := slices.SortedFunc(maps.Keys(m), func(a, b member) int {
+		return cmp.Or(cmp.Compare(a.service, b.service), cmp.Compare(a.source, b.source))
+	})
+	// Registry names that differ beyond case but share a label collide: the
+	// first name (in sort order) is served, the others are reported.
+	chosen := foldCase(contributors[0].service)
+	var insts []Instance
+	for _, c := range contributors {
+		if foldCase(c.service) != chosen {
+			key := c.source + "/" + c.service
+			if !t.reported[key] {
+				t.reported[key] = true
+				t.log.Warn("service name collides with another after conversion to a DNS label; not served",
+					"source", c.source, "service", c.service, "label", fqdn, "served", contributors[0].service)
+			}
+			continue
+		}
+		for _, in := range t.sources[c.source].services[c.service] {
+			insts = append(insts, in)
+		}
+	}
+	if len(insts) == 0 {
+		return nil
+	}
+	src := t.sources[contributors[0].source]
+	svc := &Service{Name: Label(contributors[0].service), Zone: src.status.Zone, FQDN: fqdn}
+	svc.Endpoints = endpoints(insts)
+	return svc
+}
+
+func foldCase(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// endpoints deduplicates instances by address and port (first source and
+// ID win) and gives each a label unique within the service.
+func endpoints(insts []Instance) []Endpoint {
+	slices.SortFunc(insts, func(a, b Instance) int {
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
+	})
+	type hostPort struct {
+		addr string
+		port uint16
+	}
+	seen := make(map[hostPort]struct{}, len(insts))
+	used := make(map[string]struct{}, len(insts))
+	eps := make([]Endpoint, 0, len(insts))
+	for _, in := range insts {
+		key := hostPort{foldCase(in.Address), in.Port}
+		if _, dup := seen[key]; dup {
+			continue
+		}
+		seen[key] = struct{}{}
+		label := Label(in.ID)
+		if _, taken := used[label]; taken || label == "" {
+			label = suffixed(label, in.Source+"/"+in.ID)
+		}
+		used[label] = struct{}{}
+		eps = append(eps, Endpoint{Label: label, Instance: in})
+	}
+	slices.SortFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Label, b.Label) })
+	return eps
+}
+
+// suffixed appends a short stable hash of key to label, keeping it a valid
+// label of at most 63 octets.
+func suffixed(label, key string) string {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	suffix := fmt.Sprintf("%08x", h.Sum32())
+	if label == "" {
+		return "i" + suffix
+	}
+	if len(label) > 63-9 {
+		label = label[:63-9]
+	}
+	return label + "-" + suffix
+}

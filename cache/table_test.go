@@ -1,0 +1,161 @@
+package cache
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+)
+
+const zone = "svc.internal."
+
+func newTable(t *testing.T, sources ...string) *Table {
+	t.Helper()
+	tb := NewTable(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, s := range sources {
+		tb.AddSource(s, zone)
+	}
+	return tb
+}
+
+func inst(svc, id, addr string, port uint16) Instance {
+	return Instance{Service: svc, ID: id, Address: addr, Port: port, Priority: 1, Weight: 1}
+}
+
+func labels(s *Service) []string {
+	var out []string
+	if s == nil {
+		return nil
+	}
+	for _, e := range s.Endpoints {
+		out = append(out, e.Label)
+	}
+	return out
+}
+
+func TestLabel(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"web", "web"},
+		{"My_Service.v2", "my-service-v2"},
+		{"10.0.0.5:8080", "10-0-0-5-8080"},
+		{"--x--", "x"},
+		{"___", ""},
+		{"[2001:db8::1]:9000", "2001-db8--1--9000"},
+		{string(make([]byte, 80)), ""},
+	} {
+		if got := Label(tc.in); got != tc.want {
+			t.Errorf("Label(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	long := Label("a" + string(make([]byte, 70)) + "b")
+	if len(long) > 63 {
+		t.Errorf("label longer than 63: %d", len(long))
+	}
+}
+
+func TestPutDeleteReplace(t *testing.T) {
+	tb := newTable(t, "etcd")
+	if tb.Snapshot().Ready() {
+		t.Fatal("ready before the source listed")
+	}
+	tb.Replace("etcd", []Instance{inst("web", "a", "10.0.0.1", 80), inst("web", "b", "10.0.0.2", 80)})
+	snap := tb.Snapshot()
+	if !snap.Ready() || snap.Sources[0].State != StateConnected {
+		t.Fatalf("after Replace: ready=%v state=%v", snap.Ready(), snap.Sources[0].State)
+	}
+	if got := labels(snap.Services["web."+zone]); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("labels = %v", got)
+	}
+	tb.Put("etcd", inst("web", "c", "10.0.0.3", 80))
+	tb.Delete("etcd", "web", "a")
+	if got := labels(tb.Snapshot().Services["web."+zone]); len(got) != 2 || got[0] != "b" || got[1] != "c" {
+		t.Fatalf("after put/delete labels = %v", got)
+	}
+	// A re-list drops what vanished.
+	tb.Replace("etcd", []Instance{inst("db", "x", "10.0.1.1", 5432)})
+	snap = tb.Snapshot()
+	if _, ok := snap.Services["web."+zone]; ok {
+		t.Fatal("web survived a Replace that did not list it")
+	}
+	if snap.Sources[0].Services != 1 || snap.Sources[0].Instances != 1 {
+		t.Fatalf("counts = %d services %d instances", snap.Sources[0].Services, snap.Sources[0].Instances)
+	}
+}
+
+func TestUnchangedServiceKeepsPointer(t *testing.T) {
+	tb := newTable(t, "etcd")
+	tb.Replace("etcd", []Instance{inst("web", "a", "10.0.0.1", 80), inst("db", "x", "10.0.1.1", 5432)})
+	before := tb.Snapshot()
+	tb.Put("etcd", inst("web", "b", "10.0.0.2", 80))
+	after := tb.Snapshot()
+	if before.Services["db."+zone] != after.Services["db."+zone] {
+		t.Error("unchanged service was rebuilt")
+	}
+	if before.Services["web."+zone] == after.Services["web."+zone] {
+		t.Error("changed service kept its old value")
+	}
+	if after.Version <= before.Version {
+		t.Error("version did not increase")
+	}
+	select {
+	case <-before.Superseded():
+	default:
+		t.Error("old snapshot not marked superseded")
+	}
+	// An identical Put publishes nothing.
+	tb.Put("etcd", inst("web", "b", "10.0.0.2", 80))
+	if tb.Snapshot() != after {
+		t.Error("identical Put published a snapshot")
+	}
+}
+
+func TestMergeSourcesDedup(t *testing.T) {
+	tb := newTable(t, "consul", "etcd")
+	tb.Replace("etcd", []Instance{inst("web", "a", "10.0.0.1", 80), inst("web", "x", "10.0.0.9", 80)})
+	tb.Replace("consul", []Instance{inst("web", "a", "10.0.0.2", 80), inst("web", "dup", "10.0.0.9", 80)})
+	svc := tb.Snapshot().Services["web."+zone]
+	if len(svc.Endpoints) != 3 {
+		t.Fatalf("endpoints = %v, want 3 (10.0.0.9:80 once)", labels(svc))
+	}
+	seen := map[string]bool{}
+	for _, e := range svc.Endpoints {
+		if seen[e.Label] {
+			t.Fatalf("label %q twice", e.Label)
+		}
+		seen[e.Label] = true
+	}
+	// Removing one source leaves the other's instances.
+	tb.RemoveSource("consul")
+	if got := labels(tb.Snapshot().Services["web."+zone]); len(got) != 2 {
+		t.Fatalf("after RemoveSource: %v", got)
+	}
+}
+
+func TestCollisionReported(t *testing.T) {
+	tb := newTable(t, "etcd")
+	tb.Replace("etcd", []Instance{inst("my_svc", "a", "10.0.0.1", 80), inst("my.svc", "b", "10.0.0.2", 80)})
+	snap := tb.Snapshot()
+	svc := snap.Services["my-svc."+zone]
+	if svc == nil || len(svc.Endpoints) != 1 || svc.Endpoints[0].ID != "b" {
+		t.Fatalf("want only my.svc (first in order), got %+v", svc)
+	}
+	if len(snap.Collisions) != 1 {
+		t.Fatalf("collisions = %v", snap.Collisions)
+	}
+}
+
+func TestStaleKeepsInstances(t *testing.T) {
+	tb := newTable(t, "etcd")
+	tb.Replace("etcd", []Instance{inst("web", "a", "10.0.0.1", 80)})
+	tb.SetState("etcd", StateStale, errors.New("connection refused"))
+	snap := tb.Snapshot()
+	if snap.Sources[0].State != StateStale || snap.Sources[0].Err == "" {
+		t.Fatalf("status = %+v", snap.Sources[0])
+	}
+	if len(snap.Services["web."+zone].Endpoints) != 1 {
+		t.Fatal("stale source lost its instances")
+	}
+	if !snap.Ready() {
+		t.Fatal("a source that listed once stays ready while stale")
+	}
+}
