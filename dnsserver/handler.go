@@ -1,0 +1,349 @@
+// Package dnsserver answers DNS for the services in the cache: the zone's
+// names from a compiled index of the latest snapshot, everything else
+// forwarded or refused. It never calls a registry.
+package dnsserver
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/cache"
+)
+
+// Forwarder resolves names outside the zones. It is nil when forwarding is
+// off.
+type Forwarder interface {
+	// Forward answers req from upstream servers for a client at addr, or
+	// returns an error when it cannot.
+	Forward(ctx context.Context, req *dns.Msg, client netip.Addr) (*dns.Msg, error)
+}
+
+// Options configure the answers.
+type Options struct {
+	// Zone is the default zone, answered even when no source uses it.
+	Zone string
+	// TTL of positive answers and NegativeTTL (SOA minimum) of negative ones.
+	TTL, NegativeTTL time.Duration
+	// UDPSize caps the size of UDP answers to EDNS clients.
+	UDPSize int
+	// NSAddrs are the addresses published for the zones' name server.
+	NSAddrs []netip.Addr
+	// Forwarder resolves names outside the zones; nil refuses them.
+	Forwarder Forwarder
+	// ForwardTimeout bounds one forwarded query.
+	ForwardTimeout time.Duration
+}
+
+// Handler answers queries from the latest compiled index. Its ServeDNS is
+// safe for concurrent use and never waits on a registry.
+type Handler struct {
+	opt     Options
+	ttl     uint32
+	negTTL  uint32
+	metrics *Metrics
+	log     *slog.Logger
+
+	idx atomic.Pointer[index]
+	rot atomic.Uint32
+}
+
+// NewHandler returns a handler with an empty table; call Update or Follow to
+// give it data. A nil metrics records nothing.
+func NewHandler(opt Options, metrics *Metrics, log *slog.Logger) *Handler {
+	if opt.UDPSize < dns.MinMsgSize {
+		opt.UDPSize = 1232
+	}
+	if opt.ForwardTimeout <= 0 {
+		opt.ForwardTimeout = 2 * time.Second
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Handler{
+		opt:     opt,
+		ttl:     uint32(opt.TTL / time.Second),
+		negTTL:  uint32(opt.NegativeTTL / time.Second),
+		metrics: metrics,
+		log:     log,
+	}
+	h.opt.Zone = dns.CanonicalName(opt.Zone)
+	h.Update(&cache.Snapshot{})
+	return h
+}
+
+// Update compiles snap and makes it the table answers come from.
+func (h *Handler) Update(snap *cache.Snapshot) {
+	h.idx.Store(compile(h.idx.Load(), snap, h.opt.Zone, h.ttl, h.negTTL, h.opt.NSAddrs))
+}
+
+// Follow keeps the handler on the latest snapshot of table until ctx ends.
+func (h *Handler) Follow(ctx context.Context, table *cache.Table) {
+	for {
+		snap := table.Snapshot()
+		h.Update(snap)
+		select {
+		case <-snap.Superseded():
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Version is the snapshot version answers currently come from.
+func (h *Handler) Version() uint64 { return h.idx.Load().version }
+
+// ServeDNS implements dns.Handler.
+func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	start := time.Now()
+	tcp := false
+	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
+		tcp = true
+	}
+	var client netip.Addr
+	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+		client = ap.Addr().Unmap()
+	}
+	resp := h.Answer(req, tcp, client)
+	if err := w.WriteMsg(resp); err != nil {
+		h.log.Debug("write response", "client", w.RemoteAddr(), "err", err)
+	}
+	if h.metrics != nil {
+		var qtype uint16
+		if len(req.Question) == 1 {
+			qtype = req.Question[0].Qtype
+		}
+		h.metrics.observe(tcp, qtype, resp.Rcode, resp.Truncated, time.Since(start))
+	}
+}
+
+// Answer builds the response to req as it would be sent over TCP or UDP
+// to client.
+func (h *Handler) Answer(req *dns.Msg, tcp bool, client netip.Addr) *dns.Msg {
+	m := new(dns.Msg)
+	m.Id = req.Id
+	m.Response = true
+	m.Opcode = req.Opcode
+	m.RecursionDesired = req.RecursionDesired
+	m.CheckingDisabled = req.CheckingDisabled
+	m.Question = req.Question // as sent, case kept
+	m.Compress = true
+
+	reqOpt := req.IsEdns0()
+	if reqOpt != nil {
+		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		opt.SetUDPSize(uint16(h.opt.UDPSize))
+		opt.SetDo(reqOpt.Do())
+		m.Extra = []dns.RR{opt}
+		if reqOpt.Version() != 0 {
+			m.Rcode = dns.RcodeBadVers
+			return m
+		}
+	}
+	switch {
+	case req.Opcode != dns.OpcodeQuery:
+		m.Rcode = dns.RcodeNotImplemented
+		return m
+	case len(req.Question) != 1:
+		m.Rcode = dns.RcodeFormatError
+		return m
+	}
+	q := req.Question[0]
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		m.Rcode = dns.RcodeRefused
+		return m
+	}
+	m.RecursionAvailable = h.opt.Forwarder != nil
+
+	idx := h.idx.Load()
+	name := strings.ToLower(q.Name)
+	z, labels := idx.findZone(name)
+	switch {
+	case z != nil:
+		m.Authoritative = true
+		h.answerZone(m, idx, z, labels, q)
+	case q.Qtype == dns.TypePTR && len(idx.reverse(name)) > 0:
+		m.Authoritative = true
+		m.Answer = rotated(nil, q.Name, idx.reverse(name), 0)
+	case h.opt.Forwarder != nil:
+		return h.forward(req, m, client, tcp)
+	default:
+		m.Rcode = dns.RcodeRefused
+		return m
+	}
+	fit(m, maxSize(reqOpt, tcp, h.opt.UDPSize))
+	return m
+}
+
+func (h *Handler) forward(req, m *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
+	ctx, cancel := context.WithTimeout(context.Background(), h.opt.ForwardTimeout)
+	defer cancel()
+	resp, err := h.opt.Forwarder.Forward(ctx, req, client)
+	if err != nil || resp == nil {
+		h.log.Debug("forward failed", "err", err)
+		m.Rcode = dns.RcodeServerFailure
+		return m
+	}
+	resp.Id = req.Id
+	resp.Question = req.Question
+	resp.RecursionAvailable = true
+	fit(resp, maxSize(req.IsEdns0(), tcp, h.opt.UDPSize))
+	return resp
+}
+
+// answerZone fills m for a name inside zone z; labels are the name's labels
+// below the apex, lowercase.
+func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q dns.Question) {
+	n := len(labels)
+	switch {
+	case n == 0:
+		h.answerApex(m, z, q)
+		return
+	case n == 2 && labels[0] == "ns" && labels[1] == "dns" && idx.services["dns."+z.name] == nil:
+		for _, rr := range z.glue {
+			if rr.Header().Rrtype == q.Qtype {
+				m.Answer = append(m.Answer, rr)
+			}
+		}
+		h.finish(m, z, q, true)
+		return
+	}
+	last := labels[n-1]
+	if proto, ok := strings.CutPrefix(last, "_"); ok {
+		// _<svc>._tcp, _<svc>._udp and _<svc>._<tag>, and their parents.
+		switch {
+		case n == 1:
+			exists := (z.svcs > 0 && (proto == "tcp" || proto == "udp")) || z.tags[proto] > 0
+			h.finish(m, z, q, exists)
+		case n == 2 && strings.HasPrefix(labels[0], "_"):
+			var set *rrsets
+			if cs := idx.services[labels[0][1:]+"."+z.name]; cs != nil {
+				if proto == "tcp" || proto == "udp" {
+					set = cs.all
+				} else {
+					set = cs.tags[proto]
+				}
+			}
+			if set != nil && q.Qtype == dns.TypeSRV {
+				h.answerSet(m, q, set)
+			}
+			h.finish(m, z, q, set != nil)
+		default:
+			h.finish(m, z, q, false)
+		}
+		return
+	}
+	cs := idx.services[last+"."+z.name]
+	switch {
+	case cs == nil:
+		h.finish(m, z, q, n == 1 && last == "dns") // parent of ns.dns
+	case n == 1:
+		h.answerSet(m, q, cs.all)
+		h.finish(m, z, q, true)
+	case n == 2 && cs.insts[labels[0]] != nil:
+		h.answerInstance(m, q, cs.insts[labels[0]])
+		h.finish(m, z, q, true)
+	case n == 2 && cs.tags[labels[0]] != nil:
+		h.answerSet(m, q, cs.tags[labels[0]])
+		h.finish(m, z, q, true)
+	default:
+		h.finish(m, z, q, false)
+	}
+}
+
+func (h *Handler) answerApex(m *dns.Msg, z *zone, q dns.Question) {
+	switch q.Qtype {
+	case dns.TypeSOA:
+		soa := z.soa
+		soa.Hdr.Name = q.Name
+		m.Answer = append(m.Answer, &soa)
+	case dns.TypeNS:
+		ns := z.ns
+		ns.Hdr.Name = q.Name
+		m.Answer = append(m.Answer, &ns)
+		m.Extra = append(m.Extra, z.glue...)
+	}
+	h.finish(m, z, q, true)
+}
+
+// answerSet adds the records of set for q's type (A, AAAA or SRV with its
+// targets' addresses), rotated so that trimmed answers spread load.
+func (h *Handler) answerSet(m *dns.Msg, q dns.Question, set *rrsets) {
+	switch q.Qtype {
+	case dns.TypeA:
+		m.Answer = rotated(m.Answer, q.Name, set.a, h.next())
+	case dns.TypeAAAA:
+		m.Answer = rotated(m.Answer, q.Name, set.aaaa, h.next())
+	case dns.TypeSRV:
+		off := h.next()
+		m.Answer = rotated(m.Answer, q.Name, set.srv, off)
+		for i := range set.glue {
+			m.Extra = append(m.Extra, set.glue[(i+off)%len(set.glue)]...)
+		}
+	}
+}
+
+func (h *Handler) answerInstance(m *dns.Msg, q dns.Question, node *instNode) {
+	if len(node.cname) > 0 && q.Qtype != dns.TypeANY {
+		m.Answer = rotated(m.Answer, q.Name, node.cname, 0)
+		return
+	}
+	switch q.Qtype {
+	case dns.TypeA:
+		m.Answer = rotated(m.Answer, q.Name, node.a, 0)
+	case dns.TypeAAAA:
+		m.Answer = rotated(m.Answer, q.Name, node.aaaa, 0)
+	case dns.TypeTXT:
+		m.Answer = rotated(m.Answer, q.Name, node.txt, 0)
+	}
+}
+
+// finish completes an in-zone answer: ANY gets the minimal RFC 8482 answer,
+// an existing name without records of the type gets NODATA and a missing one
+// NXDOMAIN, both with the SOA whose minimum is the negative TTL (RFC 2308).
+func (h *Handler) finish(m *dns.Msg, z *zone, q dns.Question, exists bool) {
+	if exists && q.Qtype == dns.TypeANY {
+		m.Answer = append(m.Answer[:0], &dns.HINFO{
+			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: h.ttl},
+			Cpu: "RFC8482",
+		})
+		return
+	}
+	if len(m.Answer) > 0 {
+		return
+	}
+	if !exists {
+		m.Rcode = dns.RcodeNameError
+	}
+	m.Extra = onlyOPT(m.Extra)
+	soa := z.soa
+	m.Ns = append(m.Ns, &soa)
+}
+
+func (h *Handler) next() int { return int(h.rot.Add(1)) }
+
+// rotated appends src to dst starting at off (mod len), each record a copy
+// owned by name so the answer repeats the question's spelling.
+func rotated[T any, P interface {
+	*T
+	dns.RR
+}](dst []dns.RR, name string, src []T, off int) []dns.RR {
+	if len(src) == 0 {
+		return dst
+	}
+	buf := make([]T, len(src))
+	off %= len(src)
+	for i := range buf {
+		buf[i] = src[(i+off)%len(src)]
+		rr := P(&buf[i])
+		rr.Header().Name = name
+		dst = append(dst, rr)
+	}
+	return dst
+}

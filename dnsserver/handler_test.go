@@ -1,0 +1,390 @@
+package dnsserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/cache"
+)
+
+const testZone = "svc.internal."
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// fixture returns a handler over a table holding:
+//
+//	web:  a 10.0.0.1:80 (tag blue, meta version=1.2), b 10.0.0.2:8080 (priority 2, weight 5), c 10.0.0.3:80
+//	dual: v4 10.0.1.1:53, v6 [2001:db8::1]:53
+//	ext:  h (host db.example.com:5432)
+//	mid:  10 instances (SRV fits 512 octets, SRV with glue does not)
+//	big:  200 instances
+func fixture(t testing.TB, opt Options) (*Handler, *cache.Table) {
+	t.Helper()
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	insts := []cache.Instance{
+		{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80, Priority: 1, Weight: 1, Tags: []string{"blue"}, Meta: map[string]string{"version": "1.2"}},
+		{Service: "web", ID: "b", Address: "10.0.0.2", Port: 8080, Priority: 2, Weight: 5},
+		{Service: "web", ID: "c", Address: "10.0.0.3", Port: 80, Priority: 1, Weight: 1},
+		{Service: "dual", ID: "v4", Address: "10.0.1.1", Port: 53, Priority: 1, Weight: 1},
+		{Service: "dual", ID: "v6", Address: "2001:db8::1", Port: 53, Priority: 1, Weight: 1},
+		{Service: "ext", ID: "h", Address: "DB.example.com", Port: 5432, Priority: 1, Weight: 1},
+	}
+	for i := range 10 {
+		insts = append(insts, cache.Instance{Service: "mid", ID: fmt.Sprintf("m%d", i),
+			Address: fmt.Sprintf("10.2.0.%d", i+1), Port: 9000, Priority: 1, Weight: 1})
+	}
+	for i := range 200 {
+		insts = append(insts, cache.Instance{Service: "big", ID: fmt.Sprintf("i%03d", i),
+			Address: fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), Port: 9000, Priority: 1, Weight: 1})
+	}
+	tb.Replace("etcd", insts)
+	if opt.Zone == "" {
+		opt.Zone = testZone
+	}
+	if opt.TTL == 0 {
+		opt.TTL = 5 * time.Second
+		opt.NegativeTTL = 7 * time.Second
+	}
+	opt.NSAddrs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	h := NewHandler(opt, nil, quiet)
+	h.Update(tb.Snapshot())
+	return h, tb
+}
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+func query(name string, qtype uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	return m
+}
+
+func rrStrings(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, rr.String())
+	}
+	return out
+}
+
+func TestZoneAnswers(t *testing.T) {
+	h, _ := fixture(t, Options{})
+	type want struct {
+		rcode    int
+		answers  int
+		atype    uint16 // type of every answer record, when answers > 0
+		soa      bool   // SOA in Authority
+		extra    int    // records in Additional (no OPT in these queries)
+		contains string // substring of some answer record
+	}
+	for _, tc := range []struct {
+		name  string
+		qname string
+		qtype uint16
+		want  want
+	}{
+		{"apex SOA", testZone, dns.TypeSOA, want{rcode: 0, answers: 1, atype: dns.TypeSOA, contains: "hostmaster.svc.internal."}},
+		{"apex NS with glue", testZone, dns.TypeNS, want{rcode: 0, answers: 1, atype: dns.TypeNS, extra: 1, contains: "ns.dns.svc.internal."}},
+		{"apex A is NODATA", testZone, dns.TypeA, want{rcode: 0, soa: true}},
+		{"name server address", "ns.dns.svc.internal.", dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeA, contains: "127.0.0.1"}},
+		{"name server parent is NODATA", "dns.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"service A", "web.svc.internal.", dns.TypeA, want{rcode: 0, answers: 3, atype: dns.TypeA}},
+		{"v4-only service AAAA is NODATA", "web.svc.internal.", dns.TypeAAAA, want{rcode: 0, soa: true}},
+		{"dual AAAA", "dual.svc.internal.", dns.TypeAAAA, want{rcode: 0, answers: 1, atype: dns.TypeAAAA, contains: "2001:db8::1"}},
+		{"service SRV with glue", "web.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 3, atype: dns.TypeSRV, extra: 3, contains: "2 5 8080 b.web.svc.internal."}},
+		{"_svc._tcp SRV", "_web._tcp.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 3, atype: dns.TypeSRV, extra: 3}},
+		{"_svc._udp SRV", "_web._udp.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 3, atype: dns.TypeSRV, extra: 3}},
+		{"_svc._tcp A is NODATA", "_web._tcp.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"_tcp empty non-terminal", "_tcp.svc.internal.", dns.TypeSRV, want{rcode: 0, soa: true}},
+		{"_udp empty non-terminal", "_udp.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"_tag empty non-terminal", "_blue.svc.internal.", dns.TypeSRV, want{rcode: 0, soa: true}},
+		{"unknown _tag is NXDOMAIN", "_green.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
+		{"unknown service", "nope.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
+		{"unknown _svc._tcp", "_nope._tcp.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
+		{"tag A", "blue.web.svc.internal.", dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeA, contains: "10.0.0.1"}},
+		{"tag SRV", "_web._blue.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeSRV, extra: 1, contains: "a.web.svc.internal."}},
+		{"unknown tag", "_web._green.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
+		{"instance A", "a.web.svc.internal.", dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeA, contains: "10.0.0.1"}},
+		{"instance TXT", "a.web.svc.internal.", dns.TypeTXT, want{rcode: 0, answers: 1, atype: dns.TypeTXT, contains: `"version=1.2"`}},
+		{"instance without meta TXT is NODATA", "b.web.svc.internal.", dns.TypeTXT, want{rcode: 0, soa: true}},
+		{"instance AAAA is NODATA", "a.web.svc.internal.", dns.TypeAAAA, want{rcode: 0, soa: true}},
+		{"below an instance", "x.a.web.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
+		{"unknown instance", "zz.web.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
+		{"host name target never an alias", "ext.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeSRV, contains: " db.example.com."}},
+		{"host name instance is a CNAME", "h.ext.svc.internal.", dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeCNAME, contains: "db.example.com."}},
+		{"host name service A is NODATA", "ext.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"ANY is minimal", "web.svc.internal.", dns.TypeANY, want{rcode: 0, answers: 1, atype: dns.TypeHINFO, contains: "RFC8482"}},
+		{"ANY on a missing name", "nope.svc.internal.", dns.TypeANY, want{rcode: dns.RcodeNameError, soa: true}},
+		{"MX is NODATA", "web.svc.internal.", dns.TypeMX, want{rcode: 0, soa: true}},
+		{"instance PTR", "1.0.0.10.in-addr.arpa.", dns.TypePTR, want{rcode: 0, answers: 1, atype: dns.TypePTR, contains: "a.web.svc.internal."}},
+		{"v6 instance PTR", "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.", dns.TypePTR, want{rcode: 0, answers: 1, atype: dns.TypePTR, contains: "v6.dual.svc.internal."}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := h.Answer(query(tc.qname, tc.qtype), false, loopback)
+			if resp.Rcode != tc.want.rcode {
+				t.Errorf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.want.rcode])
+			}
+			if !resp.Authoritative {
+				t.Error("AA=0 on an in-zone answer")
+			}
+			if resp.RecursionAvailable {
+				t.Error("RA=1 with forwarding off")
+			}
+			if len(resp.Answer) != tc.want.answers {
+				t.Fatalf("answers %v, want %d", rrStrings(resp.Answer), tc.want.answers)
+			}
+			for _, rr := range resp.Answer {
+				if rr.Header().Rrtype != tc.want.atype {
+					t.Errorf("answer %v, want type %s", rr, dns.TypeToString[tc.want.atype])
+				}
+				if rr.Header().Name != tc.qname {
+					t.Errorf("owner %q, want the question's %q", rr.Header().Name, tc.qname)
+				}
+				if rr.Header().Ttl != resp.Answer[0].Header().Ttl {
+					t.Errorf("two TTLs in one RRset: %v", rrStrings(resp.Answer))
+				}
+			}
+			if tc.want.contains != "" && !strings.Contains(strings.Join(rrStrings(resp.Answer), "\n"), tc.want.contains) {
+				t.Errorf("answers %v lack %q", rrStrings(resp.Answer), tc.want.contains)
+			}
+			if len(resp.Extra) != tc.want.extra {
+				t.Errorf("additional %v, want %d records", rrStrings(resp.Extra), tc.want.extra)
+			}
+			hasSOA := len(resp.Ns) == 1 && resp.Ns[0].Header().Rrtype == dns.TypeSOA
+			if hasSOA != tc.want.soa {
+				t.Errorf("authority %v, want SOA=%v", rrStrings(resp.Ns), tc.want.soa)
+			}
+			if hasSOA {
+				soa := resp.Ns[0].(*dns.SOA)
+				if soa.Minttl != 7 || soa.Hdr.Ttl != 7 {
+					t.Errorf("negative SOA TTL %d minimum %d, want 7 (negative_ttl)", soa.Hdr.Ttl, soa.Minttl)
+				}
+			}
+			if _, err := resp.Pack(); err != nil {
+				t.Errorf("response does not pack: %v", err)
+			}
+		})
+	}
+}
+
+func TestSOASerialFollowsSnapshot(t *testing.T) {
+	h, tb := fixture(t, Options{})
+	serial := func() uint32 {
+		return h.Answer(query(testZone, dns.TypeSOA), false, loopback).Answer[0].(*dns.SOA).Serial
+	}
+	before := serial()
+	tb.Put("etcd", cache.Instance{Service: "new", ID: "n", Address: "10.9.9.9", Port: 1})
+	h.Update(tb.Snapshot())
+	if after := serial(); after <= before {
+		t.Errorf("serial %d after a change, was %d", after, before)
+	}
+	if got := h.Answer(query("new.svc.internal.", dns.TypeA), false, loopback); len(got.Answer) != 1 {
+		t.Errorf("new service not answered: %v", got)
+	}
+}
+
+func TestQuestionCaseKept(t *testing.T) {
+	h, _ := fixture(t, Options{})
+	for _, qname := range []string{"WeB.SvC.InTeRnAl.", "_WEB._TCP.svc.internal."} {
+		qtype := dns.TypeA
+		if strings.HasPrefix(qname, "_") {
+			qtype = dns.TypeSRV
+		}
+		resp := h.Answer(query(qname, qtype), false, loopback)
+		if resp.Question[0].Name != qname {
+			t.Errorf("question rewritten to %q", resp.Question[0].Name)
+		}
+		if len(resp.Answer) != 3 || resp.Answer[0].Header().Name != qname {
+			t.Errorf("%s: answers %v, want 3 owned by %q", qname, rrStrings(resp.Answer), qname)
+		}
+	}
+}
+
+func TestRotation(t *testing.T) {
+	h, _ := fixture(t, Options{})
+	firsts := map[string]bool{}
+	for range 6 {
+		resp := h.Answer(query("web.svc.internal.", dns.TypeA), false, loopback)
+		firsts[resp.Answer[0].(*dns.A).A.String()] = true
+	}
+	if len(firsts) != 3 {
+		t.Errorf("first A over 6 queries: %v, want all 3 rotated in", firsts)
+	}
+	// SRV glue follows its records.
+	resp := h.Answer(query("web.svc.internal.", dns.TypeSRV), false, loopback)
+	for i, rr := range resp.Answer {
+		if resp.Extra[i].Header().Name != rr.(*dns.SRV).Target {
+			t.Errorf("glue %d for %s is %s", i, rr.(*dns.SRV).Target, resp.Extra[i].Header().Name)
+		}
+	}
+}
+
+func TestSizing(t *testing.T) {
+	h, _ := fixture(t, Options{UDPSize: 1232})
+	edns := func(size uint16) *dns.Msg {
+		m := query("big.svc.internal.", dns.TypeA)
+		m.SetEdns0(size, false)
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		req     *dns.Msg
+		tcp     bool
+		limit   int
+		trunc   bool
+		answers int // exact count when > 0
+	}{
+		{"UDP without EDNS", query("big.svc.internal.", dns.TypeA), false, 512, true, 0},
+		{"UDP EDNS 4096 capped at udp_size", edns(4096), false, 1232, true, 0},
+		{"UDP EDNS below 512 gets 512", edns(100), false, 512, true, 0},
+		{"TCP gets everything", query("big.svc.internal.", dns.TypeA), true, 65535, false, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := h.Answer(tc.req, tc.tcp, loopback)
+			wire, err := resp.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(wire) > tc.limit {
+				t.Errorf("%d octets, limit %d", len(wire), tc.limit)
+			}
+			if resp.Truncated != tc.trunc {
+				t.Errorf("TC=%v, want %v", resp.Truncated, tc.trunc)
+			}
+			if tc.answers > 0 && len(resp.Answer) != tc.answers {
+				t.Errorf("%d answers, want %d", len(resp.Answer), tc.answers)
+			}
+			if tc.trunc && (len(resp.Answer) == 0 || len(wire) < tc.limit-100) {
+				t.Errorf("trimmed too far: %d answers in %d octets", len(resp.Answer), len(wire))
+			}
+			if tc.req.IsEdns0() != nil && resp.IsEdns0() == nil {
+				t.Error("OPT dropped while trimming")
+			}
+		})
+	}
+	// Additional goes first, without TC: mid's 10 SRV fit 512 octets, with
+	// their glue they do not.
+	req := query("mid.svc.internal.", dns.TypeSRV)
+	full := h.Answer(req, true, loopback)
+	noGlue := full.Copy()
+	noGlue.Extra = nil
+	if full.Len() <= 512 || noGlue.Len() > 512 {
+		t.Fatalf("fixture: %d octets with glue, %d without; want >512 and <=512", full.Len(), noGlue.Len())
+	}
+	resp := h.Answer(req, false, loopback)
+	if resp.Truncated || len(resp.Answer) != 10 || len(resp.Extra) != 0 {
+		t.Errorf("TC=%v answers=%d extra=%d, want all 10 answers, no glue, no TC",
+			resp.Truncated, len(resp.Answer), len(resp.Extra))
+	}
+}
+
+func TestEDNS(t *testing.T) {
+	h, _ := fixture(t, Options{})
+	req := query("web.svc.internal.", dns.TypeA)
+	req.SetEdns0(4096, true)
+	req.IsEdns0().Option = append(req.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: 65001, Data: []byte{1, 2}})
+	resp := h.Answer(req, false, loopback)
+	opt := resp.IsEdns0()
+	if opt == nil || !opt.Do() || opt.Version() != 0 || len(opt.Option) != 0 {
+		t.Fatalf("OPT %v: want echoed with DO and no unknown options", opt)
+	}
+	if len(resp.Answer) != 3 {
+		t.Errorf("unknown option changed the answer: %v", resp.Answer)
+	}
+	req = query("web.svc.internal.", dns.TypeA)
+	req.SetEdns0(4096, false)
+	req.IsEdns0().SetVersion(1)
+	resp = h.Answer(req, false, loopback)
+	wire, err := resp.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back dns.Msg
+	if err := back.Unpack(wire); err != nil {
+		t.Fatal(err)
+	}
+	if back.Rcode != dns.RcodeBadVers || back.IsEdns0() == nil || len(back.Answer) != 0 {
+		t.Errorf("EDNS version 1: rcode %s opt %v answers %d, want BADVERS with OPT", dns.RcodeToString[back.Rcode], back.IsEdns0(), len(back.Answer))
+	}
+}
+
+func TestOutsideZoneAndOddQueries(t *testing.T) {
+	h, _ := fixture(t, Options{})
+	for _, tc := range []struct {
+		name  string
+		req   func() *dns.Msg
+		rcode int
+	}{
+		{"outside the zone, forwarding off", func() *dns.Msg { return query("example.com.", dns.TypeA) }, dns.RcodeRefused},
+		{"unknown reverse name, forwarding off", func() *dns.Msg { return query("9.9.9.10.in-addr.arpa.", dns.TypePTR) }, dns.RcodeRefused},
+		{"class CHAOS", func() *dns.Msg {
+			m := query("web.svc.internal.", dns.TypeTXT)
+			m.Question[0].Qclass = dns.ClassCHAOS
+			return m
+		}, dns.RcodeRefused},
+		{"opcode STATUS", func() *dns.Msg {
+			m := query("web.svc.internal.", dns.TypeA)
+			m.Opcode = dns.OpcodeStatus
+			return m
+		}, dns.RcodeNotImplemented},
+		{"opcode UPDATE", func() *dns.Msg {
+			m := query("web.svc.internal.", dns.TypeA)
+			m.Opcode = dns.OpcodeUpdate
+			return m
+		}, dns.RcodeNotImplemented},
+		{"no question", func() *dns.Msg { return &dns.Msg{} }, dns.RcodeFormatError},
+		{"two questions", func() *dns.Msg {
+			m := query("web.svc.internal.", dns.TypeA)
+			m.Question = append(m.Question, m.Question[0])
+			return m
+		}, dns.RcodeFormatError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := h.Answer(tc.req(), false, loopback)
+			if resp.Rcode != tc.rcode {
+				t.Errorf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if resp.Authoritative || resp.RecursionAvailable || len(resp.Answer) > 0 {
+				t.Errorf("AA=%v RA=%v answers=%d on a refusal", resp.Authoritative, resp.RecursionAvailable, len(resp.Answer))
+			}
+		})
+	}
+}
+
+type fakeForwarder struct{ fail bool }
+
+func (f fakeForwarder) Forward(_ context.Context, req *dns.Msg, _ netip.Addr) (*dns.Msg, error) {
+	if f.fail {
+		return nil, fmt.Errorf("all upstreams down")
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	rr, _ := dns.NewRR(req.Question[0].Name + " 60 IN A 192.0.2.1")
+	m.Answer = []dns.RR{rr}
+	return m, nil
+}
+
+func TestForwardingSetsRA(t *testing.T) {
+	h, _ := fixture(t, Options{Forwarder: fakeForwarder{}})
+	in := h.Answer(query("web.svc.internal.", dns.TypeAAAA), false, loopback)
+	if !in.Authoritative || !in.RecursionAvailable {
+		t.Errorf("in-zone with forwarding: AA=%v RA=%v, want both", in.Authoritative, in.RecursionAvailable)
+	}
+	out := h.Answer(query("example.com.", dns.TypeA), false, loopback)
+	if out.Rcode != dns.RcodeSuccess || len(out.Answer) != 1 || !out.RecursionAvailable || out.Authoritative {
+		t.Errorf("forwarded: %v", out)
+	}
+	h, _ = fixture(t, Options{Forwarder: fakeForwarder{fail: true}})
+	if got := h.Answer(query("example.com.", dns.TypeA), false, loopback); got.Rcode != dns.RcodeServerFailure {
+		t.Errorf("failed upstreams: rcode %s, want SERVFAIL (never REFUSED)", dns.RcodeToString[got.Rcode])
+	}
+}

@@ -1,0 +1,246 @@
+package dnsserver
+
+import (
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/cache"
+)
+
+// index is the answer table compiled from one cache snapshot. It is
+// immutable once published; the hot path reads it without locks.
+type index struct {
+	version  uint64
+	ttl      uint32
+	zones    []*zone                     // longest name first, for suffix matching
+	services map[string]*compiledService // by FQDN, as in the snapshot
+
+	ptrOnce sync.Once
+	ptr     map[string][]dns.PTR // reverse name -> PTRs, built on first use
+}
+
+// zone holds what the apex answers and the zone-wide names.
+type zone struct {
+	name string
+	soa  dns.SOA
+	ns   dns.NS
+	glue []dns.RR       // A/AAAA of the NS target
+	tags map[string]int // tag label -> services carrying it (for _<tag> non-terminals)
+	svcs int            // services in the zone (for _tcp and _udp non-terminals)
+}
+
+// rrsets are the records of a name that answers for a set of instances.
+type rrsets struct {
+	a    []dns.A
+	aaaa []dns.AAAA
+	srv  []dns.SRV
+	glue [][]dns.RR // address records of each SRV target, aligned with srv
+}
+
+// instNode answers for one instance name.
+type instNode struct {
+	a     []dns.A
+	aaaa  []dns.AAAA
+	txt   []dns.TXT
+	cname []dns.CNAME // when the instance address is a host name
+}
+
+// compiledService holds every answer under one service name. It depends on
+// the cache.Service alone, so an unchanged service is reused as is.
+type compiledService struct {
+	svc   *cache.Service
+	all   *rrsets
+	tags  map[string]*rrsets
+	insts map[string]*instNode
+}
+
+// compile builds the index for snap, reusing what prev compiled for
+// services that did not change.
+func compile(prev *index, snap *cache.Snapshot, defaultZone string, ttl, negTTL uint32, nsAddrs []netip.Addr) *index {
+	idx := &index{version: snap.Version, ttl: ttl, services: make(map[string]*compiledService, len(snap.Services))}
+	zones := map[string]*zone{}
+	addZone := func(name string) *zone {
+		z := zones[name]
+		if z == nil {
+			z = newZone(name, uint32(snap.Version), ttl, negTTL, nsAddrs)
+			zones[name] = z
+		}
+		return z
+	}
+	addZone(defaultZone)
+	for _, name := range snap.Zones {
+		addZone(name)
+	}
+	for fqdn, svc := range snap.Services {
+		var cs *compiledService
+		if prev != nil {
+			if old := prev.services[fqdn]; old != nil && old.svc == svc {
+				cs = old
+			}
+		}
+		if cs == nil {
+			cs = compileService(svc, ttl)
+		}
+		idx.services[fqdn] = cs
+		z := addZone(svc.Zone)
+		z.svcs++
+		for tag := range cs.tags {
+			z.tags[tag]++
+		}
+	}
+	idx.zones = slices.SortedFunc(maps.Values(zones), func(a, b *zone) int {
+		return len(b.name) - len(a.name)
+	})
+	return idx
+}
+
+func newZone(name string, serial, ttl, negTTL uint32, nsAddrs []netip.Addr) *zone {
+	nsName := "ns.dns." + name
+	z := &zone{name: name, tags: map[string]int{}}
+	z.soa = dns.SOA{
+		Hdr:     dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: negTTL},
+		Ns:      nsName,
+		Mbox:    "hostmaster." + name,
+		Serial:  serial,
+		Refresh: 3600,
+		Retry:   600,
+		Expire:  86400,
+		Minttl:  negTTL,
+	}
+	z.ns = dns.NS{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: ttl}, Ns: nsName}
+	for _, ip := range nsAddrs {
+		z.glue = append(z.glue, addrRR(nsName, ip, ttl))
+	}
+	return z
+}
+
+func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
+	if ip.Is4() {
+		return &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.IP(ip.AsSlice())}
+	}
+	return &dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: net.IP(ip.AsSlice())}
+}
+
+func compileService(svc *cache.Service, ttl uint32) *compiledService {
+	cs := &compiledService{
+		svc:   svc,
+		all:   &rrsets{},
+		tags:  map[string]*rrsets{},
+		insts: make(map[string]*instNode, len(svc.Endpoints)),
+	}
+	for i := range svc.Endpoints {
+		ep := &svc.Endpoints[i]
+		target := ep.Label + "." + svc.FQDN
+		node := &instNode{}
+		var glue []dns.RR
+		ip, isIP := ep.IP()
+		if isIP {
+			glue = []dns.RR{addrRR(target, ip, ttl)}
+			if ip.Is4() {
+				node.a = []dns.A{*glue[0].(*dns.A)}
+			} else {
+				node.aaaa = []dns.AAAA{*glue[0].(*dns.AAAA)}
+			}
+		} else {
+			// A host name is its own SRV target: an alias may never be one.
+			target = dns.Fqdn(strings.ToLower(ep.Address))
+			node.cname = []dns.CNAME{{Hdr: hdr(dns.TypeCNAME, ttl), Target: target}}
+		}
+		if txt := metaTXT(ep.Meta); len(txt) > 0 {
+			node.txt = []dns.TXT{{Hdr: hdr(dns.TypeTXT, ttl), Txt: txt}}
+		}
+		cs.insts[ep.Label] = node
+
+		srv := dns.SRV{Hdr: hdr(dns.TypeSRV, ttl), Priority: ep.Priority, Weight: ep.Weight, Port: ep.Port, Target: target}
+		cs.all.add(node, srv, glue)
+		for _, tag := range ep.Tags {
+			label := cache.Label(tag)
+			if label == "" {
+				continue
+			}
+			set := cs.tags[label]
+			if set == nil {
+				set = &rrsets{}
+				cs.tags[label] = set
+			}
+			if n := len(set.srv); n > 0 && set.srv[n-1].Target == target {
+				continue // the same tag twice, or two tags with one label
+			}
+			set.add(node, srv, glue)
+		}
+	}
+	return cs
+}
+
+func (s *rrsets) add(node *instNode, srv dns.SRV, glue []dns.RR) {
+	s.a = append(s.a, node.a...)
+	s.aaaa = append(s.aaaa, node.aaaa...)
+	s.srv = append(s.srv, srv)
+	s.glue = append(s.glue, glue)
+}
+
+func hdr(t uint16, ttl uint32) dns.RR_Header {
+	return dns.RR_Header{Rrtype: t, Class: dns.ClassINET, Ttl: ttl}
+}
+
+// metaTXT renders metadata as sorted key=value strings, each cut to the 255
+// octets a TXT string may hold.
+func metaTXT(meta map[string]string) []string {
+	keys := slices.Sorted(maps.Keys(meta))
+	txt := make([]string, 0, len(keys))
+	for _, k := range keys {
+		s := k + "=" + meta[k]
+		if len(s) > 255 {
+			s = s[:255]
+		}
+		txt = append(txt, s)
+	}
+	return txt
+}
+
+// findZone returns the zone that holds name (lowercase, fully qualified) and
+// the labels of name below the zone apex.
+func (idx *index) findZone(name string) (*zone, []string) {
+	for _, z := range idx.zones {
+		if name == z.name {
+			return z, nil
+		}
+		if strings.HasSuffix(name, z.name) && name[len(name)-len(z.name)-1] == '.' {
+			return z, dns.SplitDomainName(name[:len(name)-len(z.name)])
+		}
+	}
+	return nil, nil
+}
+
+// reverse returns the PTR records of a reverse name, building the reverse
+// map the first time one is asked for.
+func (idx *index) reverse(name string) []dns.PTR {
+	idx.ptrOnce.Do(func() {
+		idx.ptr = map[string][]dns.PTR{}
+		for _, cs := range idx.services {
+			for i := range cs.svc.Endpoints {
+				ep := &cs.svc.Endpoints[i]
+				ip, ok := ep.IP()
+				if !ok {
+					continue
+				}
+				rev, err := dns.ReverseAddr(ip.String())
+				if err != nil {
+					continue
+				}
+				ptr := dns.PTR{Hdr: hdr(dns.TypePTR, idx.ttl), Ptr: ep.Label + "." + cs.svc.FQDN}
+				idx.ptr[rev] = append(idx.ptr[rev], ptr)
+			}
+		}
+		for _, ptrs := range idx.ptr {
+			slices.SortFunc(ptrs, func(a, b dns.PTR) int { return strings.Compare(a.Ptr, b.Ptr) })
+		}
+	})
+	return idx.ptr[name]
+}

@@ -1,0 +1,114 @@
+package dnsserver
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Labels of the request counter are bounded: a fixed list of query types
+// and rcodes, everything else is "other". The query name is never a label.
+var (
+	metricTypes  = []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypePTR, dns.TypeSOA, dns.TypeNS, dns.TypeCNAME, dns.TypeANY}
+	metricRcodes = []int{dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError, dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeBadVers}
+	protoNames   = [2]string{"udp", "tcp"}
+)
+
+// Metrics are the DNS server's Prometheus metrics.
+type Metrics struct {
+	requests  *prometheus.CounterVec
+	duration  [2]prometheus.Observer
+	truncated [2]prometheus.Counter
+	rejected  *prometheus.CounterVec
+
+	// cells caches the request counter of each (proto, type, rcode), so
+	// the hot path does no label hashing.
+	cells [2][10][8]atomic.Pointer[prometheus.Counter]
+}
+
+// NewMetrics creates the DNS metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_dns_requests_total",
+			Help: "DNS requests answered, by transport, query type and response code.",
+		}, []string{"proto", "type", "rcode"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_dns_rejected_total",
+			Help: "DNS messages rejected before parsing, by the response sent (FORMERR, NOTIMP) or none (ignored).",
+		}, []string{"reason"}),
+	}
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "discodns_dns_request_duration_seconds",
+		Help:    "Time to answer a DNS request, by transport.",
+		Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25, 1, 2.5},
+	}, []string{"proto"})
+	truncated := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_dns_truncated_total",
+		Help: "DNS responses sent with TC=1 because the answer did not fit, by transport.",
+	}, []string{"proto"})
+	for i, p := range protoNames {
+		m.duration[i] = duration.WithLabelValues(p)
+		m.truncated[i] = truncated.WithLabelValues(p)
+	}
+	reg.MustRegister(m.requests, duration, truncated, m.rejected)
+	return m
+}
+
+func (m *Metrics) observe(tcp bool, qtype uint16, rcode int, truncated bool, took time.Duration) {
+	p := 0
+	if tcp {
+		p = 1
+	}
+	t := len(metricTypes)
+	for i, mt := range metricTypes {
+		if mt == qtype {
+			t = i
+			break
+		}
+	}
+	r := len(metricRcodes)
+	for i, mr := range metricRcodes {
+		if mr == rcode {
+			r = i
+			break
+		}
+	}
+	cell := &m.cells[p][t][r]
+	c := cell.Load()
+	if c == nil {
+		typeName, rcodeName := "other", "other"
+		if t < len(metricTypes) {
+			typeName = dns.TypeToString[metricTypes[t]]
+		}
+		if r < len(metricRcodes) {
+			rcodeName = dns.RcodeToString[metricRcodes[r]]
+		}
+		counter := m.requests.WithLabelValues(protoNames[p], typeName, rcodeName)
+		c = &counter
+		cell.Store(c)
+	}
+	(*c).Inc()
+	m.duration[p].Observe(took.Seconds())
+	if truncated {
+		m.truncated[p].Inc()
+	}
+}
+
+// acceptFunc wraps miekg/dns's message filter to count what it rejects.
+func (m *Metrics) acceptFunc(dh dns.Header) dns.MsgAcceptAction {
+	action := dns.DefaultMsgAcceptFunc(dh)
+	if m != nil {
+		switch action {
+		case dns.MsgReject:
+			m.rejected.WithLabelValues("FORMERR").Inc()
+		case dns.MsgRejectNotImplemented:
+			m.rejected.WithLabelValues("NOTIMP").Inc()
+		case dns.MsgIgnore:
+			m.rejected.WithLabelValues("ignored").Inc()
+		}
+	}
+	return action
+}

@@ -1,0 +1,115 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
+)
+
+// ListenConfig says where and how the server listens.
+type ListenConfig struct {
+	// Addrs are exact IP:port addresses; each gets a UDP and a TCP listener.
+	Addrs []string
+	// TCPIdleTimeout closes idle TCP connections (RFC 7766).
+	TCPIdleTimeout time.Duration
+	// MaxTCPConnections caps concurrent TCP connections; further ones wait
+	// to be accepted.
+	MaxTCPConnections int
+}
+
+// Server runs the UDP and TCP listeners of a Handler.
+type Server struct {
+	servers []*dns.Server
+	addrs   []net.Addr
+	errs    chan error
+}
+
+// Listen binds every address (so a busy port fails here, not later) and
+// starts serving h on it.
+func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*Server, error) {
+	if cfg.TCPIdleTimeout <= 0 {
+		cfg.TCPIdleTimeout = 10 * time.Second
+	}
+	if cfg.MaxTCPConnections <= 0 {
+		cfg.MaxTCPConnections = 1000
+	}
+	s := &Server{errs: make(chan error, 2*len(cfg.Addrs))}
+	idle := func() time.Duration { return cfg.TCPIdleTimeout }
+	for _, addr := range cfg.Addrs {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("dns listen udp %s: %w", addr, err)
+		}
+		// TCP takes the port UDP got, so ":0" gives one port for both.
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			s.close()
+			return nil, fmt.Errorf("dns listen tcp %s: %w", pc.LocalAddr(), err)
+		}
+		s.addrs = append(s.addrs, pc.LocalAddr(), l.Addr())
+		s.servers = append(s.servers,
+			&dns.Server{PacketConn: pc, Handler: h, MsgAcceptFunc: metrics.acceptFunc},
+			&dns.Server{
+				Listener:      netutil.LimitListener(l, cfg.MaxTCPConnections),
+				Handler:       h,
+				IdleTimeout:   idle,
+				ReadTimeout:   cfg.TCPIdleTimeout,
+				WriteTimeout:  5 * time.Second,
+				MsgAcceptFunc: metrics.acceptFunc,
+			})
+	}
+	var started sync.WaitGroup
+	for _, srv := range s.servers {
+		started.Add(1)
+		srv.NotifyStartedFunc = started.Done
+		go func() {
+			if err := srv.ActivateAndServe(); err != nil {
+				log.Error("dns server stopped", "err", err)
+				s.errs <- err
+			}
+		}()
+	}
+	started.Wait()
+	for _, a := range s.addrs {
+		log.Info("dns listening", "net", a.Network(), "addr", a.String())
+	}
+	return s, nil
+}
+
+// Addrs returns the bound addresses, UDP and TCP for each listen address.
+func (s *Server) Addrs() []net.Addr { return s.addrs }
+
+// Errors delivers listener failures after start.
+func (s *Server) Errors() <-chan error { return s.errs }
+
+// Shutdown stops accepting queries and waits, until ctx ends, for the ones
+// in flight to be answered.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.servers))
+	for i, srv := range s.servers {
+		wg.Go(func() { errs[i] = srv.ShutdownContext(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Server) close() {
+	for _, srv := range s.servers {
+		if srv.PacketConn != nil {
+			srv.PacketConn.Close()
+		}
+		if srv.Listener != nil {
+			srv.Listener.Close()
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package dnsserver
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// serve starts a real UDP+TCP server on a free loopback port.
+func serve(t *testing.T) (addr string, metrics *Metrics) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	metrics = NewMetrics(reg)
+	h, _ := fixture(t, Options{UDPSize: 1232})
+	h.metrics = metrics
+	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0"}, TCPIdleTimeout: 2 * time.Second, MaxTCPConnections: 8}, h, metrics, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv.Addrs()[0].String(), metrics
+}
+
+func TestUDPTruncationThenTCP(t *testing.T) {
+	addr, metrics := serve(t)
+	// The port is shared: UDP and TCP listen on the same number.
+	tcpAddr := addr
+	udp := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	resp, _, err := udp.Exchange(query("big.svc.internal.", dns.TypeA), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Truncated || len(resp.Answer) == 0 || len(resp.Answer) >= 200 {
+		t.Fatalf("UDP: TC=%v answers=%d, want TC=1 and a partial answer", resp.Truncated, len(resp.Answer))
+	}
+	tcp := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+	resp, _, err = tcp.Exchange(query("big.svc.internal.", dns.TypeA), tcpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Truncated || len(resp.Answer) != 200 {
+		t.Fatalf("TCP: TC=%v answers=%d, want all 200", resp.Truncated, len(resp.Answer))
+	}
+	if got := testutil.ToFloat64(metrics.truncated[0]); got != 1 {
+		t.Errorf("udp truncations counted %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(metrics.requests.WithLabelValues("tcp", "A", "NOERROR")); got != 1 {
+		t.Errorf("tcp A NOERROR counted %v, want 1", got)
+	}
+}
+
+func TestTCPPipelined(t *testing.T) {
+	addr, _ := serve(t)
+	conn, err := dns.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	a := query("web.svc.internal.", dns.TypeA)
+	aaaa := query("web.svc.internal.", dns.TypeAAAA)
+	// glibc sends A and AAAA back to back before reading.
+	for _, m := range []*dns.Msg{a, aaaa} {
+		if err := conn.WriteMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[uint16]*dns.Msg{}
+	for range 2 {
+		resp, err := conn.ReadMsg()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[resp.Id] = resp
+	}
+	if r := got[a.Id]; r == nil || len(r.Answer) != 3 {
+		t.Errorf("A on a shared connection: %v", r)
+	}
+	if r := got[aaaa.Id]; r == nil || r.Rcode != dns.RcodeSuccess || len(r.Ns) != 1 {
+		t.Errorf("AAAA on a shared connection: %v", r)
+	}
+}
+
+func TestMalformedPackets(t *testing.T) {
+	addr, metrics := serve(t)
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	valid, _ := query("web.svc.internal.", dns.TypeA).Pack()
+	twoQuestions := append([]byte(nil), valid...)
+	twoQuestions[5] = 2 // QDCOUNT 2 with one question present
+	loop := append([]byte(nil), valid[:12]...)
+	loop = append(loop, 0xc0, 12, 0, 1, 0, 1) // a name pointing at itself
+	for _, pkt := range [][]byte{
+		{0x12},                    // shorter than a header
+		valid[:14],                // cut inside the question
+		twoQuestions,              // counts that lie
+		loop,                      // compression loop
+		append(valid, 0xde, 0xad), // trailing garbage
+		[]byte(strings.Repeat("\xff", 600)),
+	} {
+		if _, err := conn.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server is still answering.
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	resp, _, err := c.Exchange(query("web.svc.internal.", dns.TypeA), addr)
+	if err != nil || len(resp.Answer) != 3 {
+		t.Fatalf("after garbage: %v %v", resp, err)
+	}
+	// The lying counts were answered FORMERR (and counted), not crashed on.
+	deadline := time.Now().Add(2 * time.Second)
+	for testutil.ToFloat64(metrics.rejected.WithLabelValues("FORMERR")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no FORMERR counted for malformed packets")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
