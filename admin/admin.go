@@ -1,0 +1,140 @@
+// Package admin serves discodns's HTTP interface: Prometheus metrics,
+// liveness and readiness, and the service table as JSON.
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/discodns/discodns/cache"
+)
+
+// Handler returns the admin HTTP handler for table, serving the metrics
+// gathered from gatherer.
+func Handler(table *cache.Table, gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		snap := table.Snapshot()
+		status := http.StatusOK
+		if !snap.Ready() {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, readiness{Ready: snap.Ready(), Version: snap.Version, Sources: sourcesJSON(snap)})
+	})
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, servicesJSON(table.Snapshot(), r.URL.Query().Get("service")))
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "discodns: /metrics /healthz /readyz /v1/services[?service=NAME]")
+	})
+	return mux
+}
+
+// NewServer returns an HTTP server for h with conservative timeouts.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+}
+
+type readiness struct {
+	Ready   bool         `json:"ready"`
+	Version uint64       `json:"version"`
+	Sources []sourceJSON `json:"sources"`
+}
+
+type sourceJSON struct {
+	Name      string     `json:"name"`
+	Zone      string     `json:"zone"`
+	State     string     `json:"state"`
+	Since     time.Time  `json:"since"`
+	Error     string     `json:"error,omitempty"`
+	Listed    bool       `json:"listed"`
+	LastList  *time.Time `json:"last_list,omitempty"`
+	Services  int        `json:"services"`
+	Instances int        `json:"instances"`
+}
+
+type servicesDoc struct {
+	Version  uint64        `json:"version"`
+	Sources  []sourceJSON  `json:"sources"`
+	Services []serviceJSON `json:"services"`
+}
+
+type serviceJSON struct {
+	Name      string         `json:"name"`
+	FQDN      string         `json:"fqdn"`
+	Instances []instanceJSON `json:"instances"`
+}
+
+type instanceJSON struct {
+	Name     string            `json:"name"`
+	Service  string            `json:"service"`
+	ID       string            `json:"id"`
+	Address  string            `json:"address"`
+	Port     uint16            `json:"port"`
+	Priority uint16            `json:"priority"`
+	Weight   uint16            `json:"weight"`
+	Tags     []string          `json:"tags,omitempty"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	Source   string            `json:"source"`
+}
+
+func sourcesJSON(snap *cache.Snapshot) []sourceJSON {
+	out := make([]sourceJSON, 0, len(snap.Sources))
+	for _, s := range snap.Sources {
+		sj := sourceJSON{
+			Name: s.Name, Zone: s.Zone, State: s.State.String(), Since: s.Since, Error: s.Err,
+			Listed: s.Listed, Services: s.Services, Instances: s.Instances,
+		}
+		if s.Listed {
+			sj.LastList = &s.LastList
+		}
+		out = append(out, sj)
+	}
+	return out
+}
+
+func servicesJSON(snap *cache.Snapshot, filter string) servicesDoc {
+	doc := servicesDoc{Version: snap.Version, Sources: sourcesJSON(snap), Services: []serviceJSON{}}
+	filter = strings.ToLower(filter)
+	for _, fqdn := range slices.Sorted(maps.Keys(snap.Services)) {
+		svc := snap.Services[fqdn]
+		if filter != "" && svc.Name != filter && fqdn != strings.TrimSuffix(filter, ".")+"." {
+			continue
+		}
+		sj := serviceJSON{Name: svc.Name, FQDN: svc.FQDN, Instances: make([]instanceJSON, 0, len(svc.Endpoints))}
+		for _, ep := range svc.Endpoints {
+			sj.Instances = append(sj.Instances, instanceJSON{
+				Name: ep.Label + "." + svc.FQDN, Service: ep.Service, ID: ep.ID, Address: ep.Address,
+				Port: ep.Port, Priority: ep.Priority, Weight: ep.Weight, Tags: ep.Tags, Meta: ep.Meta, Source: ep.Source,
+			})
+		}
+		doc.Services = append(doc.Services, sj)
+	}
+	return doc
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,76 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/discodns/discodns/cache"
+)
+
+func get(t *testing.T, h http.Handler, path string) (int, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestEndpoints(t *testing.T) {
+	table := cache.NewTable(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	table.AddSource("etcd", "svc.internal.")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(table))
+	h := Handler(table, reg)
+
+	if code, _ := get(t, h, "/healthz"); code != 200 {
+		t.Errorf("/healthz %d", code)
+	}
+	if code, body := get(t, h, "/readyz"); code != 503 || !strings.Contains(body, `"syncing"`) {
+		t.Errorf("/readyz before the first list: %d %s", code, body)
+	}
+	table.Replace("etcd", []cache.Instance{
+		{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80, Meta: map[string]string{"v": "1"}},
+		{Service: "db", ID: "x", Address: "10.0.1.1", Port: 5432},
+	})
+	if code, body := get(t, h, "/readyz"); code != 200 || !strings.Contains(body, `"connected"`) {
+		t.Errorf("/readyz after the list: %d %s", code, body)
+	}
+	table.SetState("etcd", cache.StateStale, errors.New("etcd down"))
+	code, body := get(t, h, "/readyz")
+	if code != 200 || !strings.Contains(body, `"stale"`) || !strings.Contains(body, "etcd down") {
+		t.Errorf("/readyz while stale: %d %s", code, body)
+	}
+
+	code, body = get(t, h, "/v1/services?service=web")
+	var doc servicesDoc
+	if err := json.Unmarshal([]byte(body), &doc); code != 200 || err != nil {
+		t.Fatalf("/v1/services: %d %v %s", code, err, body)
+	}
+	if len(doc.Services) != 1 || doc.Services[0].FQDN != "web.svc.internal." ||
+		doc.Services[0].Instances[0].Name != "a.web.svc.internal." || doc.Services[0].Instances[0].Meta["v"] != "1" {
+		t.Errorf("/v1/services?service=web: %+v", doc.Services)
+	}
+	if _, body := get(t, h, "/v1/services"); strings.Count(body, `"fqdn"`) != 2 {
+		t.Errorf("/v1/services lists %d services, want 2", strings.Count(body, `"fqdn"`))
+	}
+
+	_, metrics := get(t, h, "/metrics")
+	for _, want := range []string{
+		`discodns_source_state{source="etcd",state="stale"} 1`,
+		`discodns_source_state{source="etcd",state="connected"} 0`,
+		`discodns_source_instances{source="etcd"} 2`,
+		`discodns_source_services{source="etcd"} 2`,
+		`discodns_source_last_list_timestamp_seconds{source="etcd"} 1.`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
