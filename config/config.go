@@ -1,0 +1,321 @@
+// Package config holds the discodns configuration: the TOML schema, its
+// defaults and its validation.
+//
+// Load reads a file, rejects unknown keys, keys of another source type,
+// values of the wrong TOML type and invalid values, and returns a Config
+// whose values are defaulted and normalised. Every error is an *Error that
+// names the file, the key, the reason and, when known, the line.
+//
+// The package never reaches the network.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+)
+
+// Source types: the values of Source.Type.
+const (
+	TypeEtcd      = "etcd"
+	TypeConsul    = "consul"
+	TypeZooKeeper = "zookeeper"
+)
+
+// Data layouts: the values of Source.Format.
+const (
+	FormatDiscox    = "discox"    // etcd, zookeeper: <prefix>/<service>/<host:port>
+	FormatGRPC      = "grpc"      // etcd: go.etcd.io/etcd/client/v3/naming/endpoints
+	FormatSkyDNS    = "skydns"    // etcd: CoreDNS etcd plugin records
+	FormatNative    = "native"    // consul: the catalog and health API
+	FormatCurator   = "curator"   // zookeeper: Apache Curator ServiceInstance JSON
+	FormatServerset = "serverset" // zookeeper: Finagle serverset member_* nodes
+)
+
+// formats lists the formats each source type accepts; the first is its
+// default.
+var formats = map[string][]string{
+	TypeEtcd:      {FormatDiscox, FormatGRPC, FormatSkyDNS},
+	TypeConsul:    {FormatNative},
+	TypeZooKeeper: {FormatDiscox, FormatCurator, FormatServerset},
+}
+
+// sourceTypes lists the source types in the order error messages name them.
+var sourceTypes = []string{TypeEtcd, TypeConsul, TypeZooKeeper}
+
+// Config is the whole discodns configuration.
+type Config struct {
+	// DNS is the [dns] table: listeners, zone and answer tuning.
+	DNS DNS `toml:"dns"`
+	// Forward is the [forward] table: recursion to upstream resolvers.
+	Forward Forward `toml:"forward"`
+	// HTTP is the [http] table: the admin endpoint.
+	HTTP HTTP `toml:"http"`
+	// Log is the [log] table.
+	Log Log `toml:"log"`
+	// Sources are the [[source]] tables, one per registry to mirror, in
+	// file order.
+	Sources []Source `toml:"source"`
+}
+
+// DNS configures the DNS server.
+type DNS struct {
+	// Listen lists the addresses served over both UDP and TCP, as "IP:port"
+	// ("[IPv6]:port"): a literal, specified IP and a port 1-65535; at least
+	// one, no duplicates. Validate rewrites each in netip.AddrPort's
+	// canonical form, so netip.ParseAddrPort always accepts it afterwards.
+	Listen []string `toml:"listen"`
+	// Zone is the zone answered from the registries, lowercase and fully
+	// qualified (with the trailing dot).
+	Zone string `toml:"zone"`
+	// TTL is the TTL of positive answers: whole seconds, 0s to 24h.
+	TTL time.Duration `toml:"ttl"`
+	// NegativeTTL is the SOA minimum, the TTL of NXDOMAIN and NODATA
+	// answers: whole seconds, 0s to 24h.
+	NegativeTTL time.Duration `toml:"negative_ttl"`
+	// TCPIdleTimeout closes TCP connections idle this long (RFC 7766); > 0.
+	TCPIdleTimeout time.Duration `toml:"tcp_idle_timeout"`
+	// MaxTCPConnections caps concurrent TCP connections; >= 1.
+	MaxTCPConnections int `toml:"max_tcp_connections"`
+	// UDPSize is the largest UDP answer, advertised and accepted with EDNS;
+	// 512 to 4096.
+	UDPSize int `toml:"udp_size"`
+}
+
+// Forward configures forwarding of names outside the zones.
+type Forward struct {
+	// Upstreams are the resolvers to forward to, in the same "IP:port" form
+	// as DNS.Listen, canonical after Validate; empty turns forwarding off.
+	Upstreams []string `toml:"upstreams"`
+	// Allow lists the client networks allowed to use forwarding, masked
+	// (host bits cleared).
+	Allow []netip.Prefix `toml:"allow"`
+	// Timeout bounds each attempt at one upstream; > 0.
+	Timeout time.Duration `toml:"timeout"`
+}
+
+// HTTP configures the admin HTTP endpoint (metrics, health, status).
+type HTTP struct {
+	// Listen is the host:port to serve on; "" disables the endpoint.
+	Listen string `toml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is "debug", "info", "warn" or "error".
+	Level string `toml:"level"`
+	// Format is "text" or "json".
+	Format string `toml:"format"`
+}
+
+// SlogLevel returns Level as a slog.Level (info when Level is not one of
+// the four names).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Source configures one registry to mirror. Which keys apply depends on
+// Type; the `source` struct tag lists the types a key belongs to (none:
+// every type), and a key of another type is an error in a file.
+type Source struct {
+	// Name identifies the source in logs, metrics and answers; unique.
+	// Validate defaults it to Type.
+	Name string `toml:"name"`
+	// Type is TypeEtcd, TypeConsul or TypeZooKeeper.
+	Type string `toml:"type"`
+	// Zone is the zone this source's services appear in, normalised like
+	// DNS.Zone. Validate defaults it to DNS.Zone.
+	Zone string `toml:"zone"`
+	// Format is the data layout to decode; see the Format constants.
+	Format string `toml:"format"`
+
+	// Endpoints are the etcd members: host:port or http(s)://host:port.
+	Endpoints []string `toml:"endpoints" source:"etcd"`
+	// Prefix is the key (etcd) or znode (zookeeper) under which services
+	// are registered; it starts with "/" and has no trailing "/".
+	Prefix string `toml:"prefix" source:"etcd,zookeeper"`
+	// Username and Password authenticate to etcd; both or neither.
+	Username string `toml:"username" source:"etcd"`
+	// Password is the etcd password.
+	Password Secret `toml:"password" source:"etcd"`
+	// DialTimeout bounds connecting to etcd; > 0.
+	DialTimeout time.Duration `toml:"dial_timeout" source:"etcd"`
+	// ResyncInterval is the period of the full re-list that repairs lost
+	// watch events; > 0.
+	ResyncInterval time.Duration `toml:"resync_interval" source:"etcd"`
+
+	// Address is the Consul agent: host:port or http(s)://host:port.
+	Address string `toml:"address" source:"consul"`
+	// Datacenter is the Consul datacenter; "" means the agent's.
+	Datacenter string `toml:"datacenter" source:"consul"`
+	// Token is the Consul ACL token.
+	Token Secret `toml:"token" source:"consul"`
+	// CAFile is a PEM file of CAs to verify the Consul agent with.
+	CAFile string `toml:"ca_file" source:"consul"`
+	// CertFile and KeyFile are the client certificate; both or neither.
+	CertFile string `toml:"cert_file" source:"consul"`
+	// KeyFile is the client certificate's private key.
+	KeyFile string `toml:"key_file" source:"consul"`
+	// IncludeWarning keeps instances whose health is warning (critical and
+	// maintenance instances are always left out).
+	IncludeWarning bool `toml:"include_warning" source:"consul"`
+	// Tags, when not empty, keeps only instances carrying one of them.
+	Tags []string `toml:"tags" source:"consul"`
+
+	// Servers are the ZooKeeper servers, host:port.
+	Servers []string `toml:"servers" source:"zookeeper"`
+	// SessionTimeout is the ZooKeeper session timeout; > 0.
+	SessionTimeout time.Duration `toml:"session_timeout" source:"zookeeper"`
+	// Auth is the ZooKeeper digest credential "user:password".
+	Auth Secret `toml:"auth" source:"zookeeper"`
+}
+
+// Default returns the default configuration: DNS on 127.0.0.1:8053 for
+// svc.internal., no forwarding upstreams, admin HTTP on 127.0.0.1:9153,
+// info text logs and no sources.
+func Default() *Config {
+	return &Config{
+		DNS: DNS{
+			Listen:            []string{"127.0.0.1:8053"},
+			Zone:              "svc.internal.",
+			TTL:               5 * time.Second,
+			NegativeTTL:       5 * time.Second,
+			TCPIdleTimeout:    10 * time.Second,
+			MaxTCPConnections: 1000,
+			UDPSize:           1232,
+		},
+		Forward: Forward{
+			Upstreams: []string{},
+			Allow: []netip.Prefix{
+				netip.MustParsePrefix("127.0.0.0/8"),
+				netip.MustParsePrefix("::1/128"),
+			},
+			Timeout: 2 * time.Second,
+		},
+		HTTP: HTTP{Listen: "127.0.0.1:9153"},
+		Log:  Log{Level: "info", Format: "text"},
+	}
+}
+
+// DefaultSource returns a Source of the given type with that type's
+// defaults; Name and Zone stay empty for Validate to fill in. For an
+// unknown type it returns a Source with only Type set.
+func DefaultSource(typ string) Source {
+	s := Source{Type: typ}
+	switch typ {
+	case TypeEtcd:
+		s.Endpoints = []string{"127.0.0.1:2379"}
+		s.Prefix = "/services"
+		s.DialTimeout = 5 * time.Second
+		s.ResyncInterval = 5 * time.Minute
+	case TypeConsul:
+		s.Address = "127.0.0.1:8500"
+		s.IncludeWarning = true
+	case TypeZooKeeper:
+		s.Servers = []string{"127.0.0.1:2181"}
+		s.Prefix = "/services"
+		s.SessionTimeout = 10 * time.Second
+	}
+	if f := formats[typ]; len(f) > 0 {
+		s.Format = f[0]
+	}
+	return s
+}
+
+// Secret is a credential. It prints, logs and marshals as "[redacted]"
+// (or "" when empty) so it cannot leak through fmt, slog or encoders; use
+// string(s) to get the value.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (s Secret) shown() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// String returns "[redacted]", or "" when the secret is empty.
+func (s Secret) String() string { return s.shown() }
+
+// Format makes every fmt verb print the redacted form.
+func (s Secret) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.shown()) }
+
+// MarshalText returns the redacted form.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.shown()), nil }
+
+// LogValue returns the redacted form.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.shown()) }
+
+// LogValue summarises the configuration for slog without any secret.
+func (c Config) LogValue() slog.Value {
+	srcs := make([]slog.Attr, len(c.Sources))
+	for i, s := range c.Sources {
+		srcs[i] = slog.Any(fmt.Sprint(i), s)
+	}
+	return slog.GroupValue(
+		slog.Group("dns",
+			slog.Any("listen", c.DNS.Listen),
+			slog.String("zone", c.DNS.Zone),
+			slog.Duration("ttl", c.DNS.TTL),
+			slog.Duration("negative_ttl", c.DNS.NegativeTTL),
+			slog.Duration("tcp_idle_timeout", c.DNS.TCPIdleTimeout),
+			slog.Int("max_tcp_connections", c.DNS.MaxTCPConnections),
+			slog.Int("udp_size", c.DNS.UDPSize)),
+		slog.Group("forward",
+			slog.Any("upstreams", c.Forward.Upstreams),
+			slog.Any("allow", c.Forward.Allow),
+			slog.Duration("timeout", c.Forward.Timeout)),
+		slog.Group("http", slog.String("listen", c.HTTP.Listen)),
+		slog.Group("log", slog.String("level", c.Log.Level), slog.String("format", c.Log.Format)),
+		slog.Attr{Key: "source", Value: slog.GroupValue(srcs...)},
+	)
+}
+
+// LogValue summarises the source for slog: the keys of its type, with
+// secrets shown as "[redacted]" when set.
+func (s Source) LogValue() slog.Value {
+	a := []slog.Attr{
+		slog.String("name", s.Name),
+		slog.String("type", s.Type),
+		slog.String("zone", s.Zone),
+		slog.String("format", s.Format),
+	}
+	switch s.Type {
+	case TypeEtcd:
+		a = append(a,
+			slog.Any("endpoints", s.Endpoints),
+			slog.String("prefix", s.Prefix),
+			slog.String("username", s.Username),
+			slog.String("password", s.Password.shown()),
+			slog.Duration("dial_timeout", s.DialTimeout),
+			slog.Duration("resync_interval", s.ResyncInterval))
+	case TypeConsul:
+		a = append(a,
+			slog.String("address", s.Address),
+			slog.String("datacenter", s.Datacenter),
+			slog.String("token", s.Token.shown()),
+			slog.String("ca_file", s.CAFile),
+			slog.String("cert_file", s.CertFile),
+			slog.String("key_file", s.KeyFile),
+			slog.Bool("include_warning", s.IncludeWarning),
+			slog.Any("tags", s.Tags))
+	case TypeZooKeeper:
+		a = append(a,
+			slog.Any("servers", s.Servers),
+			slog.String("prefix", s.Prefix),
+			slog.Duration("session_timeout", s.SessionTimeout),
+			slog.String("auth", s.Auth.shown()))
+	}
+	return slog.GroupValue(a...)
+}

@@ -1,0 +1,453 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// write puts content in a temporary config file and returns its path.
+func write(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "discodns.toml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadMinimalAppliesDefaults(t *testing.T) {
+	c, err := Load(write(t, "[[source]]\ntype = \"etcd\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Sources = []Source{{
+		Name:           "etcd",
+		Type:           "etcd",
+		Zone:           "svc.internal.",
+		Format:         "discox",
+		Endpoints:      []string{"127.0.0.1:2379"},
+		Prefix:         "/services",
+		DialTimeout:    5 * time.Second,
+		ResyncInterval: 5 * time.Minute,
+	}}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got  %+v\nwant %+v", c, want)
+	}
+	// Spot-check the documented defaults, not only Default().
+	if c.DNS.Listen[0] != "127.0.0.1:8053" || c.DNS.Zone != "svc.internal." ||
+		c.DNS.TTL != 5*time.Second || c.DNS.NegativeTTL != 5*time.Second ||
+		c.DNS.TCPIdleTimeout != 10*time.Second || c.DNS.MaxTCPConnections != 1000 || c.DNS.UDPSize != 1232 ||
+		len(c.Forward.Upstreams) != 0 || len(c.Forward.Allow) != 2 || c.Forward.Timeout != 2*time.Second ||
+		c.HTTP.Listen != "127.0.0.1:9153" || c.Log.Level != "info" || c.Log.Format != "text" {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestLoadSourceDefaultsPerType(t *testing.T) {
+	c, err := Load(write(t, `
+[[source]]
+type = "consul"
+[[source]]
+type = "zookeeper"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consul, zk := c.Sources[0], c.Sources[1]
+	if consul.Name != "consul" || consul.Address != "127.0.0.1:8500" || !consul.IncludeWarning ||
+		consul.Format != "native" || consul.Zone != "svc.internal." {
+		t.Errorf("consul defaults: %+v", consul)
+	}
+	if zk.Name != "zookeeper" || !slices.Equal(zk.Servers, []string{"127.0.0.1:2181"}) ||
+		zk.Prefix != "/services" || zk.Format != "discox" || zk.SessionTimeout != 10*time.Second {
+		t.Errorf("zookeeper defaults: %+v", zk)
+	}
+}
+
+func TestLoadEmptyFileIsDefault(t *testing.T) {
+	c, err := Load(write(t, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestLoadNormalises(t *testing.T) {
+	c, err := Load(write(t, `
+[dns]
+listen = ["127.0.0.1:53", "[0:0::1]:53"]
+zone = "Svc.Example"
+ttl = "0s"
+[forward]
+upstreams = ["192.0.2.1:53"]
+allow = ["10.1.2.3/8"]
+[http]
+listen = ""
+[[source]]
+name = "a"
+type = "etcd"
+zone = "A.Example."
+prefix = "/svc/"
+endpoints = ["https://etcd-1:2379", "etcd-2:2379"]
+format = "skydns"
+[[source]]
+name = "b"
+type = "zookeeper"
+prefix = "/base/x//"
+format = "serverset"
+auth = "u:p"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DNS.Zone != "svc.example." || c.DNS.TTL != 0 || !slices.Equal(c.DNS.Listen, []string{"127.0.0.1:53", "[::1]:53"}) {
+		t.Errorf("dns: %+v", c.DNS)
+	}
+	if c.Forward.Allow[0] != netip.MustParsePrefix("10.0.0.0/8") || c.Forward.Upstreams[0] != "192.0.2.1:53" {
+		t.Errorf("forward: %+v", c.Forward)
+	}
+	if c.HTTP.Listen != "" {
+		t.Errorf("http: %+v", c.HTTP)
+	}
+	if s := c.Sources[0]; s.Zone != "a.example." || s.Prefix != "/svc" || s.Format != "skydns" {
+		t.Errorf("source a: %+v", s)
+	}
+	if s := c.Sources[1]; s.Zone != "svc.example." || s.Prefix != "/base/x" || string(s.Auth) != "u:p" {
+		t.Errorf("source b: %+v", s)
+	}
+}
+
+func TestLoadInlineSourceArray(t *testing.T) {
+	c, err := Load(write(t, `source = [{type = "etcd"}, {type = "consul", tags = ["web"]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Sources) != 2 || c.Sources[1].Tags[0] != "web" {
+		t.Fatalf("got %+v", c.Sources)
+	}
+}
+
+func TestExampleLoads(t *testing.T) {
+	c, err := Load("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Sources) != 1 || c.Sources[0].Type != TypeEtcd {
+		t.Fatalf("sources: %+v", c.Sources)
+	}
+	// The example shows the defaults.
+	c.Sources = nil
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("example differs from the defaults:\n%+v\n%+v", c, Default())
+	}
+}
+
+// commentedSetting matches a commented-out setting: "#" with no space.
+var commentedSetting = regexp.MustCompile(`(?m)^#(\S)`)
+
+func TestExampleWithEverythingUncommentedLoads(t *testing.T) {
+	data, err := os.ReadFile("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(write(t, commentedSetting.ReplaceAllString(string(data), "$1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, s := range c.Sources {
+		types = append(types, s.Type)
+	}
+	if !slices.Equal(types, []string{"etcd", "consul", "zookeeper"}) {
+		t.Fatalf("source types %v", types)
+	}
+}
+
+// TestExampleDocumentsEveryKey keeps config.example.toml in step with the
+// schema: every key appears in its table (commented or not), and every key
+// the example shows exists.
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := regexp.MustCompile(`^\[\[?([a-z_]+)\]\]?\s*$`)
+	setting := regexp.MustCompile(`^([a-z_]+)\s*=`)
+	shown := map[string]bool{}
+	table := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "# ") || line == "#" {
+			continue // prose
+		}
+		line = strings.TrimPrefix(line, "#")
+		if m := header.FindStringSubmatch(line); m != nil {
+			table = m[1]
+		} else if m := setting.FindStringSubmatch(line); m != nil {
+			shown[table+"."+m[1]] = true
+		}
+	}
+	known := knownKeys()
+	if len(known) < 30 {
+		t.Fatalf("knownKeys found only %d keys: %v", len(known), known)
+	}
+	for _, k := range known {
+		if !shown[k] {
+			t.Errorf("config.example.toml does not show %s", k)
+		}
+		delete(shown, k)
+	}
+	for k := range shown {
+		t.Errorf("config.example.toml shows %s, which the schema does not know", k)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	const etcd = "[[source]]\ntype = \"etcd\"\n"
+	tests := []struct {
+		name string
+		toml string
+		want []string // substrings of the message besides the file
+		line int      // expected line; 0: not checked
+	}{
+		{"unknown top-level key", "bogus = 1\n", []string{"unknown key bogus"}, 1},
+		{"unknown key in dns", "[dns]\nlsten = [\"127.0.0.1:53\"]\n", []string{"unknown key dns.lsten", "did you mean dns.listen?"}, 2},
+		{"unknown table", "[dnss]\n", []string{"unknown key dnss", "did you mean dns?"}, 1},
+		{"unknown key in source", etcd + "endpoint = [\"a:1\"]\n", []string{`unknown key source[0] ("etcd").endpoint`, "did you mean"}, 3},
+		{"key of another source type", etcd + "servers = [\"a:1\"]\n", []string{`source[0] ("etcd").servers: key not valid for type etcd`}, 3},
+		{"consul key on zookeeper", "[[source]]\ntype = \"zookeeper\"\ntoken = \"x\"\n", []string{`source[0] ("zookeeper").token: key not valid for type zookeeper`}, 3},
+		{"listen is a string", "[dns]\nlisten = \"x\"\n", []string{"dns.listen: want an array of strings, got a string"}, 2},
+		{"listen has a number", "[dns]\nlisten = [\"127.0.0.1:53\", 53]\n", []string{"dns.listen: want an array of strings, got an integer at index 1"}, 2},
+		{"ttl is an integer", "[dns]\nttl = 5\n", []string{`dns.ttl: want a duration string such as "5s", got an integer`}, 2},
+		{"udp_size is a string", "[dns]\nudp_size = \"1232\"\n", []string{"dns.udp_size: want an integer, got a string"}, 2},
+		{"include_warning is a string", "[[source]]\ntype = \"consul\"\ninclude_warning = \"yes\"\n", []string{`source[0] ("consul").include_warning: want a boolean`}, 3},
+		{"dns is not a table", "dns = 1\n", []string{"dns: want a table, got an integer"}, 1},
+		{"source is not an array", "source = 1\n", []string{"source: want an array of tables"}, 1},
+		{"bad duration", "[dns]\nttl = \"5x\"\n", []string{`dns.ttl: invalid duration "5x": time: unknown unit "x" in duration "5x"`}, 2},
+		{"negative ttl", "[dns]\nttl = \"-1s\"\n", []string{"dns.ttl: must not be negative"}, 2},
+		{"negative negative_ttl", "[dns]\nnegative_ttl = \"-5s\"\n", []string{"dns.negative_ttl: must not be negative"}, 2},
+		{"ttl over a day", "[dns]\nttl = \"25h\"\n", []string{"dns.ttl: must be at most 24h"}, 2},
+		{"ttl fraction", "[dns]\nttl = \"1500ms\"\n", []string{"dns.ttl: must be whole seconds"}, 2},
+		{"zero tcp idle timeout", "[dns]\ntcp_idle_timeout = \"0s\"\n", []string{"dns.tcp_idle_timeout: must be greater than 0"}, 2},
+		{"negative forward timeout", "[forward]\ntimeout = \"-1s\"\n", []string{"forward.timeout: must be greater than 0"}, 2},
+		{"zero resync", etcd + "resync_interval = \"0s\"\n", []string{`source[0] ("etcd").resync_interval: must be greater than 0`}, 3},
+		{"no tcp connections", "[dns]\nmax_tcp_connections = 0\n", []string{"dns.max_tcp_connections: must be at least 1"}, 2},
+		{"udp size small", "[dns]\nudp_size = 511\n", []string{"dns.udp_size: must be 512 to 4096"}, 2},
+		{"udp size big", "[dns]\nudp_size = 4097\n", []string{"dns.udp_size: must be 512 to 4096"}, 2},
+		{"listen hostname", "[dns]\nlisten = [\"localhost:53\"]\n", []string{"dns.listen:", "not an IP address", "host name"}, 2},
+		{"listen missing port", "[dns]\nlisten = [\"127.0.0.1\"]\n", []string{"dns.listen:", "missing port"}, 2},
+		{"listen port 0", "[dns]\nlisten = [\"127.0.0.1:0\"]\n", []string{"dns.listen:", "must be 1-65535"}, 2},
+		{"listen port 70000", "[dns]\nlisten = [\"127.0.0.1:70000\"]\n", []string{"dns.listen:", "70000", "must be 1-65535"}, 2},
+		{"listen 0.0.0.0", "[dns]\nlisten = [\"0.0.0.0:53\"]\n", []string{`dns.listen: "0.0.0.0:53": unspecified address`, "wrong source address"}, 2},
+		{"listen [::]", "[dns]\nlisten = [\"[::]:53\"]\n", []string{`dns.listen: "[::]:53": unspecified address`, "wrong source address"}, 2},
+		{"listen duplicate", "[dns]\nlisten = [\"127.0.0.1:53\", \"127.0.0.1:53\"]\n", []string{`dns.listen: "127.0.0.1:53": listed twice`}, 2},
+		{"listen duplicate spelt differently", "[dns]\nlisten = [\"[::1]:53\", \"[0::1]:53\"]\n", []string{`dns.listen: "[0::1]:53": listed twice (also as "[::1]:53")`}, 2},
+		{"listen empty", "[dns]\nlisten = []\n", []string{"dns.listen: must list at least one address"}, 2},
+		{"bad cidr", "[forward]\nallow = [\"10.0.0.0/33\"]\n", []string{"forward.allow: invalid network", "10.0.0.0/33"}, 2},
+		{"bare ip in allow", "[forward]\nallow = [\"10.0.0.1\"]\n", []string{"forward.allow: invalid network"}, 2},
+		{"upstream hostname", "[forward]\nupstreams = [\"dns.google:53\"]\n", []string{"forward.upstreams:", "dns.google", "not an IP address"}, 2},
+		{"upstream no port", "[forward]\nupstreams = [\"192.0.2.1\"]\n", []string{"forward.upstreams:", "missing port"}, 2},
+		{"upstream unspecified", "[forward]\nupstreams = [\"0.0.0.0:53\"]\n", []string{`forward.upstreams: "0.0.0.0:53": unspecified`}, 2},
+		{"zone empty label", "[dns]\nzone = \"bad..zone\"\n", []string{`dns.zone: "bad..zone" has an empty label`}, 2},
+		{"zone long label", "[dns]\nzone = \"" + strings.Repeat("a", 64) + ".internal\"\n", []string{"dns.zone:", "label of 64 characters", "limit of 63"}, 2},
+		{"zone bad char", "[dns]\nzone = \"svc internal\"\n", []string{"dns.zone:", "' '"}, 2},
+		{"zone empty", "[dns]\nzone = \"\"\n", []string{"dns.zone: must not be empty"}, 2},
+		{"zone root", "[dns]\nzone = \".\"\n", []string{"dns.zone: must not be the root"}, 2},
+		{"source zone", etcd + "zone = \"a..b\"\n", []string{`source[0] ("etcd").zone:`, "empty label"}, 3},
+		{"http listen no port", "[http]\nlisten = \"localhost\"\n", []string{"http.listen:", "missing port"}, 2},
+		{"log level", "[log]\nlevel = \"verbose\"\n", []string{`log.level: unknown level "verbose"`}, 2},
+		{"log format", "[log]\nformat = \"xml\"\n", []string{`log.format: unknown format "xml"`}, 2},
+		{"unknown source type", "[[source]]\ntype = \"eureka\"\n", []string{`source[0].type: unknown type "eureka" (want etcd, consul or zookeeper)`}, 2},
+		{"missing type", "[[source]]\nname = \"x\"\n", []string{`source[0] ("x").type: missing (want etcd, consul or zookeeper)`}, 1},
+		{"missing type no name", "[dns]\n\n[[source]]\nprefix = \"/x\"\n", []string{`source[0].type: missing`}, 3},
+		{"type not a string", "[[source]]\ntype = 1\n", []string{`source[0].type: want a string, got an integer`}, 2},
+		{"etcd format", etcd + "format = \"curator\"\n", []string{`source[0] ("etcd").format: unknown format "curator" for type etcd (want discox, grpc or skydns)`}, 3},
+		{"consul format", "[[source]]\ntype = \"etcd\"\n[[source]]\nname = \"consul\"\ntype = \"consul\"\nformat = \"foo\"\n", []string{`source[1] ("consul").format: unknown format "foo" for type consul (want native)`}, 6},
+		{"zookeeper format", "[[source]]\ntype = \"zookeeper\"\nformat = \"grpc\"\n", []string{`source[0] ("zookeeper").format: unknown format "grpc" for type zookeeper (want discox, curator or serverset)`}, 3},
+		{"duplicate names", etcd + "[[source]]\nname = \"etcd\"\ntype = \"consul\"\n", []string{`source[1] ("etcd").name: duplicate name "etcd", also used by source[0]`}, 4},
+		{"duplicate defaulted names", etcd + etcd, []string{`source[1] ("etcd").name: duplicate name "etcd", also used by source[0]`}, 3},
+		{"cert without key", "[[source]]\ntype = \"consul\"\ncert_file = \"c.pem\"\n", []string{`source[0] ("consul").cert_file: set without key_file`}, 3},
+		{"key without cert", "[[source]]\ntype = \"consul\"\nkey_file = \"k.pem\"\n", []string{`source[0] ("consul").key_file: set without cert_file`}, 3},
+		{"auth without colon", "[[source]]\ntype = \"zookeeper\"\nauth = \"secret\"\n", []string{`source[0] ("zookeeper").auth: must be a digest credential "user:password"`}, 3},
+		{"password without username", etcd + "password = \"p\"\n", []string{`source[0] ("etcd").password: set without username`}, 3},
+		{"root prefix", etcd + "prefix = \"/\"\n", []string{`source[0] ("etcd").prefix:`, "root"}, 3},
+		{"relative prefix", "[[source]]\ntype = \"zookeeper\"\nprefix = \"services\"\n", []string{`source[0] ("zookeeper").prefix: "services" must start with "/"`}, 3},
+		{"bad endpoint", etcd + "endpoints = [\"ftp://x:1\"]\n", []string{`source[0] ("etcd").endpoints:`, "http or https"}, 3},
+		{"endpoint without port", etcd + "endpoints = [\"etcd-1\"]\n", []string{`source[0] ("etcd").endpoints:`, "missing port"}, 3},
+		{"no endpoints", etcd + "endpoints = []\n", []string{`source[0] ("etcd").endpoints: must list at least one`}, 3},
+		{"server with scheme", "[[source]]\ntype = \"zookeeper\"\nservers = [\"http://zk:2181\"]\n", []string{`source[0] ("zookeeper").servers:`}, 3},
+		{"syntax error", "[dns]\nttl = \"5s\"\nzone = = 1\n", []string{"syntax error"}, 3},
+		{"duplicate key", "[dns]\nttl = \"5s\"\nttl = \"6s\"\n", []string{"syntax error", "ttl"}, 3},
+		// Lines of keys in an earlier [[source]] whose key a later one repeats.
+		{"line of earlier source", "[[source]]\nname = \"a\"\ntype = \"etcd\"\nformat = \"x\"\n\n[[source]]\nname = \"b\"\ntype = \"etcd\"\nformat = \"grpc\"\n", []string{`source[0] ("a").format: unknown format "x"`}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := write(t, tt.toml)
+			_, err := Load(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			t.Log(msg)
+			if !strings.HasPrefix(msg, "config "+path+": ") {
+				t.Errorf("%q does not start with the file", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("%q does not contain %q", msg, w)
+				}
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("%T is not *Error", err)
+			}
+			if tt.line != 0 && e.Line != tt.line {
+				t.Errorf("line %d, want %d (%s)", e.Line, tt.line, msg)
+			}
+			if e.Line != 0 && !strings.HasSuffix(msg, fmt.Sprintf("(line %d)", e.Line)) {
+				t.Errorf("%q does not name line %d", msg, e.Line)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.toml")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), "config "+path+": ") || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestValidateInMemory(t *testing.T) {
+	c := Default()
+	s := DefaultSource(TypeEtcd)
+	s.Endpoints = []string{"127.0.0.1:23790"}
+	c.Sources = append(c.Sources, s)
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Sources[0].Name != "etcd" || c.Sources[0].Zone != "svc.internal." {
+		t.Errorf("not defaulted: %+v", c.Sources[0])
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("second Validate: %v", err)
+	}
+
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string
+	}{
+		{"no listen", func(c *Config) { c.DNS.Listen = nil }, "config: dns.listen: must list at least one address"},
+		{"empty addr", func(c *Config) { c.DNS.Listen = []string{""} }, `config: dns.listen: "": want IP:port`},
+		{"flag hostname", func(c *Config) { c.DNS.Listen = []string{"localhost:53"} }, `config: dns.listen: "localhost:53": "localhost" is not an IP address`},
+		{"port 0", func(c *Config) { c.DNS.Listen = []string{"127.0.0.1:0"} }, `config: dns.listen: "127.0.0.1:0": port "0" must be 1-65535`},
+		{"wildcard", func(c *Config) { c.DNS.Listen = []string{"0.0.0.0:53"} }, "unspecified address"},
+		{"upstream", func(c *Config) { c.Forward.Upstreams = []string{"192.0.2.1"} }, `config: forward.upstreams: "192.0.2.1": want IP:port`},
+		{"zero prefix", func(c *Config) { c.Forward.Allow = []netip.Prefix{{}} }, "config: forward.allow: invalid network"},
+		{"source without defaults", func(c *Config) { c.Sources = []Source{{Type: TypeEtcd, Format: FormatDiscox}} }, `config: source[0] ("etcd").endpoints: must list at least one endpoint`},
+		{"source without type", func(c *Config) { c.Sources = []Source{{Name: "x"}} }, `config: source[0] ("x").type: missing`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+const (
+	etcdPassword = "hunter2-etcd-password"
+	consulToken  = "hunter2-consul-token"
+	zkAuth       = "zkuser:hunter2-zk-auth"
+)
+
+func TestSecretsNeverShown(t *testing.T) {
+	c, err := Load(write(t, fmt.Sprintf(`
+[[source]]
+type = "etcd"
+username = "root"
+password = %q
+[[source]]
+type = "consul"
+token = %q
+[[source]]
+type = "zookeeper"
+auth = %q
+`, etcdPassword, consulToken, zkAuth)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(c.Sources[0].Password) != etcdPassword || string(c.Sources[1].Token) != consulToken || string(c.Sources[2].Auth) != zkAuth {
+		t.Fatal("secrets not loaded")
+	}
+
+	var outputs []string
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c, "source", c.Sources[0])
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "config", *c, "password", c.Sources[0].Password)
+	outputs = append(outputs, buf.String())
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+		outputs = append(outputs, fmt.Sprintf(verb, c), fmt.Sprintf(verb, *c), fmt.Sprintf(verb, c.Sources))
+	}
+	j, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs = append(outputs, string(j))
+	for _, out := range outputs {
+		if strings.Contains(out, "hunter2") || strings.Contains(out, "68756e74657232") { // hex of "hunter2"
+			t.Errorf("secret shown: %s", out)
+		}
+	}
+	if !strings.Contains(buf.String(), `"password":"[redacted]"`) {
+		t.Errorf("password not shown as redacted: %s", buf.String())
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	for _, in := range []string{
+		"[[source]]\ntype = \"consul\"\npassword = \"hunter2\"\n",
+		"[[source]]\ntype = \"etcd\"\ntoken = \"hunter2\"\n",
+		"[[source]]\ntype = \"etcd\"\nauth = \"hunter2\"\n",
+		"[[source]]\ntype = \"etcd\"\npassword = \"hunter2\"\n",
+		"[[source]]\ntype = \"etcd\"\npassword = [\"hunter2\"]\n",
+		"[[source]]\ntype = \"consul\"\ntoken = [\"hunter2\"]\n",
+		"[[source]]\ntype = \"zookeeper\"\nauth = \"hunter2\"\n",
+		"[[source]]\ntype = \"zookeeper\"\nauth = \":hunter2\"\n",
+		"[[source]]\ntype = \"etcd\"\nendpoints = [\"http://root:hunter2@etcd:2379\"]\n",
+		"[[source]]\ntype = \"consul\"\naddress = \"http://root:hunter2@consul:8500\"\n",
+		"[[source]]\ntype = \"zookeeper\"\nservers = [\"user:hunter2@zk:2181\"]\n",
+		"[[source]]\ntype = \"etcd\"\npassword = \"hunter2\"\nbogus = 1\n",
+		"[[source]]\ntype = \"etcd\"\npassword = \"hunter2\"\nformat = \"x\"\n",
+		"[[source]]\ntype = \"etcd\"\npassword = \"hunter2\nusername = 1\n",
+	} {
+		_, err := Load(write(t, in))
+		if err == nil {
+			t.Errorf("no error for %q", in)
+		} else if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("secret in error: %v", err)
+		}
+	}
+}

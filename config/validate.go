@@ -1,0 +1,429 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is a configuration problem. Its message reads
+//
+//	config FILE: KEY: REASON (line N)
+//
+// leaving out the parts that are not known. It never contains a secret.
+type Error struct {
+	// File is the configuration file; "" for a Config validated in memory.
+	File string
+	// Line is the line of the key in File; 0 when unknown.
+	Line int
+	// Key names the key, such as `dns.ttl` or `source[1] ("consul").format`;
+	// "" when the problem is not about one key.
+	Key string
+	// Err is the reason.
+	Err error
+
+	path string // key path into the lines recorded by Load
+}
+
+// Error formats the problem.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("config")
+	if e.File != "" {
+		b.WriteString(" " + e.File)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " (line %d)", e.Line)
+	}
+	return b.String()
+}
+
+// Unwrap returns the reason.
+func (e *Error) Unwrap() error { return e.Err }
+
+// keyErr returns an *Error about key (of a table, such as "dns.ttl").
+func keyErr(key string, err error) *Error {
+	return &Error{Key: key, path: key, Err: err}
+}
+
+// srcLabel names source i for messages: `source[1] ("consul")`, or
+// `source[1]` when it has neither name nor type.
+func srcLabel(i int, name, typ string) string {
+	if name == "" {
+		name = typ
+	}
+	if name == "" {
+		return fmt.Sprintf("source[%d]", i)
+	}
+	return fmt.Sprintf("source[%d] (%q)", i, name)
+}
+
+// srcErr returns an *Error about key of source i ("" for the whole source).
+func srcErr(i int, label, key string, err error) *Error {
+	e := &Error{Key: label, path: "source." + strconv.Itoa(i), Err: err}
+	if key != "" {
+		e.Key += "." + key
+		e.path += "." + key
+	}
+	return e
+}
+
+// Validate checks c, and normalises it on the way: zones become lowercase
+// and fully qualified, prefixes lose their trailing "/", allowed networks
+// are masked, an empty source name becomes the source type and an empty
+// source zone becomes DNS.Zone. It returns nil or an *Error for the first
+// problem. Per-type source defaults are not filled in: start sources from
+// DefaultSource.
+func (c *Config) Validate() error {
+	if e := c.validate(); e != nil {
+		return e
+	}
+	return nil
+}
+
+func (c *Config) validate() *Error {
+	d := &c.DNS
+	if len(d.Listen) == 0 {
+		return keyErr("dns.listen", errors.New("must list at least one address"))
+	}
+	if err := checkAddrs(d.Listen); err != nil {
+		return keyErr("dns.listen", err)
+	}
+	z, err := normaliseZone(d.Zone)
+	if err != nil {
+		return keyErr("dns.zone", err)
+	}
+	d.Zone = z
+	if err := checkTTL(d.TTL); err != nil {
+		return keyErr("dns.ttl", err)
+	}
+	if err := checkTTL(d.NegativeTTL); err != nil {
+		return keyErr("dns.negative_ttl", err)
+	}
+	if d.TCPIdleTimeout <= 0 {
+		return keyErr("dns.tcp_idle_timeout", positive(d.TCPIdleTimeout))
+	}
+	if d.MaxTCPConnections < 1 {
+		return keyErr("dns.max_tcp_connections", fmt.Errorf("must be at least 1, got %d", d.MaxTCPConnections))
+	}
+	if d.UDPSize < 512 || d.UDPSize > 4096 {
+		return keyErr("dns.udp_size", fmt.Errorf("must be 512 to 4096, got %d", d.UDPSize))
+	}
+
+	f := &c.Forward
+	if err := checkAddrs(f.Upstreams); err != nil {
+		return keyErr("forward.upstreams", err)
+	}
+	for i, p := range f.Allow {
+		if !p.IsValid() {
+			return keyErr("forward.allow", errors.New("invalid network (want CIDR such as 10.0.0.0/8)"))
+		}
+		f.Allow[i] = p.Masked()
+	}
+	if f.Timeout <= 0 {
+		return keyErr("forward.timeout", positive(f.Timeout))
+	}
+
+	if c.HTTP.Listen != "" {
+		if err := checkHostPort(c.HTTP.Listen, false, true); err != nil {
+			return keyErr("http.listen", err)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return keyErr("log.level", fmt.Errorf("unknown level %q (want debug, info, warn or error)", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return keyErr("log.format", fmt.Errorf("unknown format %q (want text or json)", c.Log.Format))
+	}
+
+	names := map[string]int{}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if e := s.validate(i, d.Zone); e != nil {
+			return e
+		}
+		if j, dup := names[s.Name]; dup {
+			return srcErr(i, srcLabel(i, s.Name, s.Type), "name",
+				fmt.Errorf("duplicate name %q, also used by source[%d]; give each source its own name", s.Name, j))
+		}
+		names[s.Name] = i
+	}
+	return nil
+}
+
+// validate checks and normalises source i; zone is the DNS zone.
+func (s *Source) validate(i int, zone string) *Error {
+	if err := checkType(s.Type); err != nil {
+		return srcErr(i, srcLabel(i, s.Name, ""), "type", err)
+	}
+	if s.Name == "" {
+		s.Name = s.Type
+	}
+	label := srcLabel(i, s.Name, s.Type)
+	fail := func(key string, err error) *Error { return srcErr(i, label, key, err) }
+
+	if s.Zone == "" {
+		s.Zone = zone
+	} else {
+		z, err := normaliseZone(s.Zone)
+		if err != nil {
+			return fail("zone", err)
+		}
+		s.Zone = z
+	}
+	if want := formats[s.Type]; !slices.Contains(want, s.Format) {
+		return fail("format", fmt.Errorf("unknown format %q for type %s (want %s)", s.Format, s.Type, oneOf(want)))
+	}
+
+	switch s.Type {
+	case TypeEtcd:
+		if len(s.Endpoints) == 0 {
+			return fail("endpoints", errors.New("must list at least one endpoint"))
+		}
+		for _, ep := range s.Endpoints {
+			if err := checkHostPort(ep, true, false); err != nil {
+				return fail("endpoints", err)
+			}
+		}
+		p, err := normalisePrefix(s.Prefix)
+		if err != nil {
+			return fail("prefix", err)
+		}
+		s.Prefix = p
+		if s.Username == "" && s.Password != "" {
+			return fail("password", errors.New("set without username"))
+		}
+		if s.Username != "" && s.Password == "" {
+			return fail("username", errors.New("set without password"))
+		}
+		if s.DialTimeout <= 0 {
+			return fail("dial_timeout", positive(s.DialTimeout))
+		}
+		if s.ResyncInterval <= 0 {
+			return fail("resync_interval", positive(s.ResyncInterval))
+		}
+	case TypeConsul:
+		if err := checkHostPort(s.Address, true, false); err != nil {
+			return fail("address", err)
+		}
+		if s.CertFile != "" && s.KeyFile == "" {
+			return fail("cert_file", errors.New("set without key_file; the two go together"))
+		}
+		if s.KeyFile != "" && s.CertFile == "" {
+			return fail("key_file", errors.New("set without cert_file; the two go together"))
+		}
+		for _, t := range s.Tags {
+			if t == "" {
+				return fail("tags", errors.New("empty tag"))
+			}
+		}
+	case TypeZooKeeper:
+		if len(s.Servers) == 0 {
+			return fail("servers", errors.New("must list at least one server"))
+		}
+		for _, sv := range s.Servers {
+			if err := checkHostPort(sv, false, false); err != nil {
+				return fail("servers", err)
+			}
+		}
+		p, err := normalisePrefix(s.Prefix)
+		if err != nil {
+			return fail("prefix", err)
+		}
+		s.Prefix = p
+		if s.SessionTimeout <= 0 {
+			return fail("session_timeout", positive(s.SessionTimeout))
+		}
+		if s.Auth != "" {
+			if u, _, ok := strings.Cut(string(s.Auth), ":"); !ok || u == "" {
+				return fail("auth", errors.New(`must be a digest credential "user:password"`))
+			}
+		}
+	}
+	return nil
+}
+
+func checkType(typ string) error {
+	if typ == "" {
+		return fmt.Errorf("missing (want %s)", oneOf(sourceTypes))
+	}
+	if !slices.Contains(sourceTypes, typ) {
+		return fmt.Errorf("unknown type %q (want %s)", typ, oneOf(sourceTypes))
+	}
+	return nil
+}
+
+func positive(d time.Duration) error {
+	return fmt.Errorf("must be greater than 0, got %s", d)
+}
+
+// checkTTL accepts whole seconds from 0 to 24h.
+func checkTTL(d time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("must not be negative, got %s", d)
+	case d > 24*time.Hour:
+		return fmt.Errorf("must be at most 24h, got %s", d)
+	case d%time.Second != 0:
+		return fmt.Errorf("must be whole seconds (DNS TTLs count seconds), got %s", d)
+	}
+	return nil
+}
+
+// checkAddrs checks addresses to bind or send to, "IP:port" with
+// specified IPs, ports 1-65535 and no duplicates, and rewrites them in
+// canonical form.
+func checkAddrs(addrs []string) error {
+	seen := map[netip.AddrPort]string{}
+	for i, s := range addrs {
+		ap, err := parseAddrPort(s)
+		if err != nil {
+			return err
+		}
+		if ap.Addr().IsUnspecified() {
+			return fmt.Errorf("%q: unspecified address; use an exact IP, since a wildcard bind answers from the wrong source address and resolvers drop those answers", s)
+		}
+		if prev, dup := seen[ap]; dup {
+			if prev != s {
+				return fmt.Errorf("%q: listed twice (also as %q)", s, prev)
+			}
+			return fmt.Errorf("%q: listed twice", s)
+		}
+		seen[ap] = s
+		addrs[i] = ap.String()
+	}
+	return nil
+}
+
+// parseAddrPort parses "IP:port" ("[IPv6]:port") with a literal IP.
+func parseAddrPort(s string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q: want IP:port: %w", s, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q: %q is not an IP address (want a literal IP, not a host name)", s, host)
+	}
+	n, err := parsePort(port)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q: %w", s, err)
+	}
+	return netip.AddrPortFrom(ip, n), nil
+}
+
+func parsePort(p string) (uint16, error) {
+	n, err := strconv.ParseUint(p, 10, 32)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %q must be 1-65535", p)
+	}
+	return uint16(n), nil
+}
+
+// checkHostPort checks host:port, or http(s)://host:port when schemes is
+// set. emptyHost allows ":port". A value with "@" may carry credentials,
+// so messages about it do not repeat it.
+func checkHostPort(s string, schemes, emptyHost bool) error {
+	if strings.Contains(s, "@") {
+		return errors.New("must not contain credentials (\"@\"); use the credential keys")
+	}
+	hp := s
+	if schemes && strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return fmt.Errorf("%q: %w", s, err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return fmt.Errorf("%q: scheme must be http or https", s)
+		}
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%q: want scheme://host:port with no path", s)
+		}
+		hp = u.Host
+	}
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		want := "host:port"
+		if schemes {
+			want = "host:port or http(s)://host:port"
+		}
+		return fmt.Errorf("%q: want %s: %w", s, want, err)
+	}
+	if host == "" && !emptyHost {
+		return fmt.Errorf("%q: missing host", s)
+	}
+	if _, err := parsePort(port); err != nil {
+		return fmt.Errorf("%q: %w", s, err)
+	}
+	return nil
+}
+
+// normaliseZone returns zone lowercase and fully qualified, or why it is
+// not a valid domain name.
+func normaliseZone(zone string) (string, error) {
+	z := strings.ToLower(zone)
+	if z == "" {
+		return "", errors.New("must not be empty")
+	}
+	if z == "." {
+		return "", errors.New(`must not be the root zone "."`)
+	}
+	z = strings.TrimSuffix(z, ".")
+	if len(z)+1 > 254 {
+		return "", fmt.Errorf("%q is longer than 253 characters", zone)
+	}
+	for _, l := range strings.Split(z, ".") {
+		switch {
+		case l == "":
+			return "", fmt.Errorf("%q has an empty label", zone)
+		case len(l) > 63:
+			return "", fmt.Errorf("%q has a label of %d characters, over the limit of 63", zone, len(l))
+		case l[0] == '-' || l[len(l)-1] == '-':
+			return "", fmt.Errorf("%q: label %q starts or ends with '-'", zone, l)
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return "", fmt.Errorf("%q: label %q has %q (want letters, digits, '-' or '_')", zone, l, r)
+			}
+		}
+	}
+	return z + ".", nil
+}
+
+// normalisePrefix checks a registry path and trims its trailing "/".
+func normalisePrefix(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%q must start with \"/\"", p)
+	}
+	t := strings.TrimRight(p, "/")
+	if t == "" {
+		return "", fmt.Errorf("%q: the root is not allowed; use a prefix such as \"/services\"", p)
+	}
+	if strings.Contains(t, "//") {
+		return "", fmt.Errorf("%q has an empty path segment", p)
+	}
+	return t, nil
+}
+
+// oneOf renders choices as "a", "a or b", "a, b or c".
+func oneOf(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}

@@ -1,0 +1,246 @@
+// Command discodns is a DNS server for service discovery: it mirrors service
+// registries into memory and answers SRV, A, AAAA and TXT for their services.
+//
+//	discodns [serve] -config FILE   serve with a configuration file
+//	discodns -dev                   serve with an embedded etcd and a demo service
+//	discodns version                print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/discodns/discodns/admin"
+	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/config"
+	"github.com/discodns/discodns/dnsserver"
+	"github.com/discodns/discodns/watcher"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the exit, for tests.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, "discodns", version())
+			return 0
+		case "serve":
+			args = args[1:]
+		}
+	}
+	fs := flag.NewFlagSet("discodns", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration `file` (TOML)")
+	dev := fs.Bool("dev", false, "start an embedded etcd with a demo service; no set-up needed")
+	dnsListen := fs.String("dns-listen", "", "override dns.listen with one `address` (IP:port)")
+	httpListen := fs.String("http-listen", "", "override http.listen (`address`, \"\" keeps the config's)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: discodns [serve] -config FILE | discodns -dev | discodns version\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "discodns: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	if !*dev && *configPath == "" {
+		fmt.Fprintln(stderr, "discodns: -config FILE or -dev is required")
+		fs.Usage()
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	var cfg *config.Config
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath); err != nil {
+			fmt.Fprintln(stderr, "discodns:", err)
+			return 1
+		}
+	} else {
+		cfg = config.Default()
+	}
+	if *dnsListen != "" {
+		cfg.DNS.Listen = []string{*dnsListen}
+	}
+	if *httpListen != "" {
+		cfg.HTTP.Listen = *httpListen
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	if *dev {
+		closeDev, err := startDev(ctx, cfg, stdout, log)
+		if err != nil {
+			fmt.Fprintln(stderr, "discodns -dev:", err)
+			return 1
+		}
+		defer closeDev()
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "discodns:", err)
+		return 1
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		fmt.Fprintln(stderr, "discodns:", err)
+		return 1
+	}
+	return 0
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs discodns until ctx ends, then drains in-flight queries.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	table := cache.NewTable(log)
+	reg.MustRegister(admin.NewCollector(table))
+	watcherMetrics := watcher.NewMetrics(reg)
+	dnsMetrics := dnsserver.NewMetrics(reg)
+
+	sources := make([]watcher.Source, 0, len(cfg.Sources))
+	for _, sc := range cfg.Sources {
+		src, err := newSource(sc, watcherMetrics, log)
+		if err != nil {
+			return err
+		}
+		table.AddSource(sc.Name, sc.Zone)
+		sources = append(sources, src)
+	}
+
+	var nsAddrs []netip.Addr
+	for _, l := range cfg.DNS.Listen {
+		if ap, err := netip.ParseAddrPort(l); err == nil {
+			nsAddrs = append(nsAddrs, ap.Addr())
+		}
+	}
+	handler := dnsserver.NewHandler(dnsserver.Options{
+		Zone:        cfg.DNS.Zone,
+		TTL:         cfg.DNS.TTL,
+		NegativeTTL: cfg.DNS.NegativeTTL,
+		UDPSize:     cfg.DNS.UDPSize,
+		NSAddrs:     nsAddrs,
+	}, dnsMetrics, log)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { handler.Follow(runCtx, table) })
+	for _, src := range sources {
+		wg.Go(func() {
+			if err := src.Run(runCtx, table); err != nil {
+				log.Error("source stopped", "source", src.Name(), "err", err)
+			}
+		})
+	}
+
+	dnsSrv, err := dnsserver.Listen(dnsserver.ListenConfig{
+		Addrs:             cfg.DNS.Listen,
+		TCPIdleTimeout:    cfg.DNS.TCPIdleTimeout,
+		MaxTCPConnections: cfg.DNS.MaxTCPConnections,
+	}, handler, dnsMetrics, log)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+
+	var httpSrv *http.Server
+	httpErr := make(chan error, 1)
+	if cfg.HTTP.Listen != "" {
+		l, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			cancel()
+			dnsSrv.Shutdown(context.Background())
+			wg.Wait()
+			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg))
+		log.Info("http listening", "addr", l.Addr().String())
+		go func() {
+			if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				httpErr <- err
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight queries")
+	case err := <-dnsSrv.Errors():
+		runErr = fmt.Errorf("dns server: %w", err)
+	case err := <-httpErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	drain, cancelDrain := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelDrain()
+	if err := dnsSrv.Shutdown(drain); err != nil {
+		log.Warn("dns shutdown", "err", err)
+	}
+	if httpSrv != nil {
+		httpSrv.Shutdown(drain)
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// newSource builds the watcher for one configured source.
+func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (watcher.Source, error) {
+	switch sc.Type {
+	case "etcd":
+		return watcher.NewEtcd(watcher.EtcdConfig{
+			Name:           sc.Name,
+			Endpoints:      sc.Endpoints,
+			Prefix:         sc.Prefix,
+			Format:         sc.Format,
+			Username:       sc.Username,
+			Password:       string(sc.Password),
+			DialTimeout:    sc.DialTimeout,
+			ResyncInterval: sc.ResyncInterval,
+		}, metrics, log)
+	default:
+		return nil, fmt.Errorf("source %q: type %s is not supported by this build yet", sc.Name, sc.Type)
+	}
+}

@@ -1,0 +1,311 @@
+// Package test holds discodns's end-to-end tests: the real binary, a real
+// (embedded) etcd, and real clients (dig, Go's resolver).
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discodns/discodns/etcdembed"
+)
+
+// binary is the discodns executable built once for the whole run.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "discodns-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "discodns")
+	build := exec.Command("go", "build", "-race", "-o", binary, "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build discodns:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// need fails the test when a required tool is missing under CI, and skips
+// it elsewhere.
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required under CI=true: %v", tool, err)
+		}
+		t.Skipf("%s not installed", tool)
+	}
+	return path
+}
+
+// freePort returns a loopback port free for both UDP and TCP right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		pc.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// etcd is a real embedded etcd that a test can stop and start again on the
+// same ports and data.
+type etcd struct {
+	t    *testing.T
+	opts etcdembed.Options
+	srv  *etcdembed.Server
+	cli  *clientv3.Client
+}
+
+func startEtcd(t *testing.T) *etcd {
+	t.Helper()
+	e := &etcd{t: t, opts: etcdembed.Options{
+		Dir:        t.TempDir(),
+		ClientAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		PeerAddr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}}
+	e.start()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: e.srv.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cli = cli
+	t.Cleanup(func() {
+		cli.Close()
+		if e.srv != nil {
+			e.srv.Close()
+		}
+	})
+	return e
+}
+
+func (e *etcd) start() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := etcdembed.Start(ctx, e.opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.srv = srv
+}
+
+func (e *etcd) stop() {
+	e.srv.Close()
+	e.srv = nil
+}
+
+func (e *etcd) endpoint() string { return e.opts.ClientAddr }
+
+func (e *etcd) put(key, value string, opts ...clientv3.OpOption) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.cli.Put(ctx, key, value, opts...); err != nil {
+		e.t.Fatalf("etcd put %s: %v", key, err)
+	}
+}
+
+func (e *etcd) del(key string, opts ...clientv3.OpOption) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.cli.Delete(ctx, key, opts...); err != nil {
+		e.t.Fatalf("etcd delete %s: %v", key, err)
+	}
+}
+
+// discodns is a running discodns process.
+type discodns struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	dns    string // host:port
+	http   string // http://host:port
+	mu     sync.Mutex
+	output bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+// startDiscodns writes config (with DNS and HTTP addresses filled in for
+// the placeholders {{DNS}} and {{HTTP}}) and runs discodns on it until the
+// test ends.
+func startDiscodns(t *testing.T, config string) *discodns {
+	t.Helper()
+	d := &discodns{
+		t:    t,
+		dns:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		done: make(chan struct{}),
+	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d.http = "http://" + httpAddr
+	config = strings.NewReplacer("{{DNS}}", d.dns, "{{HTTP}}", httpAddr).Replace(config)
+	path := filepath.Join(t.TempDir(), "discodns.toml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = exec.Command(binary, "-config", path)
+	d.cmd.Stdout = &lockedWriter{&d.mu, &d.output}
+	d.cmd.Stderr = d.cmd.Stdout
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		<-d.done
+		if t.Failed() {
+			t.Logf("discodns output:\n%s", d.logs())
+		}
+	})
+	d.waitReady()
+	return d
+}
+
+func (d *discodns) logs() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.output.String()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (d *discodns) waitReady() {
+	d.t.Helper()
+	eventually(d.t, 30*time.Second, "discodns ready", func() error {
+		select {
+		case <-d.done:
+			return fmt.Errorf("exited: %v\n%s", d.err, d.logs())
+		default:
+		}
+		code, body, err := d.get("/readyz")
+		if err != nil {
+			return err
+		}
+		if code != 200 {
+			return fmt.Errorf("/readyz %d %s", code, body)
+		}
+		return nil
+	})
+}
+
+func (d *discodns) get(path string) (int, string, error) {
+	resp, err := http.Get(d.http + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// services returns /v1/services as service FQDN -> sorted "address:port".
+func (d *discodns) services() (map[string][]string, error) {
+	_, body, err := d.get("/v1/services")
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Services []struct {
+			FQDN      string `json:"fqdn"`
+			Instances []struct {
+				Address string `json:"address"`
+				Port    int    `json:"port"`
+			} `json:"instances"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, s := range doc.Services {
+		for _, in := range s.Instances {
+			out[s.FQDN] = append(out[s.FQDN], net.JoinHostPort(in.Address, fmt.Sprint(in.Port)))
+		}
+	}
+	return out, nil
+}
+
+// metric returns the value of the sample line that starts with prefix.
+func (d *discodns) metric(prefix string) (string, error) {
+	_, body, err := d.get("/metrics")
+	if err != nil {
+		return "", err
+	}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, prefix+" ") {
+			return strings.TrimPrefix(line, prefix+" "), nil
+		}
+	}
+	return "", fmt.Errorf("no metric %s", prefix)
+}
+
+// exchange sends one query with miekg/dns over net ("udp" or "tcp").
+func (d *discodns) exchange(name string, qtype uint16, network string) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+	resp, _, err := c.Exchange(m, d.dns)
+	return resp, err
+}
+
+// eventually retries check until it returns nil or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var err error
+	for {
+		if err = check(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

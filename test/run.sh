@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the whole discodns test suite on a fresh machine: installs what the
+# tests need (Debian packages, Go tools, cached under ~/.cache/discodns), runs
+# the static checks, then every unit, integration and end-to-end test with
+# the race detector. This is the README's test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cache="${DISCODNS_CACHE:-$HOME/.cache/discodns}"
+mkdir -p "$cache/bin"
+export PATH="$cache/bin:$PATH"
+
+# Debian packages: dig for the end-to-end tests, dnsperf for benchmarks.
+packages=(bind9-dnsutils dnsperf)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "installing ${missing[*]}"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# staticcheck, built once from the Go module proxy.
+if [ ! -x "$cache/bin/staticcheck" ]; then
+	echo "building staticcheck"
+	GOBIN="$cache/bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+echo "== static checks"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted"
+	exit 1
+fi
+go vet ./...
+staticcheck ./...
+
+echo "== tests"
+go test -race -count=1 -timeout 20m "$@" ./...

@@ -1,0 +1,205 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/discodns/discodns/cache"
+)
+
+// Defaults for EtcdConfig fields left zero.
+const (
+	DefaultEtcdDialTimeout    = 5 * time.Second
+	DefaultEtcdResyncInterval = 5 * time.Minute
+)
+
+const (
+	// minBackoff and maxBackoff bound the delay between retries, both ours
+	// and gRPC's reconnection attempts.
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+	// listTimeout bounds one Get of the whole prefix once connected.
+	listTimeout = 30 * time.Second
+	// A connection that silently stops carrying packets (no RST, no FIN)
+	// is declared dead after keepAliveTime plus keepAliveTimeout. etcd
+	// refuses pings more often than every 5 s by default.
+	keepAliveTime    = 10 * time.Second
+	keepAliveTimeout = 5 * time.Second
+)
+
+// EtcdConfig configures an etcd source.
+type EtcdConfig struct {
+	// Name names the source in the table, in metrics and in logs.
+	Name string
+	// Endpoints are the etcd client addresses, host:port or URLs.
+	Endpoints []string
+	// Prefix is the key prefix that holds the services; a trailing slash
+	// is optional ("/services" and "/services/" are the same and neither
+	// matches "/services2/...").
+	Prefix string
+	// Format is the data layout: "discox" (the default when empty), "grpc"
+	// or "skydns" (not implemented yet).
+	Format string
+	// Username and Password enable etcd authentication when both are set.
+	Username, Password string
+	// DialTimeout bounds connecting and authenticating; zero means
+	// DefaultEtcdDialTimeout.
+	DialTimeout time.Duration
+	// ResyncInterval is how often the source re-lists the prefix even when
+	// the watch looks healthy, since etcd has lost watch events in real
+	// bugs. Zero means DefaultEtcdResyncInterval; negative disables it.
+	ResyncInterval time.Duration
+}
+
+// Etcd is a Source that mirrors one etcd key prefix.
+//
+// It lists the prefix, replaces the source's instances in the sink, and
+// watches from the revision after the list. It lists again, replacing
+// everything, when the watch's revision was compacted, when the watch ends
+// or fails, after the connection to etcd was lost, and every
+// ResyncInterval. While etcd is unreachable it marks the source stale and
+// keeps the last instances in the sink.
+type Etcd struct {
+	cfg     EtcdConfig
+	prefix  string // with a trailing slash
+	decode  Decoder
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// NewEtcd checks cfg and returns an etcd source. metrics may be nil; log
+// nil means slog.Default().
+func NewEtcd(cfg EtcdConfig, metrics *Metrics, log *slog.Logger) (*Etcd, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("etcd source: no name")
+	}
+	if len(cfg.Endpoints) == 0 {
+		return nil, fmt.Errorf("etcd source %s: no endpoints", cfg.Name)
+	}
+	if cfg.Prefix == "" {
+		return nil, fmt.Errorf("etcd source %s: no prefix", cfg.Name)
+	}
+	if (cfg.Username == "") != (cfg.Password == "") {
+		return nil, fmt.Errorf("etcd source %s: username and password must be set together", cfg.Name)
+	}
+	var decode Decoder
+	switch cfg.Format {
+	case "", "discox":
+		decode = DecodeDiscox
+	case "grpc":
+		decode = DecodeGRPC
+	case "skydns":
+		return nil, fmt.Errorf("etcd source %s: format skydns is not implemented yet", cfg.Name)
+	default:
+		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc or skydns)", cfg.Name, cfg.Format)
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultEtcdDialTimeout
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = DefaultEtcdResyncInterval
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	metrics.initSource(cfg.Name, reasonInitial, reasonCompacted, reasonWatchClosed,
+		reasonReconnect, reasonPeriodic, reasonError)
+	return &Etcd{
+		cfg:     cfg,
+		prefix:  strings.TrimRight(cfg.Prefix, "/") + "/",
+		decode:  decode,
+		metrics: metrics,
+		log:     log.With("source", cfg.Name),
+	}, nil
+}
+
+// Name implements Source.
+func (e *Etcd) Name() string { return e.cfg.Name }
+
+// Run implements Source. It returns an error only when the etcd client
+// cannot be configured; it retries everything else until ctx is done.
+func (e *Etcd) Run(ctx context.Context, sink cache.Sink) error {
+	r := e.newRun(sink)
+	cli, err := r.connect(ctx)
+	if err != nil || cli == nil {
+		return err
+	}
+	defer cli.Close()
+	r.cli = cli
+	r.loop(ctx, reasonInitial)
+	return nil
+}
+
+func (e *Etcd) newRun(sink cache.Sink) *etcdRun {
+	return &etcdRun{
+		Etcd:     e,
+		sink:     sink,
+		bo:       newBackoff(minBackoff, maxBackoff),
+		reported: map[string]struct{}{},
+	}
+}
+
+// etcdRun is the state of one Run.
+type etcdRun struct {
+	*Etcd
+	sink cache.Sink
+	cli  *clientv3.Client
+	bo   *backoff
+	// reported holds the keys whose decode error was logged; a key leaves
+	// it when it decodes again or is deleted.
+	reported map[string]struct{}
+	// failing is true from the first registry error until the next
+	// successful list; it keeps the log to one line per outage.
+	failing bool
+}
+
+// loop lists, counted under reason, then follows the changes and lists
+// again whenever follow asks to, until ctx is done.
+func (r *etcdRun) loop(ctx context.Context, reason string) {
+	for {
+		r.metrics.relist(r.cfg.Name, reason)
+		rev, ok := r.list(ctx, reason)
+		if !ok {
+			return
+		}
+		reason = r.follow(ctx, rev)
+		if ctx.Err() != nil {
+			return
+		}
+		if reason == reasonError || reason == reasonWatchClosed {
+			// A watch that keeps failing must not turn into a busy loop
+			// of lists.
+			if !r.bo.wait(ctx) {
+				return
+			}
+		}
+	}
+}
+
+// decodeFailed counts a value that did not decode and logs it unless it was
+// logged before.
+func (r *etcdRun) decodeFailed(key string, err error) {
+	r.metrics.decodeError(r.cfg.Name)
+	if _, ok := r.reported[key]; !ok {
+		r.log.Warn("skipping registry entry that does not decode", "key", key, "err", err)
+	}
+}
+
+// fail records a registry error: the source is stale and keeps its last
+// instances.
+func (r *etcdRun) fail(err error) {
+	r.metrics.registryError(r.cfg.Name)
+	r.sink.SetState(r.cfg.Name, cache.StateStale, err)
+	if !r.failing {
+		r.log.Warn("etcd source unavailable; serving its last known instances", "err", err)
+		r.failing = true
+	} else {
+		r.log.Debug("etcd source still unavailable", "err", err)
+	}
+}

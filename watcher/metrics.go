@@ -1,0 +1,125 @@
+package watcher
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Event operations, the op label of discodns_watcher_events_total.
+const (
+	opPut    = "put"
+	opDelete = "delete"
+)
+
+// Re-list reasons, the reason label of discodns_watcher_relists_total.
+const (
+	// reasonInitial is the first list of a run.
+	reasonInitial = "initial"
+	// reasonCompacted: the watch start revision had been compacted away.
+	reasonCompacted = "compacted"
+	// reasonWatchClosed: the watch ended without an error.
+	reasonWatchClosed = "watch_closed"
+	// reasonReconnect: the connection to the registry was lost.
+	reasonReconnect = "reconnect"
+	// reasonPeriodic: the resync interval elapsed.
+	reasonPeriodic = "periodic"
+	// reasonError: the watch failed with an error.
+	reasonError = "error"
+)
+
+// Metrics counts what every source does. A nil *Metrics is valid and counts
+// nothing.
+type Metrics struct {
+	events       *prometheus.CounterVec
+	decodeErrors *prometheus.CounterVec
+	relists      *prometheus.CounterVec
+	errors       *prometheus.CounterVec
+}
+
+// NewMetrics creates the watcher metrics and registers them with reg, which
+// may be nil. Registering twice with the same registry reuses the
+// collectors already registered; any other registration error panics, as
+// prometheus.MustRegister does.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_watcher_events_total",
+			Help: "Registry change events applied to the table, by source and operation (put or delete).",
+		}, []string{"source", "op"}),
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_watcher_decode_errors_total",
+			Help: "Registry entries that did not decode and whose instance was skipped, by source.",
+		}, []string{"source"}),
+		relists: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_watcher_relists_total",
+			Help: "Full lists of a registry, by source and what caused them (initial, compacted, watch_closed, reconnect, periodic, error). Retries of a failed list are not counted again.",
+		}, []string{"source", "reason"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_watcher_errors_total",
+			Help: "Registry errors (failed lists and watches, lost connections), by source.",
+		}, []string{"source"}),
+	}
+	if reg != nil {
+		m.events = register(reg, m.events)
+		m.decodeErrors = register(reg, m.decodeErrors)
+		m.relists = register(reg, m.relists)
+		m.errors = register(reg, m.errors)
+	}
+	return m
+}
+
+// register registers c with reg, or returns the equal collector that reg
+// already holds.
+func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			return existing
+		}
+	}
+	panic(err)
+}
+
+// initSource creates the source's series at zero, so they are exported
+// before anything happens.
+func (m *Metrics) initSource(source string, reasons ...string) {
+	if m == nil {
+		return
+	}
+	m.events.WithLabelValues(source, opPut)
+	m.events.WithLabelValues(source, opDelete)
+	m.decodeErrors.WithLabelValues(source)
+	m.errors.WithLabelValues(source)
+	for _, r := range reasons {
+		m.relists.WithLabelValues(source, r)
+	}
+}
+
+func (m *Metrics) event(source, op string) {
+	if m != nil {
+		m.events.WithLabelValues(source, op).Inc()
+	}
+}
+
+func (m *Metrics) decodeError(source string) {
+	if m != nil {
+		m.decodeErrors.WithLabelValues(source).Inc()
+	}
+}
+
+func (m *Metrics) relist(source, reason string) {
+	if m != nil {
+		m.relists.WithLabelValues(source, reason).Inc()
+	}
+}
+
+func (m *Metrics) registryError(source string) {
+	if m != nil {
+		m.errors.WithLabelValues(source).Inc()
+	}
+}

@@ -1,0 +1,46 @@
+package watcher
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestNilMetrics(t *testing.T) {
+	var m *Metrics
+	m.initSource("s", reasonInitial)
+	m.event("s", opPut)
+	m.decodeError("s")
+	m.relist("s", reasonInitial)
+	m.registryError("s")
+}
+
+func TestMetricsRegisterTwice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := NewMetrics(reg)
+	b := NewMetrics(reg)
+	a.event("s", opPut)
+	b.event("s", opPut)
+	if got := testutil.ToFloat64(a.events.WithLabelValues("s", opPut)); got != 2 {
+		t.Fatalf("events = %v, want 2 (both Metrics share the registered collectors)", got)
+	}
+}
+
+func TestMetricsExported(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	m.initSource("etcd", reasonInitial)
+	const want = `
+# HELP discodns_watcher_relists_total Full lists of a registry, by source and what caused them (initial, compacted, watch_closed, reconnect, periodic, error). Retries of a failed list are not counted again.
+# TYPE discodns_watcher_relists_total counter
+discodns_watcher_relists_total{reason="initial",source="etcd"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "discodns_watcher_relists_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 5 {
+		t.Fatalf("series = %d, %v; want 5 (events put and delete, decode errors, errors, relists initial)", n, err)
+	}
+}
