@@ -73,11 +73,3 @@ func dig(t *testing.T, server string, args ...string) (*digResult, error) {
 	}
 	return r, nil
 }
-
-func (r *digResult) types(rrs []dns.RR) map[uint16]int {
-	n := map[uint16]int{}
-	for _, rr := range rrs {
-		n[rr.Header().Rrtype]++
-	}
-	return n
-}
