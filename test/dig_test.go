@@ -26,12 +26,17 @@ var (
 	flagsRe  = regexp.MustCompile(`;; flags: ([a-z ]+);`)
 )
 
-// dig runs the real dig against server ("host:port") and parses its output.
+// dig runs the real dig against server ("host:port"; "" when args name
+// it) and parses its output.
 func dig(t *testing.T, server string, args ...string) (*digResult, error) {
 	t.Helper()
 	path := need(t, "dig")
-	host, port, _ := strings.Cut(server, ":")
-	argv := append([]string{"@" + host, "-p", port, "+tries=1", "+time=2"}, args...)
+	argv := []string{"+tries=1", "+time=2"}
+	if server != "" {
+		host, port, _ := strings.Cut(server, ":")
+		argv = append(argv, "@"+host, "-p", port)
+	}
+	argv = append(argv, args...)
 	out, err := exec.Command(path, argv...).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("dig %s: %v\n%s", strings.Join(argv, " "), err, out)
