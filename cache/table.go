@@ -138,7 +138,8 @@ type Table struct {
 	members  map[string]map[member]struct{} // FQDN -> contributing (source, service)
 	services map[string]*Service            // as in the last snapshot
 	dirty    map[string]struct{}            // FQDNs to rebuild
-	reported map[string]bool                // colliding source/service names, logged once
+	collided map[string][]string            // FQDN -> "source/service" names not served
+	unnamed  map[string]struct{}            // "source/service" names with no usable label, logged once
 	version  uint64
 
 	snap atomic.Pointer[Snapshot]
@@ -156,7 +157,8 @@ func NewTable(log *slog.Logger) *Table {
 		members:  map[string]map[member]struct{}{},
 		services: map[string]*Service{},
 		dirty:    map[string]struct{}{},
-		reported: map[string]bool{},
+		collided: map[string][]string{},
+		unnamed:  map[string]struct{}{},
 	}
 	t.snap.Store(&Snapshot{Services: t.services, superseded: make(chan struct{})})
 	return t
@@ -206,6 +208,9 @@ func (t *Table) Replace(source string, instances []Instance) {
 	}
 	next := map[string]map[string]Instance{}
 	for _, in := range instances {
+		if !t.named(source, in.Service) {
+			continue
+		}
 		in.Source = source
 		ids := next[in.Service]
 		if ids == nil {
@@ -244,6 +249,9 @@ func (t *Table) Put(source string, in Instance) {
 	defer t.mu.Unlock()
 	src := t.source(source)
 	if src == nil {
+		return
+	}
+	if !t.named(source, in.Service) {
 		return
 	}
 	in.Source = source
@@ -313,6 +321,20 @@ func (t *Table) setState(src *sourceData, state State, err error, now time.Time)
 	src.status.State = state
 	src.status.Err = msg
 	return true
+}
+
+// named reports whether service has a usable DNS label, logging once per
+// source and name when it does not.
+func (t *Table) named(source, service string) bool {
+	if Label(service) != "" {
+		return true
+	}
+	key := source + "/" + service
+	if _, ok := t.unnamed[key]; !ok {
+		t.unnamed[key] = struct{}{}
+		t.log.Warn("service name has no usable DNS label; its instances are not served", "source", source, "service", service)
+	}
+	return false
 }
 
 func (t *Table) source(name string) *sourceData {
@@ -388,7 +410,10 @@ func (t *Table) publish() {
 	}
 	slices.SortFunc(snap.Sources, func(a, b SourceStatus) int { return cmp.Compare(a.Name, b.Name) })
 	snap.Zones = slices.Sorted(maps.Keys(zones))
-	snap.Collisions = slices.Sorted(maps.Keys(t.reported))
+	for _, names := range t.collided {
+		snap.Collisions = append(snap.Collisions, names...)
+	}
+	slices.Sort(snap.Collisions)
 	old := t.snap.Swap(snap)
 	close(old.superseded)
 }
@@ -398,6 +423,7 @@ func (t *Table) publish() {
 func (t *Table) build(fqdn string) *Service {
 	m := t.members[fqdn]
 	if len(m) == 0 {
+		delete(t.collided, fqdn)
 		return nil
 	}
 	contributors := slices.SortedFunc(maps.Keys(m), func(a, b member) int {
@@ -407,11 +433,13 @@ func (t *Table) build(fqdn string) *Service {
 	// first name (in sort order) is served, the others are reported.
 	chosen := foldCase(contributors[0].service)
 	var insts []Instance
+	var lost []string
+	before := t.collided[fqdn]
 	for _, c := range contributors {
 		if foldCase(c.service) != chosen {
 			key := c.source + "/" + c.service
-			if !t.reported[key] {
-				t.reported[key] = true
+			lost = append(lost, key)
+			if !slices.Contains(before, key) {
 				t.log.Warn("service name collides with another after conversion to a DNS label; not served",
 					"source", c.source, "service", c.service, "label", fqdn, "served", contributors[0].service)
 			}
@@ -420,6 +448,11 @@ func (t *Table) build(fqdn string) *Service {
 		for _, in := range t.sources[c.source].services[c.service] {
 			insts = append(insts, in)
 		}
+	}
+	if len(lost) > 0 {
+		t.collided[fqdn] = lost
+	} else {
+		delete(t.collided, fqdn)
 	}
 	if len(insts) == 0 {
 		return nil

@@ -139,8 +139,33 @@ func TestCollisionReported(t *testing.T) {
 	if svc == nil || len(svc.Endpoints) != 1 || svc.Endpoints[0].ID != "b" {
 		t.Fatalf("want only my.svc (first in order), got %+v", svc)
 	}
-	if len(snap.Collisions) != 1 {
+	if len(snap.Collisions) != 1 || snap.Collisions[0] != "etcd/my_svc" {
 		t.Fatalf("collisions = %v", snap.Collisions)
+	}
+	// The loser goes away: the collision is cleared.
+	tb.Delete("etcd", "my_svc", "a")
+	if c := tb.Snapshot().Collisions; len(c) != 0 {
+		t.Fatalf("collisions after the loser left = %v", c)
+	}
+	// The winner goes away: the other name is served.
+	tb.Put("etcd", inst("my_svc", "a", "10.0.0.1", 80))
+	tb.Delete("etcd", "my.svc", "b")
+	snap = tb.Snapshot()
+	if svc := snap.Services["my-svc."+zone]; svc == nil || svc.Endpoints[0].ID != "a" || len(snap.Collisions) != 0 {
+		t.Fatalf("after the winner left: %+v, collisions %v", svc, snap.Collisions)
+	}
+}
+
+func TestUnusableServiceNameSkipped(t *testing.T) {
+	tb := newTable(t, "etcd")
+	tb.Replace("etcd", []Instance{inst("___", "a", "10.0.0.1", 80), inst("web", "b", "10.0.0.2", 80)})
+	tb.Put("etcd", inst("...", "c", "10.0.0.3", 80))
+	snap := tb.Snapshot()
+	if len(snap.Services) != 1 || snap.Services["web."+zone] == nil {
+		t.Fatalf("services = %v, want only web", snap.Services)
+	}
+	if st := snap.Sources[0]; st.Services != 1 || st.Instances != 1 {
+		t.Fatalf("status = %+v", st)
 	}
 }
 
