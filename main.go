@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			wg.Wait()
 			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 		}
-		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg))
+		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg, handler.Ready))
 		log.Info("http listening", "addr", l.Addr().String())
 		go func() {
 			if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
@@ -236,6 +236,21 @@ func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (wa
 			Username:       sc.Username,
 			Password:       string(sc.Password),
 			DialTimeout:    sc.DialTimeout,
+			ResyncInterval: sc.ResyncInterval,
+		}, metrics, log)
+	case "consul":
+		return watcher.NewConsul(watcher.ConsulConfig{
+			Name:           sc.Name,
+			Address:        sc.Address,
+			Datacenter:     sc.Datacenter,
+			Token:          string(sc.Token),
+			CAFile:         sc.CAFile,
+			CertFile:       sc.CertFile,
+			KeyFile:        sc.KeyFile,
+			IncludeWarning: sc.IncludeWarning,
+			Tags:           sc.Tags,
+			MaxConnections: sc.MaxConnections,
+			RateLimit:      sc.RateLimit,
 			ResyncInterval: sc.ResyncInterval,
 		}, metrics, log)
 	default:

@@ -18,8 +18,10 @@ import (
 )
 
 // Handler returns the admin HTTP handler for table, serving the metrics
-// gathered from gatherer.
-func Handler(table *cache.Table, gatherer prometheus.Gatherer) http.Handler {
+// gathered from gatherer. serving, when not nil, reports whether DNS
+// answers already come from a snapshot in which every source has listed;
+// /readyz waits for it as well as for the table.
+func Handler(table *cache.Table, gatherer prometheus.Gatherer, serving func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -27,11 +29,12 @@ func Handler(table *cache.Table, gatherer prometheus.Gatherer) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		snap := table.Snapshot()
+		ready := snap.Ready() && (serving == nil || serving())
 		status := http.StatusOK
-		if !snap.Ready() {
+		if !ready {
 			status = http.StatusServiceUnavailable
 		}
-		writeJSON(w, status, readiness{Ready: snap.Ready(), Version: snap.Version, Sources: sourcesJSON(snap)})
+		writeJSON(w, status, readiness{Ready: ready, Version: snap.Version, Sources: sourcesJSON(snap)})
 	})
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, servicesJSON(table.Snapshot(), r.URL.Query().Get("service")))

@@ -27,7 +27,8 @@ func TestEndpoints(t *testing.T) {
 	table.AddSource("etcd", "svc.internal.")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(table))
-	h := Handler(table, reg)
+	serving := false
+	h := Handler(table, reg, func() bool { return serving })
 
 	if code, _ := get(t, h, "/healthz"); code != 200 {
 		t.Errorf("/healthz %d", code)
@@ -39,6 +40,10 @@ func TestEndpoints(t *testing.T) {
 		{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80, Meta: map[string]string{"v": "1"}},
 		{Service: "db", ID: "x", Address: "10.0.1.1", Port: 5432},
 	})
+	if code, _ := get(t, h, "/readyz"); code != 503 {
+		t.Errorf("/readyz after the list, before DNS serves it: %d", code)
+	}
+	serving = true
 	if code, body := get(t, h, "/readyz"); code != 200 || !strings.Contains(body, `"connected"`) {
 		t.Errorf("/readyz after the list: %d %s", code, body)
 	}

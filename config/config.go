@@ -151,7 +151,7 @@ type Source struct {
 	DialTimeout time.Duration `toml:"dial_timeout" source:"etcd"`
 	// ResyncInterval is the period of the full re-list that repairs lost
 	// watch events; > 0.
-	ResyncInterval time.Duration `toml:"resync_interval" source:"etcd"`
+	ResyncInterval time.Duration `toml:"resync_interval" source:"etcd,consul"`
 
 	// Address is the Consul agent: host:port or http(s)://host:port.
 	Address string `toml:"address" source:"consul"`
@@ -170,6 +170,12 @@ type Source struct {
 	IncludeWarning bool `toml:"include_warning" source:"consul"`
 	// Tags, when not empty, keeps only instances carrying one of them.
 	Tags []string `toml:"tags" source:"consul"`
+	// MaxConnections bounds the HTTP connections to the Consul agent (two
+	// long-lived blocking queries plus the workers that fetch changed
+	// services); >= 3. An agent allows 200 per client by default.
+	MaxConnections int `toml:"max_connections" source:"consul"`
+	// RateLimit bounds the requests per second to the Consul agent; > 0.
+	RateLimit int `toml:"rate_limit" source:"consul"`
 
 	// Servers are the ZooKeeper servers, host:port.
 	Servers []string `toml:"servers" source:"zookeeper"`
@@ -220,6 +226,9 @@ func DefaultSource(typ string) Source {
 	case TypeConsul:
 		s.Address = "127.0.0.1:8500"
 		s.IncludeWarning = true
+		s.ResyncInterval = 5 * time.Minute
+		s.MaxConnections = 8
+		s.RateLimit = 200
 	case TypeZooKeeper:
 		s.Servers = []string{"127.0.0.1:2181"}
 		s.Prefix = "/services"
@@ -309,7 +318,10 @@ func (s Source) LogValue() slog.Value {
 			slog.String("cert_file", s.CertFile),
 			slog.String("key_file", s.KeyFile),
 			slog.Bool("include_warning", s.IncludeWarning),
-			slog.Any("tags", s.Tags))
+			slog.Any("tags", s.Tags),
+			slog.Duration("resync_interval", s.ResyncInterval),
+			slog.Int("max_connections", s.MaxConnections),
+			slog.Int("rate_limit", s.RateLimit))
 	case TypeZooKeeper:
 		a = append(a,
 			slog.Any("servers", s.Servers),

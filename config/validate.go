@@ -232,6 +232,15 @@ func (s *Source) validate(i int, zone string) *Error {
 				return fail("tags", errors.New("empty tag"))
 			}
 		}
+		if s.ResyncInterval <= 0 {
+			return fail("resync_interval", positive(s.ResyncInterval))
+		}
+		if s.MaxConnections < 3 {
+			return fail("max_connections", fmt.Errorf("is %d, must be at least 3 (two blocking queries and one worker)", s.MaxConnections))
+		}
+		if s.RateLimit <= 0 {
+			return fail("rate_limit", fmt.Errorf("is %d, must be > 0 requests per second", s.RateLimit))
+		}
 	case TypeZooKeeper:
 		if len(s.Servers) == 0 {
 			return fail("servers", errors.New("must list at least one server"))

@@ -99,6 +99,10 @@ func (h *Handler) Follow(ctx context.Context, table *cache.Table) {
 // Version is the snapshot version answers currently come from.
 func (h *Handler) Version() uint64 { return h.idx.Load().version }
 
+// Ready reports whether answers come from a snapshot in which every source
+// had listed (see cache.Snapshot.Ready).
+func (h *Handler) Ready() bool { return h.idx.Load().ready }
+
 // ServeDNS implements dns.Handler.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()

@@ -17,6 +17,7 @@ import (
 // immutable once published; the hot path reads it without locks.
 type index struct {
 	version  uint64
+	ready    bool // every source had listed in the snapshot
 	ttl      uint32
 	zones    []*zone                     // longest name first, for suffix matching
 	services map[string]*compiledService // by FQDN, as in the snapshot
@@ -63,7 +64,7 @@ type compiledService struct {
 // compile builds the index for snap, reusing what prev compiled for
 // services that did not change.
 func compile(prev *index, snap *cache.Snapshot, defaultZone string, ttl, negTTL uint32, nsAddrs []netip.Addr) *index {
-	idx := &index{version: snap.Version, ttl: ttl, services: make(map[string]*compiledService, len(snap.Services))}
+	idx := &index{version: snap.Version, ready: snap.Ready(), ttl: ttl, services: make(map[string]*compiledService, len(snap.Services))}
 	zones := map[string]*zone{}
 	addZone := func(name string) *zone {
 		z := zones[name]

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/test/registries"
 )
 
 // TestBadConfig checks that every kind of bad configuration stops discodns
@@ -37,7 +39,7 @@ func TestBadConfig(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.config), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(binary, "-config", path, "-http-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+			cmd := exec.Command(binary, "-config", path, "-http-listen", fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)))
 			done := make(chan struct{})
 			var out []byte
 			var err error
@@ -87,8 +89,8 @@ func TestSIGTERM(t *testing.T) {
 // TestDev runs `discodns -dev` as a newcomer would and follows its printed
 // instructions.
 func TestDev(t *testing.T) {
-	dnsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t))
 	cmd := exec.Command(binary, "-dev", "-dns-listen", dnsAddr, "-http-listen", httpAddr)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/discodns/discodns/etcdembed"
+	"github.com/discodns/discodns/test/registries"
 )
 
 // binary is the discodns executable built once for the whole run.
@@ -36,7 +39,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "discodns")
-	build := exec.Command("go", "build", "-race", "-o", binary, "..")
+	// Tests run the binary with the race detector; benchmarks measure it
+	// as users run it.
+	flag.Parse()
+	args := []string{"build", "-race", "-o", binary, ".."}
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		args = slices.Delete(args, 1, 2)
+	}
+	build := exec.Command("go", args...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build discodns:", err)
@@ -49,7 +59,7 @@ func TestMain(m *testing.M) {
 
 // need fails the test when a required tool is missing: ./test/run.sh
 // installs every tool the tests use.
-func need(t *testing.T, tool string) string {
+func need(t testing.TB, tool string) string {
 	t.Helper()
 	path, err := exec.LookPath(tool)
 	if err != nil {
@@ -58,41 +68,21 @@ func need(t *testing.T, tool string) string {
 	return path
 }
 
-// freePort returns a loopback port free for both UDP and TCP right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // etcd is a real embedded etcd that a test can stop and start again on the
 // same ports and data.
 type etcd struct {
-	t    *testing.T
+	t    testing.TB
 	opts etcdembed.Options
 	srv  *etcdembed.Server
 	cli  *clientv3.Client
 }
 
-func startEtcd(t *testing.T) *etcd {
+func startEtcd(t testing.TB) *etcd {
 	t.Helper()
 	e := &etcd{t: t, opts: etcdembed.Options{
 		Dir:        t.TempDir(),
-		ClientAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		PeerAddr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		ClientAddr: fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)),
+		PeerAddr:   fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)),
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}}
 	e.start()
@@ -148,7 +138,7 @@ func (e *etcd) del(key string, opts ...clientv3.OpOption) {
 
 // discodns is a running discodns process.
 type discodns struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	dns    string // host:port
 	http   string // http://host:port
@@ -159,16 +149,24 @@ type discodns struct {
 }
 
 // startDiscodns writes config (with DNS and HTTP addresses filled in for
-// the placeholders {{DNS}} and {{HTTP}}) and runs discodns on it until the
-// test ends.
-func startDiscodns(t *testing.T, config string) *discodns {
+// the placeholders {{DNS}} and {{HTTP}}), runs discodns on it until the
+// test ends, and waits until it is ready.
+func startDiscodns(t testing.TB, config string) *discodns {
+	t.Helper()
+	d := launchDiscodns(t, config)
+	d.waitReady()
+	return d
+}
+
+// launchDiscodns is startDiscodns without waiting for readiness.
+func launchDiscodns(t testing.TB, config string) *discodns {
 	t.Helper()
 	d := &discodns{
 		t:    t,
-		dns:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		dns:  fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)),
 		done: make(chan struct{}),
 	}
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t))
 	d.http = "http://" + httpAddr
 	config = strings.NewReplacer("{{DNS}}", d.dns, "{{HTTP}}", httpAddr).Replace(config)
 	path := filepath.Join(t.TempDir(), "discodns.toml")
@@ -189,7 +187,6 @@ func startDiscodns(t *testing.T, config string) *discodns {
 			t.Logf("discodns output:\n%s", d.logs())
 		}
 	})
-	d.waitReady()
 	return d
 }
 
@@ -292,7 +289,7 @@ func (d *discodns) exchange(name string, qtype uint16, network string) (*dns.Msg
 }
 
 // eventually retries check until it returns nil or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, check func() error) {
+func eventually(t testing.TB, within time.Duration, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var err error

@@ -30,6 +30,9 @@ if [ ! -x "$cache/bin/staticcheck" ]; then
 	GOBIN="$cache/bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
 
+# Consul, built once from the Go module proxy (a few minutes the first time).
+DISCODNS_CACHE="$cache" ./test/tools/build-consul.sh
+
 echo "== static checks"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then

@@ -172,7 +172,7 @@ func TestEtcdCompacted(t *testing.T) {
 	put(t, cli, "/services/web/10.0.0.2:80", "")
 
 	h := newHarness(t, EtcdConfig{Endpoints: srv.Endpoints(), Prefix: "/services"})
-	r := h.src.newRun(h.table)
+	r := h.src.(*Etcd).newRun(h.table)
 	rcli, err := r.connect(ctx)
 	if err != nil {
 		t.Fatal(err)

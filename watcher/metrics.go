@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -35,6 +36,11 @@ type Metrics struct {
 	decodeErrors *prometheus.CounterVec
 	relists      *prometheus.CounterVec
 	errors       *prometheus.CounterVec
+
+	// Consul's HTTP API, by source and endpoint.
+	consulRequests      *prometheus.HistogramVec
+	consulRequestErrors *prometheus.CounterVec
+	consulConnections   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the watcher metrics and registers them with reg, which
@@ -59,26 +65,42 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "discodns_watcher_errors_total",
 			Help: "Registry errors (failed lists and watches, lost connections), by source.",
 		}, []string{"source"}),
+		consulRequests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "discodns_watcher_consul_request_duration_seconds",
+			Help:    "Consul HTTP API requests by source and endpoint (catalog_services and health_state block until a change; health_service does not).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"source", "endpoint"}),
+		consulRequestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_watcher_consul_request_errors_total",
+			Help: "Consul HTTP API requests that failed, by source and endpoint.",
+		}, []string{"source", "endpoint"}),
+		consulConnections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "discodns_watcher_consul_connections",
+			Help: "Open TCP connections to the Consul agent, by source (bounded by max_connections).",
+		}, []string{"source"}),
 	}
 	if reg != nil {
 		m.events = register(reg, m.events)
 		m.decodeErrors = register(reg, m.decodeErrors)
 		m.relists = register(reg, m.relists)
 		m.errors = register(reg, m.errors)
+		m.consulRequests = register(reg, m.consulRequests)
+		m.consulRequestErrors = register(reg, m.consulRequestErrors)
+		m.consulConnections = register(reg, m.consulConnections)
 	}
 	return m
 }
 
 // register registers c with reg, or returns the equal collector that reg
 // already holds.
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	err := reg.Register(c)
 	if err == nil {
 		return c
 	}
 	var are prometheus.AlreadyRegisteredError
 	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
 			return existing
 		}
 	}
@@ -122,4 +144,23 @@ func (m *Metrics) registryError(source string) {
 	if m != nil {
 		m.errors.WithLabelValues(source).Inc()
 	}
+}
+
+// consulRequest records one Consul API request that started at start.
+func (m *Metrics) consulRequest(source, endpoint string, start time.Time, err error) {
+	if m == nil {
+		return
+	}
+	m.consulRequests.WithLabelValues(source, endpoint).Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.consulRequestErrors.WithLabelValues(source, endpoint).Inc()
+	}
+}
+
+// consulConnectionsGauge is the open-connections gauge of source, or nil.
+func (m *Metrics) consulConnectionsGauge(source string) prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.consulConnections.WithLabelValues(source)
 }

@@ -69,7 +69,7 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-// harness is one etcd source writing into a real table.
+// harness is one source writing into a real table.
 type harness struct {
 	t       *testing.T
 	name    string
@@ -77,7 +77,7 @@ type harness struct {
 	metrics *Metrics
 	logs    *logBuffer
 	log     *slog.Logger
-	src     *Etcd
+	src     Source
 }
 
 func newHarness(t *testing.T, cfg EtcdConfig) *harness {
@@ -88,7 +88,16 @@ func newHarness(t *testing.T, cfg EtcdConfig) *harness {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "/services"
 	}
-	h := &harness{t: t, name: cfg.Name, logs: &logBuffer{}}
+	return newSourceHarness(t, cfg.Name, func(m *Metrics, log *slog.Logger) (Source, error) {
+		return NewEtcd(cfg, m, log)
+	})
+}
+
+// newSourceHarness builds the source named name with build, logging to a
+// buffer shown when the test fails.
+func newSourceHarness(t *testing.T, name string, build func(*Metrics, *slog.Logger) (Source, error)) *harness {
+	t.Helper()
+	h := &harness{t: t, name: name, logs: &logBuffer{}}
 	h.log = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -96,9 +105,9 @@ func newHarness(t *testing.T, cfg EtcdConfig) *harness {
 		}
 	})
 	h.table = cache.NewTable(h.log)
-	h.table.AddSource(cfg.Name, testZone)
+	h.table.AddSource(name, testZone)
 	h.metrics = NewMetrics(prometheus.NewRegistry())
-	src, err := NewEtcd(cfg, h.metrics, h.log)
+	src, err := build(h.metrics, h.log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,103 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/test/registries"
+)
+
+// BenchmarkConsulHealthChange measures the time from a health check change
+// in Consul (2,000 services of 3 instances on one agent, discodns holding at
+// most 8 connections to it) to the first DNS answer that shows it.
+//
+// The reference, measured in the same run, is a blocking query of its own
+// on that one service (/v1/health/service/<name>?index=N), which is what a
+// client holding one connection per service would see: ratio_to_blocking
+// is discodns's median over the reference's.
+//
+//	go test ./test -run '^$' -bench ConsulHealthChange -benchtime 50x
+func BenchmarkConsulHealthChange(b *testing.B) {
+	const services, perService = 2000, 3
+	agent := registries.StartConsul(b)
+	client := consulClient(b, agent)
+	registerMany(b, client, services, perService)
+	d := startDiscodns(b, consulConfig(agent.Addr(), "max_connections = 8"))
+
+	answers := func(s int) int {
+		m, err := d.exchange(fmt.Sprintf("svc-%d.svc.internal.", s), dns.TypeA, "udp")
+		if err != nil {
+			return -1
+		}
+		return len(m.Answer)
+	}
+	var viaDNS, viaBlocking []time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		s := rand.IntN(services)
+		status, want := api.HealthCritical, perService-1
+		if answers(s) != perService {
+			svcs, _ := d.services()
+			entries, _, _ := client.Health().Service(fmt.Sprintf("svc-%d", s), "", false, nil)
+			m, err := d.exchange(fmt.Sprintf("svc-%d.svc.internal.", s), dns.TypeA, "udp")
+			b.Logf("table %v consul %d entries; dns %v %v", svcs[fmt.Sprintf("svc-%d.svc.internal.", s)], len(entries), m, err)
+			b.Fatalf("svc-%d has %d answers before change %d, want %d", s, answers(s), i, perService)
+		}
+		// The reference: a blocking query on this service from its
+		// current index.
+		_, meta, err := client.Health().Service(fmt.Sprintf("svc-%d", s), "", true, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		blocked := make(chan time.Time, 1)
+		go func() {
+			q := (&api.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: 10 * time.Second}).WithContext(context.Background())
+			client.Health().Service(fmt.Sprintf("svc-%d", s), "", true, q)
+			blocked <- time.Now()
+		}()
+		time.Sleep(5 * time.Millisecond) // let the blocking query reach the agent
+
+		start := time.Now()
+		setCheck(b, client, s, 1, status)
+		for answers(s) != want {
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("svc-%d: the change did not reach DNS within 10 s", s)
+			}
+		}
+		viaDNS = append(viaDNS, time.Since(start))
+		viaBlocking = append(viaBlocking, (<-blocked).Sub(start))
+
+		b.StopTimer()
+		setCheck(b, client, s, 1, api.HealthPassing)
+		for answers(s) != perService {
+			time.Sleep(time.Millisecond)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	dnsP50, dnsP99 := percentile(viaDNS, 50), percentile(viaDNS, 99)
+	refP50 := percentile(viaBlocking, 50)
+	b.ReportMetric(float64(dnsP50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(dnsP99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(refP50.Microseconds())/1000, "blocking-p50-ms")
+	if refP50 > 0 {
+		b.ReportMetric(float64(dnsP50)/float64(refP50), "ratio_to_blocking")
+	}
+}
+
+// percentile returns the p-th percentile of ds (nearest rank).
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	i := (p*len(s) + 99) / 100
+	return s[max(i-1, 0)]
+}
