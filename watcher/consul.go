@@ -34,9 +34,11 @@ const (
 
 // Consul API endpoints, the endpoint label of the request metrics.
 const (
-	endpointCatalogServices = "catalog_services"
-	endpointHealthState     = "health_state"
-	endpointHealthService   = "health_service"
+	endpointCatalogServices     = "catalog_services"
+	endpointHealthState         = "health_state"
+	endpointHealthService       = "health_service"
+	endpointCatalogNodes        = "catalog_nodes"
+	endpointCatalogNodeServices = "catalog_node_services"
 )
 
 // ConsulConfig configures a Consul source.
@@ -74,15 +76,15 @@ type ConsulConfig struct {
 //
 // It keeps the number of connections to the agent bounded whatever the
 // number of services: instead of one blocking query per service, it holds
-// two, one on the service list (/v1/catalog/services) and one on the checks
-// that are not passing (/v1/health/state/any filtered). When that list
-// changes it compares it with the previous one and fetches, with a bounded
-// pool of workers, only the services whose checks changed status. When the
-// service list changes in a way the comparison cannot explain (an instance
-// registered, modified or removed without its service's tags changing),
-// every service is fetched again, behind any health change. Everything is
-// fetched again every ResyncInterval, and after any error of a blocking
-// query (the source is stale meanwhile and keeps its last instances).
+// two. One follows the checks that are not passing
+// (/v1/health/state/any, filtered): when that list changes, the services
+// whose checks changed status are fetched. The other follows the service
+// list (/v1/catalog/services): when its index moves, the source lists the
+// service instances of every node (one request per node) and fetches the
+// services whose instances were added, removed or modified. Fetches go
+// through a pool of MaxConnections-2 workers. Everything is fetched again
+// every ResyncInterval, and after any error of a blocking query (the
+// source is stale meanwhile and keeps its last instances).
 type Consul struct {
 	cfg     ConsulConfig
 	client  *api.Client
@@ -202,10 +204,15 @@ func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo
 		sink:      sink,
 		instances: map[string]map[string]cache.Instance{},
 		nodes:     map[string]map[string]struct{}{},
+		placed:    map[string]map[string]struct{}{},
 		reported:  map[string]struct{}{},
 		queue:     newWorkQueue(),
 	}
 	catalogIndex, services, err := c.catalogServices(ctx, 0)
+	if err != nil {
+		return err
+	}
+	placement, err := c.scanInstances(ctx)
 	if err != nil {
 		return err
 	}
@@ -222,7 +229,7 @@ func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo
 	c.log.Info("consul listed", "services", len(s.instances), "reason", reason)
 
 	errc := make(chan error, 2)
-	go func() { errc <- s.followCatalog(ctx, catalogIndex, services) }()
+	go func() { errc <- s.followCatalog(ctx, catalogIndex, services, placement) }()
 	go func() { errc <- s.followHealth(ctx, healthIndex, checks) }()
 	var wg sync.WaitGroup
 	for range c.cfg.MaxConnections - 2 {
@@ -351,39 +358,21 @@ type consulSession struct {
 	wanted    []string                             // services in the catalog that pass the tag filter
 	instances map[string]map[string]cache.Instance // service -> id -> instance, as written
 	nodes     map[string]map[string]struct{}       // node -> services with an instance on it
+	placed    map[string]map[string]struct{}       // service -> nodes it has an instance on
 	reported  map[string]struct{}                  // service/id whose decode error was logged
 }
 
 // list fetches every service with the worker count as concurrency and
 // replaces the source's instances with the result.
 func (s *consulSession) list(ctx context.Context, services []string) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	names := make(chan string)
-	var wg sync.WaitGroup
-	for range s.c.cfg.MaxConnections - 2 {
-		wg.Go(func() {
-			for name := range names {
-				entries, err := s.c.healthService(ctx, name)
-				if err != nil {
-					cancel(err)
-					continue
-				}
-				s.apply(name, entries, false)
-			}
-		})
-	}
-feed:
-	for _, name := range services {
-		select {
-		case names <- name:
-		case <-ctx.Done():
-			break feed
+	err := forEach(ctx, services, s.c.cfg.MaxConnections-2, func(ctx context.Context, name string) error {
+		entries, err := s.c.healthService(ctx, name)
+		if err == nil {
+			s.apply(name, entries, false)
 		}
-	}
-	close(names)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -444,9 +433,12 @@ func (s *consulSession) apply(service string, entries []*api.ServiceEntry, write
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.instances[service]
-	for node, svcs := range s.nodes {
+	for node := range s.placed[service] {
 		if _, ok := nodes[node]; !ok {
-			delete(svcs, service)
+			delete(s.nodes[node], service)
+			if len(s.nodes[node]) == 0 {
+				delete(s.nodes, node)
+			}
 		}
 	}
 	for node := range nodes {
@@ -454,6 +446,11 @@ func (s *consulSession) apply(service string, entries []*api.ServiceEntry, write
 			s.nodes[node] = map[string]struct{}{}
 		}
 		s.nodes[node][service] = struct{}{}
+	}
+	if len(nodes) == 0 {
+		delete(s.placed, service)
+	} else {
+		s.placed[service] = nodes
 	}
 	if len(next) == 0 {
 		delete(s.instances, service)
@@ -530,10 +527,10 @@ func (c *Consul) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 	}, true, nil
 }
 
-// followCatalog follows the service list. New, removed and re-tagged
-// services are fetched at once; a change it cannot explain has every
-// service fetched again in the background.
-func (s *consulSession) followCatalog(ctx context.Context, index uint64, services map[string][]string) error {
+// followCatalog follows the service list. When it changes, it lists every
+// node's service instances and has the services fetched whose instances
+// were added, removed or modified, or whose tags changed.
+func (s *consulSession) followCatalog(ctx context.Context, index uint64, services map[string][]string, placement map[instanceKey]instanceState) error {
 	index = nextIndex(0, index)
 	for {
 		next, latest, err := s.c.catalogServices(ctx, index)
@@ -543,30 +540,94 @@ func (s *consulSession) followCatalog(ctx context.Context, index uint64, service
 		if next == index {
 			continue // the wait ended with no change
 		}
-		var changed []string
+		current, err := s.c.scanInstances(ctx)
+		if err != nil {
+			return err
+		}
+		changed := map[string]struct{}{}
 		for name, tags := range latest {
 			if old, ok := services[name]; !ok || !slices.Equal(old, tags) {
-				changed = append(changed, name)
+				changed[name] = struct{}{}
 			}
 		}
 		for name := range services {
 			if _, ok := latest[name]; !ok {
-				changed = append(changed, name)
+				changed[name] = struct{}{}
+			}
+		}
+		for k, st := range current {
+			if old, ok := placement[k]; !ok || old != st {
+				changed[st.service] = struct{}{}
+			}
+		}
+		for k, st := range placement {
+			if _, ok := current[k]; !ok {
+				changed[st.service] = struct{}{}
 			}
 		}
 		wanted := s.c.wanted(latest)
 		s.mu.Lock()
 		s.wanted = wanted
 		s.mu.Unlock()
-		s.queue.add(true, changed...)
-		if len(changed) == 0 || next < index {
-			// An instance registered, changed or left without changing the
-			// set of services or their tags: find it by fetching them all.
-			s.queue.add(false, wanted...)
-		}
-		services = latest
+		s.queue.add(true, slices.Collect(maps.Keys(changed))...)
+		services, placement = latest, current
 		index = nextIndex(index, next)
 	}
+}
+
+// instanceKey names one service instance in the catalog.
+type instanceKey struct{ node, id string }
+
+// instanceState is what the catalog says of an instance: enough to tell
+// that it changed.
+type instanceState struct {
+	service  string
+	modified uint64
+}
+
+// scanInstances lists every service instance of the datacenter, node by
+// node: one request for the nodes and one per node, however many services
+// there are.
+func (c *Consul) scanInstances(ctx context.Context) (map[instanceKey]instanceState, error) {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	nodes, _, err := c.client.Catalog().Nodes(c.queryOptions(ctx, 0))
+	c.metrics.consulRequest(c.cfg.Name, endpointCatalogNodes, start, err)
+	if err != nil {
+		return nil, fmt.Errorf("consul catalog nodes: %w", err)
+	}
+	var mu sync.Mutex
+	out := map[instanceKey]instanceState{}
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Node
+	}
+	err = forEach(ctx, names, c.cfg.MaxConnections-2, func(ctx context.Context, node string) error {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return err
+		}
+		start := time.Now()
+		list, _, err := c.client.Catalog().NodeServiceList(node, c.queryOptions(ctx, 0))
+		c.metrics.consulRequest(c.cfg.Name, endpointCatalogNodeServices, start, err)
+		if err != nil {
+			return fmt.Errorf("consul catalog node services %s: %w", node, err)
+		}
+		if list == nil {
+			return nil // the node left meanwhile
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, svc := range list.Services {
+			out[instanceKey{node, svc.ID}] = instanceState{service: svc.Service, modified: svc.ModifyIndex}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 type checkKey struct{ node, id string }
@@ -745,4 +806,33 @@ func (q *workQueue) done(name string) {
 	delete(q.inflight, name)
 	q.mu.Unlock()
 	q.signal()
+}
+
+// forEach calls fn for every item with at most workers calls at once, and
+// returns the first error, which cancels the calls not yet made.
+func forEach(ctx context.Context, items []string, workers int, fn func(context.Context, string) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	feed := make(chan string)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for item := range feed {
+				if err := fn(ctx, item); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+loop:
+	for _, item := range items {
+		select {
+		case feed <- item:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(feed)
+	wg.Wait()
+	return context.Cause(ctx)
 }

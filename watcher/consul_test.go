@@ -267,3 +267,29 @@ func TestConsulRestart(t *testing.T) {
 		t.Errorf("reconnect relists %v, errors %v: want both counted", h.relists(reasonReconnect), h.registryErrors())
 	}
 }
+
+// TestConsulNodeCheck fails a node-level check: every instance on the node
+// goes, and comes back when it passes.
+func TestConsulNodeCheck(t *testing.T) {
+	h := newConsulHarness(t, ConsulConfig{IncludeWarning: true})
+	h.register("web-1", "web", "10.0.0.1", 80, api.HealthPassing, nil)
+	h.register("db-1", "db", "10.0.1.1", 5432, api.HealthPassing, nil)
+	err := h.client.Agent().CheckRegister(&api.AgentCheckRegistration{
+		ID: "node-disk", Name: "disk", AgentServiceCheck: api.AgentServiceCheck{TTL: "10m", Status: api.HealthPassing},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.run()
+	h.waitEndpoints("web", "dev/web-1=10.0.0.1:80")
+	if err := h.client.Agent().UpdateTTL("node-disk", "full", api.HealthCritical); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEndpoints("web")
+	h.waitEndpoints("db")
+	if err := h.client.Agent().UpdateTTL("node-disk", "ok", api.HealthPassing); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEndpoints("web", "dev/web-1=10.0.0.1:80")
+	h.waitEndpoints("db", "dev/db-1=10.0.1.1:5432")
+}
