@@ -7,6 +7,7 @@
 package cache
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -25,6 +26,10 @@ type Instance struct {
 	// Priority and Weight go into SRV records.
 	Priority uint16
 	Weight   uint16
+	// Ports are further named ports of the instance (a serverset's
+	// additionalEndpoints, Curator's sslPort as "tls"), answered as SRV at
+	// _<name>._tcp.<svc>.<zone>. Names are DNS labels.
+	Ports map[string]uint16
 	// Tags select subsets of a service (<tag>.<svc>.<zone>).
 	Tags []string
 	// Meta is published as TXT key=value strings on the instance name.
@@ -48,7 +53,8 @@ func (in *Instance) IP() (netip.Addr, bool) {
 func (in *Instance) Equal(o *Instance) bool {
 	if in.Service != o.Service || in.ID != o.ID || in.Address != o.Address ||
 		in.Port != o.Port || in.Priority != o.Priority || in.Weight != o.Weight ||
-		in.Source != o.Source || !slices.Equal(in.Tags, o.Tags) || len(in.Meta) != len(o.Meta) {
+		in.Source != o.Source || !slices.Equal(in.Tags, o.Tags) || !maps.Equal(in.Ports, o.Ports) ||
+		len(in.Meta) != len(o.Meta) {
 		return false
 	}
 	for k, v := range in.Meta {

@@ -1,0 +1,215 @@
+package registries
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ZooKeeper is a standalone ZooKeeper server from the Debian package
+// `zookeeper`, with its data in a temporary directory.
+type ZooKeeper struct {
+	t      testing.TB
+	port   int
+	dir    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	mu     sync.Mutex
+	output bytes.Buffer
+}
+
+// ZooKeeperClassPath is where the Debian package puts ZooKeeper's jars and
+// configuration.
+const ZooKeeperClassPath = "/usr/share/java/*:/etc/zookeeper/conf"
+
+// StartZooKeeper starts a server on a free loopback port and stops it when
+// the test ends. tickTime is 500 ms, so sessions may last 1 s to 10 s.
+func StartZooKeeper(t testing.TB) *ZooKeeper {
+	t.Helper()
+	if _, err := os.Stat("/usr/share/java/zookeeper.jar"); err != nil {
+		t.Fatalf("ZooKeeper is not installed (./test/run.sh installs the Debian package zookeeper): %v", err)
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		t.Fatalf("java is required for ZooKeeper: %v", err)
+	}
+	z := &ZooKeeper{t: t, port: FreePort(t), dir: t.TempDir()}
+	cfg := fmt.Sprintf(`tickTime=500
+minSessionTimeout=1000
+maxSessionTimeout=10000
+dataDir=%s
+clientPort=%d
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,mntr
+maxClientCnxns=0
+`, filepath.Join(z.dir, "data"), z.port)
+	if err := os.WriteFile(filepath.Join(z.dir, "zoo.cfg"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	z.Start()
+	t.Cleanup(func() {
+		z.Stop()
+		if t.Failed() {
+			t.Logf("zookeeper output:\n%s", z.Output())
+		}
+	})
+	return z
+}
+
+// Addr is the server's client address, host:port.
+func (z *ZooKeeper) Addr() string { return fmt.Sprintf("127.0.0.1:%d", z.port) }
+
+// Start starts the server (again, on the same data) and waits until it
+// serves.
+func (z *ZooKeeper) Start() {
+	z.t.Helper()
+	z.cmd = exec.Command("java", "-Xmx256m", "-Dzookeeper.log.dir="+z.dir, "-Dzookeeper.root.logger=WARN,CONSOLE",
+		"-cp", ZooKeeperClassPath, "org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(z.dir, "zoo.cfg"))
+	z.cmd.Stdout = &lockedWriter{&z.mu, &z.output}
+	z.cmd.Stderr = z.cmd.Stdout
+	if err := z.cmd.Start(); err != nil {
+		z.t.Fatalf("start zookeeper: %v", err)
+	}
+	z.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(z.cmd, z.done)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if z.ruok() {
+			return
+		}
+		select {
+		case <-z.done:
+			z.t.Fatalf("zookeeper exited while starting:\n%s", z.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			z.t.Fatalf("zookeeper not serving within 60 s:\n%s", z.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ruok asks the four-letter command ruok.
+func (z *ZooKeeper) ruok() bool {
+	conn, err := net.DialTimeout("tcp", z.Addr(), time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	conn.Write([]byte("ruok"))
+	b, _ := io.ReadAll(conn)
+	return string(b) == "imok"
+}
+
+// Stop kills the server and waits for it to exit.
+func (z *ZooKeeper) Stop() {
+	if z.cmd == nil {
+		return
+	}
+	z.cmd.Process.Signal(syscall.SIGKILL)
+	<-z.done
+	z.cmd = nil
+}
+
+// Output is what the server printed so far.
+func (z *ZooKeeper) Output() string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.output.String()
+}
+
+// Proxy forwards TCP connections to a target and can cut them, to keep a
+// client away from a server that goes on running.
+type Proxy struct {
+	target string
+	l      net.Listener
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]struct{}
+}
+
+// StartProxy listens on a free loopback port and forwards to target until
+// the test ends.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{target: target, l: l, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() {
+		l.Close()
+		p.Cut()
+	})
+	return p
+}
+
+// Addr is the address clients connect to.
+func (p *Proxy) Addr() string { return p.l.Addr().String() }
+
+// Cut closes every connection and refuses new ones until Restore.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// Restore accepts connections again.
+func (p *Proxy) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+func (p *Proxy) serve() {
+	for {
+		c, err := p.l.Accept()
+		if err != nil {
+			return
+		}
+		go p.forward(c)
+	}
+}
+
+func (p *Proxy) forward(c net.Conn) {
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.mu.Unlock()
+	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c] = struct{}{}
+	p.conns[up] = struct{}{}
+	p.mu.Unlock()
+	go func() { io.Copy(up, c); up.Close(); c.Close() }()
+	io.Copy(c, up)
+	c.Close()
+	up.Close()
+}
