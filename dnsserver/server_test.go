@@ -51,10 +51,18 @@ func TestUDPTruncationThenTCP(t *testing.T) {
 	if resp.Truncated || len(resp.Answer) != 200 {
 		t.Fatalf("TCP: TC=%v answers=%d, want all 200", resp.Truncated, len(resp.Answer))
 	}
-	if got := testutil.ToFloat64(metrics.truncated[0]); got != 1 {
+	// Metrics are recorded after the answer is written: wait for them.
+	counted := func(c prometheus.Collector) float64 {
+		deadline := time.Now().Add(2 * time.Second)
+		for testutil.ToFloat64(c) != 1 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		return testutil.ToFloat64(c)
+	}
+	if got := counted(metrics.truncated[0]); got != 1 {
 		t.Errorf("udp truncations counted %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(metrics.requests.WithLabelValues("tcp", "A", "NOERROR")); got != 1 {
+	if got := counted(metrics.requests.WithLabelValues("tcp", "A", "NOERROR")); got != 1 {
 		t.Errorf("tcp A NOERROR counted %v, want 1", got)
 	}
 }
