@@ -253,6 +253,15 @@ func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (wa
 			RateLimit:      sc.RateLimit,
 			ResyncInterval: sc.ResyncInterval,
 		}, metrics, log)
+	case "zookeeper":
+		return watcher.NewZooKeeper(watcher.ZooKeeperConfig{
+			Name:           sc.Name,
+			Servers:        sc.Servers,
+			Prefix:         sc.Prefix,
+			Format:         sc.Format,
+			SessionTimeout: sc.SessionTimeout,
+			Auth:           string(sc.Auth),
+		}, metrics, log)
 	default:
 		return nil, fmt.Errorf("source %q: type %s is not supported by this build yet", sc.Name, sc.Type)
 	}

@@ -221,16 +221,21 @@ func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q
 	last := labels[n-1]
 	if proto, ok := strings.CutPrefix(last, "_"); ok {
 		// _<svc>._tcp, _<svc>._udp and _<svc>._<tag>, and their parents.
+		// _<svc>._tls is the named port "tls" when the service has one.
 		switch {
 		case n == 1:
-			exists := (z.svcs > 0 && (proto == "tcp" || proto == "udp")) || z.tags[proto] > 0
+			exists := (z.svcs > 0 && (proto == "tcp" || proto == "udp")) || z.tags[proto] > 0 ||
+				(proto == "tls" && z.tls > 0)
 			h.finish(m, z, q, exists)
 		case n == 2 && strings.HasPrefix(labels[0], "_"):
 			var set *rrsets
 			if cs := idx.services[labels[0][1:]+"."+z.name]; cs != nil {
-				if proto == "tcp" || proto == "udp" {
+				switch {
+				case proto == "tcp" || proto == "udp":
 					set = cs.all
-				} else {
+				case proto == "tls" && cs.ports["tls"] != nil:
+					set = cs.ports["tls"]
+				default:
 					set = cs.tags[proto]
 				}
 			}
@@ -256,6 +261,18 @@ func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q
 	case n == 2 && cs.tags[labels[0]] != nil:
 		h.answerSet(m, q, cs.tags[labels[0]])
 		h.finish(m, z, q, true)
+	case n <= 3 && cs.ports != nil && labels[n-2] == "_tcp":
+		// _<name>._tcp.<svc>, and _tcp.<svc> as its empty non-terminal.
+		var set *rrsets
+		if n == 3 {
+			if name, ok := strings.CutPrefix(labels[0], "_"); ok {
+				set = cs.ports[name]
+			}
+		}
+		if set != nil && q.Qtype == dns.TypeSRV {
+			h.answerSet(m, q, set)
+		}
+		h.finish(m, z, q, n == 2 || set != nil)
 	default:
 		h.finish(m, z, q, false)
 	}

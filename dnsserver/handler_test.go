@@ -21,30 +21,32 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // fixture returns a handler over a table holding:
 //
-//	web:  a 10.0.0.1:80 (tag blue, meta version=1.2), b 10.0.0.2:8080 (priority 2, weight 5), c 10.0.0.3:80
-//	dual: v4 10.0.1.1:53, v6 [2001:db8::1]:53
-//	ext:  h (host db.example.com:5432)
-//	mid:  10 instances (SRV fits 512 octets, SRV with glue does not)
-//	big:  200 instances
+//	web:  a 10.0.0.1:80 (tag blue, meta version=1.2, ports http 8081, tls 8443),
+//	      b 10.0.0.2:8080 (priority 2, weight 5, port http 8082), c 10.0.0.3:80 (tag tls)
+//	dual: v4 10.0.1.1:53 (tag tls), v6 [2001:db8::1]:53
+//	ext:  h (host db.example.com:5432, port admin 9999)
+//	mid:  10 instances, port admin 9001 (SRV fits 512 octets, SRV with glue does not)
+//	big:  200 instances, port metrics 9100
 func fixture(t testing.TB, opt Options) (*Handler, *cache.Table) {
 	t.Helper()
 	tb := cache.NewTable(quiet)
 	tb.AddSource("etcd", testZone)
 	insts := []cache.Instance{
-		{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80, Priority: 1, Weight: 1, Tags: []string{"blue"}, Meta: map[string]string{"version": "1.2"}},
-		{Service: "web", ID: "b", Address: "10.0.0.2", Port: 8080, Priority: 2, Weight: 5},
-		{Service: "web", ID: "c", Address: "10.0.0.3", Port: 80, Priority: 1, Weight: 1},
-		{Service: "dual", ID: "v4", Address: "10.0.1.1", Port: 53, Priority: 1, Weight: 1},
+		{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80, Priority: 1, Weight: 1, Tags: []string{"blue"}, Meta: map[string]string{"version": "1.2"},
+			Ports: map[string]uint16{"http": 8081, "tls": 8443}},
+		{Service: "web", ID: "b", Address: "10.0.0.2", Port: 8080, Priority: 2, Weight: 5, Ports: map[string]uint16{"http": 8082}},
+		{Service: "web", ID: "c", Address: "10.0.0.3", Port: 80, Priority: 1, Weight: 1, Tags: []string{"tls"}},
+		{Service: "dual", ID: "v4", Address: "10.0.1.1", Port: 53, Priority: 1, Weight: 1, Tags: []string{"tls"}},
 		{Service: "dual", ID: "v6", Address: "2001:db8::1", Port: 53, Priority: 1, Weight: 1},
-		{Service: "ext", ID: "h", Address: "DB.example.com", Port: 5432, Priority: 1, Weight: 1},
+		{Service: "ext", ID: "h", Address: "DB.example.com", Port: 5432, Priority: 1, Weight: 1, Ports: map[string]uint16{"admin": 9999}},
 	}
 	for i := range 10 {
 		insts = append(insts, cache.Instance{Service: "mid", ID: fmt.Sprintf("m%d", i),
-			Address: fmt.Sprintf("10.2.0.%d", i+1), Port: 9000, Priority: 1, Weight: 1})
+			Address: fmt.Sprintf("10.2.0.%d", i+1), Port: 9000, Priority: 1, Weight: 1, Ports: map[string]uint16{"admin": 9001}})
 	}
 	for i := range 200 {
 		insts = append(insts, cache.Instance{Service: "big", ID: fmt.Sprintf("i%03d", i),
-			Address: fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), Port: 9000, Priority: 1, Weight: 1})
+			Address: fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), Port: 9000, Priority: 1, Weight: 1, Ports: map[string]uint16{"metrics": 9100}})
 	}
 	tb.Replace("etcd", insts)
 	if opt.Zone == "" {
@@ -126,6 +128,24 @@ func TestZoneAnswers(t *testing.T) {
 		{"ANY on a missing name", "nope.svc.internal.", dns.TypeANY, want{rcode: dns.RcodeNameError, soa: true}},
 		{"MX is NODATA", "web.svc.internal.", dns.TypeMX, want{rcode: 0, soa: true}},
 		{"instance PTR", "1.0.0.10.in-addr.arpa.", dns.TypePTR, want{rcode: 0, answers: 1, atype: dns.TypePTR, contains: "a.web.svc.internal."}},
+		{"named port SRV with glue", "_http._tcp.web.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 2, atype: dns.TypeSRV, extra: 2, contains: "2 5 8082 b.web.svc.internal."}},
+		{"named port SRV keeps the instance target", "_tls._tcp.web.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeSRV, extra: 1, contains: "1 1 8443 a.web.svc.internal."}},
+		{"named port with a host name target", "_admin._tcp.ext.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeSRV, contains: "1 1 9999 db.example.com."}},
+		{"_svc._tls is the tls port over the tls tag", "_web._tls.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeSRV, extra: 1, contains: "1 1 8443 a.web.svc.internal."}},
+		{"_svc._tls without tls port is the tag", "_dual._tls.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeSRV, extra: 1, contains: "1 1 53 v4.dual.svc.internal."}},
+		{"tls tag name unchanged by the tls port", "tls.web.svc.internal.", dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeA, contains: "10.0.0.3"}},
+		{"_svc._tls A is NODATA", "_web._tls.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"named port A is NODATA", "_http._tcp.web.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"named port TXT is NODATA", "_http._tcp.web.svc.internal.", dns.TypeTXT, want{rcode: 0, soa: true}},
+		{"named port ANY is minimal", "_http._tcp.web.svc.internal.", dns.TypeANY, want{rcode: 0, answers: 1, atype: dns.TypeHINFO, contains: "RFC8482"}},
+		{"unknown named port is NXDOMAIN", "_nope._tcp.web.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
+		{"named port of another service is NXDOMAIN", "_http._tcp.dual.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
+		{"named port under _udp is NXDOMAIN", "_http._udp.web.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
+		{"named port without underscore is NXDOMAIN", "http._tcp.web.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
+		{"below a named port is NXDOMAIN", "x._http._tcp.web.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
+		{"_tcp.svc empty non-terminal", "_tcp.web.svc.internal.", dns.TypeSRV, want{rcode: 0, soa: true}},
+		{"_tcp.svc A is NODATA", "_tcp.web.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"_tcp.svc without named ports is NXDOMAIN", "_tcp.dual.svc.internal.", dns.TypeSRV, want{rcode: dns.RcodeNameError, soa: true}},
 		{"v6 instance PTR", "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.", dns.TypePTR, want{rcode: 0, answers: 1, atype: dns.TypePTR, contains: "v6.dual.svc.internal."}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,6 +267,8 @@ func TestSizing(t *testing.T) {
 		{"UDP EDNS 4096 capped at udp_size", edns(4096), false, 1232, true, 0},
 		{"UDP EDNS below 512 gets 512", edns(100), false, 512, true, 0},
 		{"TCP gets everything", query("big.svc.internal.", dns.TypeA), true, 65535, false, 200},
+		{"named port SRV, UDP without EDNS", query("_metrics._tcp.big.svc.internal.", dns.TypeSRV), false, 512, true, 0},
+		{"named port SRV over TCP", query("_metrics._tcp.big.svc.internal.", dns.TypeSRV), true, 65535, false, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := h.Answer(tc.req, tc.tcp, loopback)
@@ -269,21 +291,105 @@ func TestSizing(t *testing.T) {
 			if tc.req.IsEdns0() != nil && resp.IsEdns0() == nil {
 				t.Error("OPT dropped while trimming")
 			}
+			if tc.trunc && len(resp.Extra) > len(onlyOPT(resp.Extra)) {
+				t.Errorf("glue kept in a truncated answer: %v", rrStrings(resp.Extra))
+			}
 		})
 	}
 	// Additional goes first, without TC: mid's 10 SRV fit 512 octets, with
-	// their glue they do not.
-	req := query("mid.svc.internal.", dns.TypeSRV)
-	full := h.Answer(req, true, loopback)
-	noGlue := full.Copy()
-	noGlue.Extra = nil
-	if full.Len() <= 512 || noGlue.Len() > 512 {
-		t.Fatalf("fixture: %d octets with glue, %d without; want >512 and <=512", full.Len(), noGlue.Len())
+	// their glue they do not. The same holds for its named port.
+	for _, name := range []string{"mid.svc.internal.", "_admin._tcp.mid.svc.internal."} {
+		req := query(name, dns.TypeSRV)
+		full := h.Answer(req, true, loopback)
+		noGlue := full.Copy()
+		noGlue.Extra = nil
+		if full.Len() <= 512 || noGlue.Len() > 512 {
+			t.Fatalf("fixture %s: %d octets with glue, %d without; want >512 and <=512", name, full.Len(), noGlue.Len())
+		}
+		resp := h.Answer(req, false, loopback)
+		if resp.Truncated || len(resp.Answer) != 10 || len(resp.Extra) != 0 {
+			t.Errorf("%s: TC=%v answers=%d extra=%d, want all 10 answers, no glue, no TC",
+				name, resp.Truncated, len(resp.Answer), len(resp.Extra))
+		}
 	}
-	resp := h.Answer(req, false, loopback)
-	if resp.Truncated || len(resp.Answer) != 10 || len(resp.Extra) != 0 {
-		t.Errorf("TC=%v answers=%d extra=%d, want all 10 answers, no glue, no TC",
-			resp.Truncated, len(resp.Answer), len(resp.Extra))
+}
+
+func TestNamedPorts(t *testing.T) {
+	h, tb := fixture(t, Options{})
+	// Each named-port SRV is the instance's ordinary SRV with the named
+	// port, and its glue follows it through rotation.
+	wantPorts := map[string]string{
+		"a.web.svc.internal.": "1 1 8081",
+		"b.web.svc.internal.": "2 5 8082",
+	}
+	firsts := map[string]bool{}
+	for range 4 {
+		resp := h.Answer(query("_http._tcp.web.svc.internal.", dns.TypeSRV), false, loopback)
+		if len(resp.Answer) != 2 || len(resp.Extra) != 2 {
+			t.Fatalf("answers %v additional %v, want 2 and 2", rrStrings(resp.Answer), rrStrings(resp.Extra))
+		}
+		firsts[resp.Answer[0].(*dns.SRV).Target] = true
+		for i, rr := range resp.Answer {
+			srv := rr.(*dns.SRV)
+			if got := fmt.Sprintf("%d %d %d", srv.Priority, srv.Weight, srv.Port); got != wantPorts[srv.Target] {
+				t.Errorf("%s: priority weight port %q, want %q", srv.Target, got, wantPorts[srv.Target])
+			}
+			if srv.Hdr.Ttl != 5 {
+				t.Errorf("%s: TTL %d, want 5", srv.Target, srv.Hdr.Ttl)
+			}
+			glue, ok := resp.Extra[i].(*dns.A)
+			if !ok || glue.Hdr.Name != srv.Target {
+				t.Errorf("glue %d for %s is %v", i, srv.Target, resp.Extra[i])
+			}
+		}
+	}
+	if len(firsts) != 2 {
+		t.Errorf("first SRV over 4 queries: %v, want both rotated in", firsts)
+	}
+
+	// The _tls non-terminal exists for a tls port alone, without a tls tag;
+	// port 0 is no port and port names are matched as labels.
+	tb.Put("etcd", cache.Instance{Service: "sec", ID: "s", Address: "10.3.0.1", Port: 80, Priority: 1, Weight: 1,
+		Ports: map[string]uint16{"tls": 443, "none": 0, "Grpc": 9090}})
+	tb.Delete("etcd", "web", "c")
+	tb.Delete("etcd", "dual", "v4")
+	h.Update(tb.Snapshot())
+	for _, tc := range []struct {
+		name  string
+		qname string
+		rcode int
+		port  uint16 // of the single SRV answer; 0 for none
+	}{
+		{"_tls non-terminal from a tls port", "_tls.svc.internal.", dns.RcodeSuccess, 0},
+		{"_svc._tls from a tls port", "_sec._tls.svc.internal.", dns.RcodeSuccess, 443},
+		{"_svc._tls without tls port or tag", "_dual._tls.svc.internal.", dns.RcodeNameError, 0},
+		{"port 0 is no port", "_none._tcp.sec.svc.internal.", dns.RcodeNameError, 0},
+		{"port name as a label", "_grpc._tcp.sec.svc.internal.", dns.RcodeSuccess, 9090},
+		{"port name case-insensitive", "_GRPC._TCP.sec.svc.internal.", dns.RcodeSuccess, 9090},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := h.Answer(query(tc.qname, dns.TypeSRV), false, loopback)
+			if resp.Rcode != tc.rcode || !resp.Authoritative {
+				t.Errorf("rcode %s AA=%v, want %s and AA", dns.RcodeToString[resp.Rcode], resp.Authoritative, dns.RcodeToString[tc.rcode])
+			}
+			switch {
+			case tc.port == 0 && len(resp.Answer) != 0:
+				t.Errorf("answers %v, want none", rrStrings(resp.Answer))
+			case tc.port != 0 && (len(resp.Answer) != 1 || resp.Answer[0].(*dns.SRV).Port != tc.port):
+				t.Errorf("answers %v, want one SRV to port %d", rrStrings(resp.Answer), tc.port)
+			case tc.port == 0 && (len(resp.Ns) != 1 || resp.Ns[0].Header().Rrtype != dns.TypeSOA):
+				t.Errorf("authority %v, want the SOA", rrStrings(resp.Ns))
+			}
+		})
+	}
+
+	// A changed port is answered after the next update.
+	tb.Put("etcd", cache.Instance{Service: "sec", ID: "s", Address: "10.3.0.1", Port: 80, Priority: 1, Weight: 1,
+		Ports: map[string]uint16{"tls": 8443}})
+	h.Update(tb.Snapshot())
+	resp := h.Answer(query("_tls._tcp.sec.svc.internal.", dns.TypeSRV), false, loopback)
+	if len(resp.Answer) != 1 || resp.Answer[0].(*dns.SRV).Port != 8443 {
+		t.Errorf("after an update: %v, want port 8443", rrStrings(resp.Answer))
 	}
 }
 

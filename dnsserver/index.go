@@ -34,9 +34,11 @@ type zone struct {
 	glue []dns.RR       // A/AAAA of the NS target
 	tags map[string]int // tag label -> services carrying it (for _<tag> non-terminals)
 	svcs int            // services in the zone (for _tcp and _udp non-terminals)
+	tls  int            // services with a named port "tls" (for the _tls non-terminal)
 }
 
 // rrsets are the records of a name that answers for a set of instances.
+// The sets of named ports hold SRV records and their glue alone.
 type rrsets struct {
 	a    []dns.A
 	aaaa []dns.AAAA
@@ -59,6 +61,9 @@ type compiledService struct {
 	all   *rrsets
 	tags  map[string]*rrsets
 	insts map[string]*instNode
+	// ports are the SRV sets of named ports (_<name>._tcp.<svc>), by port
+	// name; nil when no instance has one.
+	ports map[string]*rrsets
 }
 
 // compile builds the index for snap, reusing what prev compiled for
@@ -93,6 +98,9 @@ func compile(prev *index, snap *cache.Snapshot, defaultZone string, ttl, negTTL 
 		z.svcs++
 		for tag := range cs.tags {
 			z.tags[tag]++
+		}
+		if cs.ports["tls"] != nil {
+			z.tls++
 		}
 	}
 	idx.zones = slices.SortedFunc(maps.Values(zones), func(a, b *zone) int {
@@ -175,8 +183,37 @@ func compileService(svc *cache.Service, ttl uint32) *compiledService {
 			}
 			set.add(node, srv, glue)
 		}
+		if len(ep.Ports) > 0 {
+			cs.addPorts(ep.Ports, srv, glue)
+		}
 	}
 	return cs
+}
+
+// addPorts adds an instance's named ports to their SRV sets: each a copy of
+// the instance's ordinary SRV record (same target and glue) with the named
+// port. A port 0 is no port; of two names with one label, the first in sort
+// order wins.
+func (cs *compiledService) addPorts(ports map[string]uint16, srv dns.SRV, glue []dns.RR) {
+	done := make([]string, 0, len(ports))
+	for _, name := range slices.Sorted(maps.Keys(ports)) {
+		label := cache.Label(name)
+		if label == "" || ports[name] == 0 || slices.Contains(done, label) {
+			continue
+		}
+		done = append(done, label)
+		if cs.ports == nil {
+			cs.ports = map[string]*rrsets{}
+		}
+		set := cs.ports[label]
+		if set == nil {
+			set = &rrsets{}
+			cs.ports[label] = set
+		}
+		srv.Port = ports[name]
+		set.srv = append(set.srv, srv)
+		set.glue = append(set.glue, glue)
+	}
 }
 
 func (s *rrsets) add(node *instNode, srv dns.SRV, glue []dns.RR) {

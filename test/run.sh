@@ -10,8 +10,9 @@ cache="${DISCODNS_CACHE:-$HOME/.cache/discodns}"
 mkdir -p "$cache/bin"
 export PATH="$cache/bin:$PATH"
 
-# Debian packages: dig for the end-to-end tests, dnsperf for benchmarks.
-packages=(bind9-dnsutils dnsperf)
+# Debian packages: dig for the end-to-end tests, dnsperf for benchmarks,
+# ZooKeeper (with its Java runtime) for the ZooKeeper source.
+packages=(bind9-dnsutils dnsperf zookeeper)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

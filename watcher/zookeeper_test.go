@@ -3,7 +3,6 @@ package watcher
 import (
 	"errors"
 	"log/slog"
-	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,60 +94,6 @@ func fmtMeta(m map[string]string) string {
 	return "map[" + strings.Join(parts, " ") + "]"
 }
 
-// zkClient is the test's own ZooKeeper session.
-func zkClient(t *testing.T, addr string) *zk.Conn {
-	t.Helper()
-	conn, events, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithLogger(zkLogger{slog.New(slog.DiscardHandler)}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	timeout := time.After(waitTimeout)
-	for {
-		select {
-		case ev := <-events:
-			if ev.State == zk.StateHasSession {
-				return conn
-			}
-		case <-timeout:
-			t.Fatalf("no zookeeper session with %s", addr)
-		}
-	}
-}
-
-// zkPut creates p (and its parents) with data, or sets its data.
-func zkPut(t *testing.T, conn *zk.Conn, p, data string, flags int32) {
-	t.Helper()
-	zkEnsureParents(t, conn, p)
-	if _, err := conn.Create(p, []byte(data), flags, zk.WorldACL(zk.PermAll)); errors.Is(err, zk.ErrNodeExists) {
-		if _, err := conn.Set(p, []byte(data), -1); err != nil {
-			t.Fatalf("set %s: %v", p, err)
-		}
-	} else if err != nil {
-		t.Fatalf("create %s: %v", p, err)
-	}
-}
-
-func zkEnsureParents(t *testing.T, conn *zk.Conn, p string) {
-	t.Helper()
-	var dirs []string
-	for dir := path.Dir(p); dir != "/"; dir = path.Dir(dir) {
-		dirs = append([]string{dir}, dirs...)
-	}
-	for _, dir := range dirs {
-		if _, err := conn.Create(dir, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			t.Fatalf("create %s: %v", dir, err)
-		}
-	}
-}
-
-func zkDelete(t *testing.T, conn *zk.Conn, p string) {
-	t.Helper()
-	if err := conn.Delete(p, -1); err != nil {
-		t.Fatalf("delete %s: %v", p, err)
-	}
-}
-
 func newZooKeeperHarness(t *testing.T, cfg ZooKeeperConfig) *harness {
 	t.Helper()
 	cfg.Name = "zk"
@@ -159,12 +104,12 @@ func newZooKeeperHarness(t *testing.T, cfg ZooKeeperConfig) *harness {
 
 func TestZooKeeperLayouts(t *testing.T) {
 	server := registries.StartZooKeeper(t)
-	cli := zkClient(t, server.Addr())
+	cli := registries.ZKClient(t, server.Addr())
 
 	t.Run("discox", func(t *testing.T) {
-		zkPut(t, cli, "/discox/web/10.0.0.1:8080", `{"weight":5,"tags":["blue"]}`, 0)
-		zkPut(t, cli, "/discox/web/10.0.0.2:8080", ``, zk.FlagEphemeral)
-		zkPut(t, cli, "/discox/web/10.0.0.9:9", `{{ garbage`, 0)
+		registries.ZKPut(t, cli, "/discox/web/10.0.0.1:8080", `{"weight":5,"tags":["blue"]}`, 0)
+		registries.ZKPut(t, cli, "/discox/web/10.0.0.2:8080", ``, zk.FlagEphemeral)
+		registries.ZKPut(t, cli, "/discox/web/10.0.0.9:9", `{{ garbage`, 0)
 		h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{server.Addr()}, Prefix: "/discox", Format: "discox", SessionTimeout: 4 * time.Second})
 		h.run()
 		h.waitState(cache.StateConnected)
@@ -173,33 +118,33 @@ func TestZooKeeperLayouts(t *testing.T) {
 			t.Errorf("decode errors %v, want 1", h.decodeErrors())
 		}
 		// A data change shows; a new service appears without restart.
-		zkPut(t, cli, "/discox/web/10.0.0.1:8080", `{"weight":9}`, 0)
+		registries.ZKPut(t, cli, "/discox/web/10.0.0.1:8080", `{"weight":9}`, 0)
 		h.waitFor("weight 9", func() bool { in, _ := h.instance("web", "10.0.0.1:8080"); return in.Weight == 9 }, func() string {
 			in, _ := h.instance("web", "10.0.0.1:8080")
 			return itoa(in.Weight)
 		})
-		zkPut(t, cli, "/discox/db/10.0.1.1:5432", ``, 0)
+		registries.ZKPut(t, cli, "/discox/db/10.0.1.1:5432", ``, 0)
 		h.waitEndpoints("db", "10.0.1.1:5432=10.0.1.1:5432")
 		// The garbage value is fixed: it is served.
-		zkPut(t, cli, "/discox/web/10.0.0.9:9", ``, 0)
+		registries.ZKPut(t, cli, "/discox/web/10.0.0.9:9", ``, 0)
 		h.waitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.9:9=10.0.0.9:9")
 		// A deleted node and an ephemeral node whose session closed vanish.
-		zkDelete(t, cli, "/discox/web/10.0.0.9:9")
-		other := zkClient(t, server.Addr())
-		zkPut(t, other, "/discox/web/10.0.0.3:8080", ``, zk.FlagEphemeral)
+		registries.ZKDelete(t, cli, "/discox/web/10.0.0.9:9")
+		other := registries.ZKClient(t, server.Addr())
+		registries.ZKPut(t, other, "/discox/web/10.0.0.3:8080", ``, zk.FlagEphemeral)
 		h.waitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.3:8080=10.0.0.3:8080")
 		other.Close()
 		h.waitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080")
 		// A whole service removed.
-		zkDelete(t, cli, "/discox/db/10.0.1.1:5432")
-		zkDelete(t, cli, "/discox/db")
+		registries.ZKDelete(t, cli, "/discox/db/10.0.1.1:5432")
+		registries.ZKDelete(t, cli, "/discox/db")
 		h.waitEndpoints("db")
 	})
 
 	t.Run("curator", func(t *testing.T) {
-		zkPut(t, cli, "/curator/orders/41d7", `{"name":"orders","id":"41d7","address":"10.9.0.1","port":8080,"sslPort":8443,
+		registries.ZKPut(t, cli, "/curator/orders/41d7", `{"name":"orders","id":"41d7","address":"10.9.0.1","port":8080,"sslPort":8443,
 			"payload":{"@class":"x","metadata":{"zone":"a"}},"serviceType":"DYNAMIC"}`, 0)
-		zkPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8080,"enabled":false}`, 0)
+		registries.ZKPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8080,"enabled":false}`, 0)
 		h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{server.Addr()}, Prefix: "/curator", Format: "curator"})
 		h.run()
 		h.waitEndpoints("orders", "41d7=10.9.0.1:8080")
@@ -208,9 +153,9 @@ func TestZooKeeperLayouts(t *testing.T) {
 			t.Errorf("instance %+v, want tls port 8443 and zone meta", in)
 		}
 		// Enabling serves it; a port change shows.
-		zkPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8081}`, 0)
+		registries.ZKPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8081}`, 0)
 		h.waitEndpoints("orders", "41d7=10.9.0.1:8080", "off=10.9.0.2:8081")
-		zkPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8081,"enabled":false}`, 0)
+		registries.ZKPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8081,"enabled":false}`, 0)
 		h.waitEndpoints("orders", "41d7=10.9.0.1:8080")
 	})
 
@@ -219,18 +164,18 @@ func TestZooKeeperLayouts(t *testing.T) {
 			return `{"serviceEndpoint":{"host":"10.10.0.1","port":` + strconv.Itoa(port) + `},
 				"additionalEndpoints":{"http":{"host":"10.10.0.1","port":` + strconv.Itoa(port+1) + `}},"status":"` + status + `","shard":0}`
 		}
-		zkPut(t, cli, "/aurora/prod/search/member_0000000001", member(31000, "ALIVE"), 0)
-		zkPut(t, cli, "/aurora/prod/search/member_0000000002", member(32000, "STARTING"), 0)
-		zkPut(t, cli, "/aurora/prod/search/status", `not a member`, 0)
+		registries.ZKPut(t, cli, "/aurora/prod/search/member_0000000001", member(31000, "ALIVE"), 0)
+		registries.ZKPut(t, cli, "/aurora/prod/search/member_0000000002", member(32000, "STARTING"), 0)
+		registries.ZKPut(t, cli, "/aurora/prod/search/status", `not a member`, 0)
 		h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{server.Addr()}, Prefix: "/aurora/prod", Format: "serverset"})
 		h.run()
 		h.waitEndpoints("search", "member_0000000001=10.10.0.1:31000")
 		if in, _ := h.instance("search", "member_0000000001"); in.Ports["http"] != 31001 {
 			t.Errorf("instance %+v, want named port http 31001", in)
 		}
-		zkPut(t, cli, "/aurora/prod/search/member_0000000002", member(32000, "ALIVE"), 0)
+		registries.ZKPut(t, cli, "/aurora/prod/search/member_0000000002", member(32000, "ALIVE"), 0)
 		h.waitEndpoints("search", "member_0000000001=10.10.0.1:31000", "member_0000000002=10.10.0.1:32000")
-		zkPut(t, cli, "/aurora/prod/search/member_0000000001", member(31000, "STOPPING"), 0)
+		registries.ZKPut(t, cli, "/aurora/prod/search/member_0000000001", member(31000, "STOPPING"), 0)
 		h.waitEndpoints("search", "member_0000000002=10.10.0.1:32000")
 		if h.decodeErrors() != 0 {
 			t.Errorf("decode errors %v: the status node is not a member and is not read", h.decodeErrors())
@@ -244,20 +189,20 @@ func TestZooKeeperLayouts(t *testing.T) {
 func TestZooKeeperSessionExpiry(t *testing.T) {
 	server := registries.StartZooKeeper(t)
 	proxy := registries.StartProxy(t, server.Addr())
-	cli := zkClient(t, server.Addr())
-	zkPut(t, cli, "/services/web/10.0.0.1:80", ``, 0)
-	zkPut(t, cli, "/services/web/10.0.0.2:80", ``, 0)
-	zkPut(t, cli, "/services/db/10.0.1.1:5432", ``, 0)
+	cli := registries.ZKClient(t, server.Addr())
+	registries.ZKPut(t, cli, "/services/web/10.0.0.1:80", ``, 0)
+	registries.ZKPut(t, cli, "/services/web/10.0.0.2:80", ``, 0)
+	registries.ZKPut(t, cli, "/services/db/10.0.1.1:5432", ``, 0)
 	h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{proxy.Addr()}, Prefix: "/services", SessionTimeout: 2 * time.Second})
 	h.run()
 	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
 
 	proxy.Cut()
 	h.waitState(cache.StateStale)
-	zkDelete(t, cli, "/services/web/10.0.0.2:80")
-	zkPut(t, cli, "/services/web/10.0.0.3:80", ``, 0)
-	zkDelete(t, cli, "/services/db/10.0.1.1:5432")
-	zkPut(t, cli, "/services/cache/10.0.2.1:6379", ``, 0)
+	registries.ZKDelete(t, cli, "/services/web/10.0.0.2:80")
+	registries.ZKPut(t, cli, "/services/web/10.0.0.3:80", ``, 0)
+	registries.ZKDelete(t, cli, "/services/db/10.0.1.1:5432")
+	registries.ZKPut(t, cli, "/services/cache/10.0.2.1:6379", ``, 0)
 	time.Sleep(5 * time.Second) // beyond the 2 s session timeout
 	if got := h.endpoints("web"); len(got) != 2 {
 		t.Fatalf("while away: web %v, want the last two instances", got)
@@ -271,6 +216,6 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 		t.Errorf("no relist for the new session")
 	}
 	// Watches of the new session work.
-	zkPut(t, cli, "/services/web/10.0.0.4:80", ``, 0)
+	registries.ZKPut(t, cli, "/services/web/10.0.0.4:80", ``, 0)
 	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80", "10.0.0.4:80=10.0.0.4:80")
 }

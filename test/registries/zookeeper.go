@@ -2,16 +2,20 @@ package registries
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // ZooKeeper is a standalone ZooKeeper server from the Debian package
@@ -212,4 +216,60 @@ func (p *Proxy) forward(c net.Conn) {
 	io.Copy(c, up)
 	c.Close()
 	up.Close()
+}
+
+// ZKClient opens a ZooKeeper session to addr for the test's own reads and
+// writes, closed when the test ends.
+func ZKClient(t testing.TB, addr string) *zk.Conn {
+	t.Helper()
+	conn, events, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithLogger(quietLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				return conn
+			}
+		case <-timeout:
+			t.Fatalf("no zookeeper session with %s", addr)
+		}
+	}
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+// ZKPut creates p (and its missing parents) with data and flags, or sets
+// the data of an existing p.
+func ZKPut(t testing.TB, conn *zk.Conn, p, data string, flags int32) {
+	t.Helper()
+	var dirs []string
+	for dir := path.Dir(p); dir != "/"; dir = path.Dir(dir) {
+		dirs = append([]string{dir}, dirs...)
+	}
+	for _, dir := range dirs {
+		if _, err := conn.Create(dir, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			t.Fatalf("create %s: %v", dir, err)
+		}
+	}
+	if _, err := conn.Create(p, []byte(data), flags, zk.WorldACL(zk.PermAll)); errors.Is(err, zk.ErrNodeExists) {
+		if _, err := conn.Set(p, []byte(data), -1); err != nil {
+			t.Fatalf("set %s: %v", p, err)
+		}
+	} else if err != nil {
+		t.Fatalf("create %s: %v", p, err)
+	}
+}
+
+// ZKDelete deletes p.
+func ZKDelete(t testing.TB, conn *zk.Conn, p string) {
+	t.Helper()
+	if err := conn.Delete(p, -1); err != nil {
+		t.Fatalf("delete %s: %v", p, err)
+	}
 }
