@@ -219,3 +219,27 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 	registries.ZKPut(t, cli, "/services/web/10.0.0.4:80", ``, 0)
 	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80", "10.0.0.4:80=10.0.0.4:80")
 }
+
+// TestZooKeeperDigestAuth reads nodes that only a digest user may read.
+func TestZooKeeperDigestAuth(t *testing.T) {
+	server := registries.StartZooKeeper(t)
+	cli := registries.ZKClient(t, server.Addr())
+	if err := cli.AddAuth("digest", []byte("disco:s3cret")); err != nil {
+		t.Fatal(err)
+	}
+	acl := zk.DigestACL(zk.PermAll, "disco", "s3cret")
+	for _, p := range []string{"/secure", "/secure/web"} {
+		if _, err := cli.Create(p, nil, 0, acl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Create("/secure/web/10.0.0.1:80", nil, 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{server.Addr()}, Prefix: "/secure", Auth: "disco:s3cret"})
+	h.run()
+	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	if strings.Contains(h.logs.String(), "s3cret") {
+		t.Error("the credential was logged")
+	}
+}
