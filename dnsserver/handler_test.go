@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -492,5 +493,27 @@ func TestForwardingSetsRA(t *testing.T) {
 	h, _ = fixture(t, Options{Forwarder: fakeForwarder{fail: true}})
 	if got := h.Answer(query("example.com.", dns.TypeA), false, loopback); got.Rcode != dns.RcodeServerFailure {
 		t.Errorf("failed upstreams: rcode %s, want SERVFAIL (never REFUSED)", dns.RcodeToString[got.Rcode])
+	}
+}
+
+// TestTagSameHostTwoPorts: two instances on one host name, with one tag,
+// are both in the tag's SRV set; one instance with a tag twice is in once.
+func TestTagSameHostTwoPorts(t *testing.T) {
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	tb.Replace("etcd", []cache.Instance{
+		{Service: "db", ID: "p1", Address: "db.example.com", Port: 5432, Priority: 1, Weight: 1, Tags: []string{"primary", "Primary"}},
+		{Service: "db", ID: "p2", Address: "db.example.com", Port: 5433, Priority: 1, Weight: 1, Tags: []string{"primary"}},
+	})
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second, NegativeTTL: 5 * time.Second}, nil, quiet)
+	h.Update(tb.Snapshot())
+	resp := h.Answer(query("_db._primary.svc.internal.", dns.TypeSRV), false, loopback)
+	var ports []uint16
+	for _, rr := range resp.Answer {
+		ports = append(ports, rr.(*dns.SRV).Port)
+	}
+	slices.Sort(ports)
+	if !slices.Equal(ports, []uint16{5432, 5433}) {
+		t.Errorf("tag SRV ports %v, want 5432 and 5433", ports)
 	}
 }

@@ -168,18 +168,15 @@ func compileService(svc *cache.Service, ttl uint32) *compiledService {
 
 		srv := dns.SRV{Hdr: hdr(dns.TypeSRV, ttl), Priority: ep.Priority, Weight: ep.Weight, Port: ep.Port, Target: target}
 		cs.all.add(node, srv, glue)
-		for _, tag := range ep.Tags {
+		for j, tag := range ep.Tags {
 			label := cache.Label(tag)
-			if label == "" {
-				continue
+			if label == "" || slices.ContainsFunc(ep.Tags[:j], func(t string) bool { return cache.Label(t) == label }) {
+				continue // the same tag twice, or two tags with one label
 			}
 			set := cs.tags[label]
 			if set == nil {
 				set = &rrsets{}
 				cs.tags[label] = set
-			}
-			if n := len(set.srv); n > 0 && set.srv[n-1].Target == target {
-				continue // the same tag twice, or two tags with one label
 			}
 			set.add(node, srv, glue)
 		}
