@@ -88,11 +88,20 @@ type Forward struct {
 	// Upstreams are the resolvers to forward to, in the same "IP:port" form
 	// as DNS.Listen, canonical after Validate; empty turns forwarding off.
 	Upstreams []string `toml:"upstreams"`
+	// ResolvConf is a resolv.conf file whose nameserver lines (port 53)
+	// become the upstreams, such as /run/systemd/resolve/resolv.conf; it
+	// excludes Upstreams. Validate reads it.
+	ResolvConf string `toml:"resolv_conf"`
 	// Allow lists the client networks allowed to use forwarding, masked
 	// (host bits cleared).
 	Allow []netip.Prefix `toml:"allow"`
 	// Timeout bounds each attempt at one upstream; > 0.
 	Timeout time.Duration `toml:"timeout"`
+	// CacheSize is the number of responses cached; 0 turns the cache off.
+	CacheSize int `toml:"cache_size"`
+	// MaxStale is how long past its expiry a cached response may still be
+	// served when every upstream fails (RFC 8767); 0 never serves stale.
+	MaxStale time.Duration `toml:"max_stale"`
 }
 
 // HTTP configures the admin HTTP endpoint (metrics, health, status).
@@ -205,7 +214,9 @@ func Default() *Config {
 				netip.MustParsePrefix("127.0.0.0/8"),
 				netip.MustParsePrefix("::1/128"),
 			},
-			Timeout: 2 * time.Second,
+			Timeout:   2 * time.Second,
+			CacheSize: 10000,
+			MaxStale:  24 * time.Hour,
 		},
 		HTTP: HTTP{Listen: "127.0.0.1:9153"},
 		Log:  Log{Level: "info", Format: "text"},

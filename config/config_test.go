@@ -451,3 +451,41 @@ func TestSecretsNeverInErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestForwardUpstreams(t *testing.T) {
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "resolv.conf")
+	os.WriteFile(rc, []byte("# systemd-resolved\nnameserver 192.0.2.1\nnameserver 2001:db8::53\nnameserver 192.0.2.1\nsearch example\noptions edns0\n"), 0o600)
+	c, err := Load(write(t, fmt.Sprintf("[forward]\nresolv_conf = %q\n", rc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"192.0.2.1:53", "[2001:db8::53]:53"}; !slices.Equal(c.Forward.Upstreams, want) {
+		t.Errorf("upstreams %v, want %v", c.Forward.Upstreams, want)
+	}
+	if c.Forward.CacheSize != 10000 || c.Forward.MaxStale != 24*time.Hour {
+		t.Errorf("defaults: cache %d, max stale %s", c.Forward.CacheSize, c.Forward.MaxStale)
+	}
+
+	loop := filepath.Join(dir, "loop.conf")
+	os.WriteFile(loop, []byte("nameserver 127.0.0.153\n"), 0o600)
+	empty := filepath.Join(dir, "empty.conf")
+	os.WriteFile(empty, []byte("search example\n"), 0o600)
+	for _, tc := range []struct{ name, toml, want string }{
+		{"loop in upstreams", "[dns]\nlisten = [\"127.0.0.153:53\"]\n[forward]\nupstreams = [\"127.0.0.153:53\"]\n",
+			"forward.upstreams: 127.0.0.153:53 is one of dns.listen"},
+		{"loop through resolv.conf", fmt.Sprintf("[dns]\nlisten = [\"127.0.0.153:53\"]\n[forward]\nresolv_conf = %q\n", loop),
+			"forward.resolv_conf: 127.0.0.153:53 is one of dns.listen"},
+		{"both", fmt.Sprintf("[forward]\nupstreams = [\"192.0.2.1:53\"]\nresolv_conf = %q\n", rc), "forward.resolv_conf: set together with forward.upstreams"},
+		{"no nameserver", fmt.Sprintf("[forward]\nresolv_conf = %q\n", empty), "lists no nameserver"},
+		{"missing file", "[forward]\nresolv_conf = \"/nonexistent/resolv.conf\"\n", "forward.resolv_conf: open /nonexistent/resolv.conf"},
+		{"negative cache", "[forward]\ncache_size = -1\n", "forward.cache_size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(write(t, tc.toml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,6 +125,29 @@ func (c *Config) validate() *Error {
 	f := &c.Forward
 	if err := checkAddrs(f.Upstreams); err != nil {
 		return keyErr("forward.upstreams", err)
+	}
+	upstreamsKey := "forward.upstreams"
+	if f.ResolvConf != "" {
+		if len(f.Upstreams) > 0 {
+			return keyErr("forward.resolv_conf", errors.New("set together with forward.upstreams; use one or the other"))
+		}
+		ups, err := ResolvConfServers(f.ResolvConf)
+		if err != nil {
+			return keyErr("forward.resolv_conf", err)
+		}
+		f.Upstreams = ups
+		upstreamsKey = "forward.resolv_conf"
+	}
+	for _, up := range f.Upstreams {
+		if slices.Contains(d.Listen, up) {
+			return keyErr(upstreamsKey, fmt.Errorf("%s is one of dns.listen: discodns would forward to itself (a loop)", up))
+		}
+	}
+	if f.CacheSize < 0 {
+		return keyErr("forward.cache_size", fmt.Errorf("must be 0 (no cache) or more, got %d", f.CacheSize))
+	}
+	if f.MaxStale < 0 {
+		return keyErr("forward.max_stale", fmt.Errorf("must be 0 (never stale) or more, got %s", f.MaxStale))
 	}
 	for i, p := range f.Allow {
 		if !p.IsValid() {
@@ -435,4 +459,33 @@ func oneOf(choices []string) string {
 		return strings.Join(choices, "")
 	}
 	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
+}
+
+// ResolvConfServers returns the nameservers of a resolv.conf file as
+// "IP:53" (IPv6 in brackets), in file order. Link-local IPv6 addresses
+// keep their zone.
+func ResolvConfServers(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var servers []string
+	for i, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || fields[0] != "nameserver" {
+			continue
+		}
+		ip, err := netip.ParseAddr(fields[1])
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: nameserver %q is not an IP address", path, i+1, fields[1])
+		}
+		ap := netip.AddrPortFrom(ip.Unmap(), 53).String()
+		if !slices.Contains(servers, ap) {
+			servers = append(servers, ap)
+		}
+	}
+	if len(servers) == 0 {
+		return nil, fmt.Errorf("%s lists no nameserver", path)
+	}
+	return servers, nil
 }
