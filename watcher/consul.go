@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -91,6 +92,9 @@ type Consul struct {
 	limiter *rate.Limiter
 	metrics *Metrics
 	log     *slog.Logger
+	// sessions counts the sessions that listed, so that an outage is
+	// logged once.
+	sessions atomic.Uint64
 }
 
 // NewConsul checks cfg and returns a Consul source. metrics may be nil; log
@@ -180,13 +184,20 @@ func (c *Consul) Run(ctx context.Context, sink cache.Sink) error {
 	c.metrics.initSource(c.cfg.Name, reasonInitial, reasonReconnect, reasonPeriodic)
 	bo := newBackoff(minBackoff, maxBackoff)
 	reason := reasonInitial
+	listed := ^uint64(0) // sessions that had listed at the last warning
 	for {
 		err := c.session(ctx, sink, reason, bo)
 		if ctx.Err() != nil {
 			return nil
 		}
 		c.metrics.registryError(c.cfg.Name)
-		c.log.Warn("consul unavailable; serving the last known instances", "err", err)
+		// Log once per outage: a session that listed ends the outage.
+		if n := c.sessions.Load(); n != listed {
+			listed = n
+			c.log.Warn("consul unavailable; serving the last known instances", "err", err)
+		} else {
+			c.log.Debug("consul still unavailable", "err", err)
+		}
 		sink.SetState(c.cfg.Name, cache.StateStale, err)
 		reason = reasonReconnect
 		if !bo.wait(ctx) {
@@ -225,6 +236,7 @@ func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo
 		return err
 	}
 	c.metrics.relist(c.cfg.Name, reason)
+	c.sessions.Add(1)
 	bo.reset()
 	c.log.Info("consul listed", "services", len(s.instances), "reason", reason)
 
