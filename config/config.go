@@ -81,6 +81,9 @@ type DNS struct {
 	// UDPSize is the largest UDP answer, advertised and accepted with EDNS;
 	// 512 to 4096.
 	UDPSize int `toml:"udp_size"`
+	// ClientRateLimit bounds the queries per second of each client address
+	// (IPv6 by /64); 0 means no limit.
+	ClientRateLimit int `toml:"client_rate_limit"`
 }
 
 // Forward configures forwarding of names outside the zones.

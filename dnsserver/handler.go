@@ -39,6 +39,12 @@ type Options struct {
 	Forwarder Forwarder
 	// ForwardTimeout bounds one forwarded query.
 	ForwardTimeout time.Duration
+	// ClientRateLimit, when > 0, bounds the queries per second of each
+	// client address (IPv6 by /64). Over it, UDP queries are dropped,
+	// except every other one, which gets an empty truncated answer so a
+	// real client retries over TCP (like BIND's RRL slip); TCP queries get
+	// REFUSED.
+	ClientRateLimit int
 }
 
 // Handler answers queries from the latest compiled index. Its ServeDNS is
@@ -50,8 +56,10 @@ type Handler struct {
 	metrics *Metrics
 	log     *slog.Logger
 
-	idx atomic.Pointer[index]
-	rot atomic.Uint32
+	idx     atomic.Pointer[index]
+	rot     atomic.Uint32
+	limiter *clientLimiter // nil: no rate limit
+	slip    atomic.Uint32
 }
 
 // NewHandler returns a handler with an empty table; call Update or Follow to
@@ -72,6 +80,9 @@ func NewHandler(opt Options, metrics *Metrics, log *slog.Logger) *Handler {
 		negTTL:  uint32(opt.NegativeTTL / time.Second),
 		metrics: metrics,
 		log:     log,
+	}
+	if opt.ClientRateLimit > 0 {
+		h.limiter = newClientLimiter(opt.ClientRateLimit)
 	}
 	h.opt.Zone = dns.CanonicalName(opt.Zone)
 	h.Update(&cache.Snapshot{})
@@ -114,7 +125,22 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
 		client = ap.Addr().Unmap()
 	}
-	resp := h.Answer(req, tcp, client)
+	var resp *dns.Msg
+	if h.limiter != nil && !h.limiter.allow(client) {
+		h.metrics.rateLimited()
+		if !tcp && h.slip.Add(1)%2 == 1 {
+			return // dropped
+		}
+		resp = new(dns.Msg)
+		resp.SetReply(req)
+		if tcp {
+			resp.Rcode = dns.RcodeRefused
+		} else {
+			resp.Truncated = true
+		}
+	} else {
+		resp = h.Answer(req, tcp, client)
+	}
 	if err := w.WriteMsg(resp); err != nil {
 		h.log.Debug("write response", "client", w.RemoteAddr(), "err", err)
 	}

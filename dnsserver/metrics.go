@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"proto", "type", "rcode"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "discodns_dns_rejected_total",
-			Help: "DNS messages rejected before parsing, by the response sent (FORMERR, NOTIMP) or none (ignored).",
+			Help: "DNS messages rejected: before parsing, by the response sent (FORMERR, NOTIMP) or none (ignored); or over the client rate limit (rate_limited).",
 		}, []string{"reason"}),
 	}
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -111,4 +111,11 @@ func (m *Metrics) acceptFunc(dh dns.Header) dns.MsgAcceptAction {
 		}
 	}
 	return action
+}
+
+// rateLimited counts a query over its client's rate limit.
+func (m *Metrics) rateLimited() {
+	if m != nil {
+		m.rejected.WithLabelValues("rate_limited").Inc()
+	}
 }

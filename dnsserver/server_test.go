@@ -15,9 +15,19 @@ import (
 // serve starts a real UDP+TCP server on a free loopback port.
 func serve(t *testing.T) (addr string, metrics *Metrics) {
 	t.Helper()
+	return serveWith(t, Options{UDPSize: 1232}, nil)
+}
+
+// serveWith is serve with options, and a function that may change the
+// handler before it serves.
+func serveWith(t *testing.T, opt Options, prepare func(*Handler)) (addr string, metrics *Metrics) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	metrics = NewMetrics(reg)
-	h, _ := fixture(t, Options{UDPSize: 1232})
+	h, _ := fixture(t, opt)
+	if prepare != nil {
+		prepare(h)
+	}
 	h.metrics = metrics
 	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0"}, TCPIdleTimeout: 2 * time.Second, MaxTCPConnections: 8}, h, metrics, quiet)
 	if err != nil {
@@ -136,5 +146,39 @@ func TestMalformedPackets(t *testing.T) {
 			t.Fatal("no FORMERR counted for malformed packets")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClientRateLimit: over the limit, UDP queries are dropped or get an
+// empty truncated answer, TCP queries get REFUSED.
+func TestClientRateLimit(t *testing.T) {
+	// The limiter's clock stands still: no token comes back during the test.
+	frozen := time.Now()
+	addr, metrics := serveWith(t, Options{UDPSize: 1232, ClientRateLimit: 5}, func(h *Handler) {
+		h.limiter.now = func() time.Time { return frozen }
+	})
+	udp := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
+	answered, truncated, dropped := 0, 0, 0
+	for range 20 {
+		resp, _, err := udp.Exchange(query("web.svc.internal.", dns.TypeA), addr)
+		switch {
+		case err != nil:
+			dropped++
+		case resp.Truncated && len(resp.Answer) == 0:
+			truncated++
+		case len(resp.Answer) > 0:
+			answered++
+		}
+	}
+	if answered != 5 || truncated == 0 || dropped == 0 || answered+truncated+dropped != 20 {
+		t.Errorf("UDP: %d answered, %d truncated, %d dropped; want about 5 answered, then both", answered, truncated, dropped)
+	}
+	tcp := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
+	resp, _, err := tcp.Exchange(query("web.svc.internal.", dns.TypeA), addr)
+	if err != nil || resp.Rcode != dns.RcodeRefused {
+		t.Errorf("TCP over the limit: %v %v", resp, err)
+	}
+	if got := testutil.ToFloat64(metrics.rejected.WithLabelValues("rate_limited")); got < 10 {
+		t.Errorf("rate_limited counted %v", got)
 	}
 }
