@@ -27,7 +27,7 @@ func FuzzAnswer(f *testing.F) {
 		b, _ = m.Pack()
 		f.Add(b, true)
 	}
-	f.Add([]byte{0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0}, false)                   // two questions promised, none given
+	f.Add([]byte{0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0}, false)                         // two questions promised, none given
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1}, false) // a compression pointer to itself
 	h, _ := fixture(f, Options{})
 	f.Fuzz(func(t *testing.T, packet []byte, tcp bool) {

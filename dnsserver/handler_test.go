@@ -6,8 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
