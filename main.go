@@ -30,6 +30,7 @@ import (
 	"github.com/discodns/discodns/cache"
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/dnsserver"
+	"github.com/discodns/discodns/forward"
 	"github.com/discodns/discodns/watcher"
 )
 
@@ -152,13 +153,33 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			nsAddrs = append(nsAddrs, ap.Addr())
 		}
 	}
-	handler := dnsserver.NewHandler(dnsserver.Options{
+	opts := dnsserver.Options{
 		Zone:        cfg.DNS.Zone,
 		TTL:         cfg.DNS.TTL,
 		NegativeTTL: cfg.DNS.NegativeTTL,
 		UDPSize:     cfg.DNS.UDPSize,
 		NSAddrs:     nsAddrs,
-	}, dnsMetrics, log)
+
+		ClientRateLimit: cfg.DNS.ClientRateLimit,
+	}
+	if ups := cfg.Forward.Upstreams; len(ups) > 0 {
+		fwd, err := forward.New(forward.Config{
+			Upstreams: ups,
+			Allow:     cfg.Forward.Allow,
+			Timeout:   cfg.Forward.Timeout,
+			CacheSize: cfg.Forward.CacheSize,
+			MaxStale:  cfg.Forward.MaxStale,
+		}, reg, log)
+		if err != nil {
+			return err
+		}
+		opts.Forwarder = fwd
+		// Every upstream gets its attempt, within what a stub resolver
+		// waits for one try (glibc: 5 s).
+		opts.ForwardTimeout = min(cfg.Forward.Timeout*time.Duration(len(ups))+100*time.Millisecond, 4*time.Second)
+		log.Info("forwarding", "upstreams", ups, "allow", cfg.Forward.Allow)
+	}
+	handler := dnsserver.NewHandler(opts, dnsMetrics, log)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

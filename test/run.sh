@@ -11,8 +11,9 @@ mkdir -p "$cache/bin"
 export PATH="$cache/bin:$PATH"
 
 # Debian packages: dig for the end-to-end tests, dnsperf for benchmarks,
-# ZooKeeper (with its Java runtime) for the ZooKeeper source.
-packages=(bind9-dnsutils dnsperf zookeeper)
+# ZooKeeper (with its Java runtime) for the ZooKeeper source, dnsmasq as an
+# upstream resolver, unshare (util-linux) for the resolv.conf tests.
+packages=(bind9-dnsutils dnsperf zookeeper dnsmasq-base util-linux)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -5,15 +5,13 @@
 package registries
 
 import (
-	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -42,13 +40,10 @@ func ConsulBinary() (string, error) {
 // Consul is a `consul agent -dev` process, which keeps its state in memory:
 // a restart starts it empty.
 type Consul struct {
-	t      testing.TB
-	bin    string
-	ports  map[string]int
-	cmd    *exec.Cmd
-	done   chan struct{}
-	mu     sync.Mutex
-	output bytes.Buffer
+	process
+	t     testing.TB
+	bin   string
+	ports map[string]int
 }
 
 // StartConsul starts a dev agent on free loopback ports and stops it when
@@ -59,19 +54,12 @@ func StartConsul(t testing.TB) *Consul {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Consul{t: t, bin: bin, ports: map[string]int{}}
+	c := &Consul{process: process{name: "consul"}, t: t, bin: bin, ports: map[string]int{}}
 	for _, name := range []string{"http", "serf-lan", "serf-wan", "server"} {
 		c.ports[name] = FreePort(t)
 	}
 	c.Start()
-	t.Cleanup(func() {
-		c.Stop()
-		if t.Failed() {
-			c.mu.Lock()
-			t.Logf("consul output:\n%s", c.output.String())
-			c.mu.Unlock()
-		}
-	})
+	c.cleanup(t)
 	return c
 }
 
@@ -81,61 +69,23 @@ func (c *Consul) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.ports["htt
 // Start starts the agent (again, empty) and waits until it has a leader.
 func (c *Consul) Start() {
 	c.t.Helper()
-	args := []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+	argv := []string{c.bin, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-node", "dev", "-log-level", "warn",
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1"}
 	for _, name := range []string{"http", "serf-lan", "serf-wan", "server"} {
-		args = append(args, fmt.Sprintf("-%s-port", name), fmt.Sprint(c.ports[name]))
+		argv = append(argv, fmt.Sprintf("-%s-port", name), fmt.Sprint(c.ports[name]))
 	}
-	c.cmd = exec.Command(c.bin, args...)
-	c.cmd.Stdout = &lockedWriter{&c.mu, &c.output}
-	c.cmd.Stderr = c.cmd.Stdout
-	if err := c.cmd.Start(); err != nil {
-		c.t.Fatalf("start consul: %v", err)
-	}
-	c.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(c.cmd, c.done)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + c.Addr() + "/v1/status/leader")
-		if err == nil {
-			var body [64]byte
-			n, _ := resp.Body.Read(body[:])
-			resp.Body.Close()
-			if resp.StatusCode == 200 && n > 2 && string(body[:n]) != `""` {
-				return
-			}
-		}
-		select {
-		case <-c.done:
-			c.t.Fatalf("consul exited while starting:\n%s", c.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("consul not ready within 60 s: %v\n%s", err, c.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.start(c.t, time.Minute, c.hasLeader, argv...)
 }
 
-// Stop kills the agent and waits for it to exit.
-func (c *Consul) Stop() {
-	if c.cmd == nil {
-		return
+func (c *Consul) hasLeader() bool {
+	resp, err := http.Get("http://" + c.Addr() + "/v1/status/leader")
+	if err != nil {
+		return false
 	}
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.done
-	c.cmd = nil
-}
-
-// Pid is the agent's process id.
-func (c *Consul) Pid() int { return c.cmd.Process.Pid }
-
-// Output is what the agent printed so far.
-func (c *Consul) Output() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.output.String()
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode == 200 && len(body) > 2 && string(body) != `""`
 }
 
 // FreePort returns a loopback port free for both UDP and TCP right now.
@@ -156,15 +106,4 @@ func FreePort(t testing.TB) int {
 	}
 	t.Fatal("no free port")
 	return 0
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

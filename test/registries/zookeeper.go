@@ -1,7 +1,6 @@
 package registries
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,13 +19,10 @@ import (
 // ZooKeeper is a standalone ZooKeeper server from the Debian package
 // `zookeeper`, with its data in a temporary directory.
 type ZooKeeper struct {
-	t      testing.TB
-	port   int
-	dir    string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	mu     sync.Mutex
-	output bytes.Buffer
+	process
+	t    testing.TB
+	port int
+	dir  string
 }
 
 // ZooKeeperClassPath is where the Debian package puts ZooKeeper's jars and
@@ -44,7 +39,7 @@ func StartZooKeeper(t testing.TB) *ZooKeeper {
 	if _, err := exec.LookPath("java"); err != nil {
 		t.Fatalf("java is required for ZooKeeper: %v", err)
 	}
-	z := &ZooKeeper{t: t, port: FreePort(t), dir: t.TempDir()}
+	z := &ZooKeeper{process: process{name: "zookeeper"}, t: t, port: FreePort(t), dir: t.TempDir()}
 	cfg := fmt.Sprintf(`tickTime=500
 minSessionTimeout=1000
 maxSessionTimeout=10000
@@ -59,12 +54,7 @@ maxClientCnxns=0
 		t.Fatal(err)
 	}
 	z.Start()
-	t.Cleanup(func() {
-		z.Stop()
-		if t.Failed() {
-			t.Logf("zookeeper output:\n%s", z.Output())
-		}
-	})
+	z.cleanup(t)
 	return z
 }
 
@@ -75,30 +65,8 @@ func (z *ZooKeeper) Addr() string { return fmt.Sprintf("127.0.0.1:%d", z.port) }
 // serves.
 func (z *ZooKeeper) Start() {
 	z.t.Helper()
-	z.cmd = exec.Command("java", "-Xmx256m", "-Dzookeeper.log.dir="+z.dir, "-Dzookeeper.root.logger=WARN,CONSOLE",
+	z.start(z.t, time.Minute, z.ruok, "java", "-Xmx256m", "-Dzookeeper.log.dir="+z.dir, "-Dzookeeper.root.logger=WARN,CONSOLE",
 		"-cp", ZooKeeperClassPath, "org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(z.dir, "zoo.cfg"))
-	z.cmd.Stdout = &lockedWriter{&z.mu, &z.output}
-	z.cmd.Stderr = z.cmd.Stdout
-	if err := z.cmd.Start(); err != nil {
-		z.t.Fatalf("start zookeeper: %v", err)
-	}
-	z.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(z.cmd, z.done)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if z.ruok() {
-			return
-		}
-		select {
-		case <-z.done:
-			z.t.Fatalf("zookeeper exited while starting:\n%s", z.Output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			z.t.Fatalf("zookeeper not serving within 60 s:\n%s", z.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // ruok asks the four-letter command ruok.
@@ -112,23 +80,6 @@ func (z *ZooKeeper) ruok() bool {
 	conn.Write([]byte("ruok"))
 	b, _ := io.ReadAll(conn)
 	return string(b) == "imok"
-}
-
-// Stop kills the server and waits for it to exit.
-func (z *ZooKeeper) Stop() {
-	if z.cmd == nil {
-		return
-	}
-	z.cmd.Process.Signal(syscall.SIGKILL)
-	<-z.done
-	z.cmd = nil
-}
-
-// Output is what the server printed so far.
-func (z *ZooKeeper) Output() string {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	return z.output.String()
 }
 
 // Proxy forwards TCP connections to a target and can cut them, to keep a

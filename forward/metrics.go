@@ -1,0 +1,71 @@
+package forward
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Forwarder's Prometheus collectors. None of them carries
+// the query name as a label.
+type metrics struct {
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	healthy     *prometheus.GaugeVec
+	cacheHits   prometheus.Counter
+	cacheMisses prometheus.Counter
+	stale       prometheus.Counter
+	refused     prometheus.Counter
+	local       prometheus.Counter
+}
+
+// newMetrics creates the collectors and registers them with reg unless reg
+// is nil.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_forward_requests_total",
+			Help: "Replies from upstream servers by rcode; \"error\" counts timeouts, network errors and bad replies.",
+		}, []string{"upstream", "rcode"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "discodns_forward_upstream_duration_seconds",
+			Help:    "Duration of one query to an upstream server.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15),
+		}, []string{"upstream"}),
+		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "discodns_forward_upstream_healthy",
+			Help: "Whether an upstream server is considered healthy (1) or skipped (0).",
+		}, []string{"upstream"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_forward_cache_hits_total",
+			Help: "Forwarded queries answered from the response cache.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_forward_cache_misses_total",
+			Help: "Forwarded queries not found fresh in the response cache.",
+		}),
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_forward_stale_answers_total",
+			Help: "Expired cached answers served because no upstream server answered (RFC 8767).",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_forward_refused_total",
+			Help: "Queries refused because the client may not use forwarding.",
+		}),
+		local: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_forward_local_answers_total",
+			Help: "Queries for special-use names answered locally.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{
+		m.requests, m.duration, m.healthy, m.cacheHits, m.cacheMisses, m.stale, m.refused, m.local,
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("forward: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,196 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/discodns/discodns/test/registries"
+)
+
+// systemResolverAddr is the loopback address discodns serves port 53 on in
+// TestSystemResolver, as the README suggests.
+const systemResolverAddr = "127.0.0.153"
+
+// inNamespace runs argv in a private mount namespace in which
+// /etc/resolv.conf is resolvConf: what every stock resolver of the command
+// reads.
+func inNamespace(t *testing.T, resolvConf string, env []string, argv ...string) (string, error) {
+	t.Helper()
+	script := `mount --bind "$0" /etc/resolv.conf && exec "$@"`
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, need(t, "unshare"), append([]string{"--mount", "sh", "-c", script, resolvConf}, argv...)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestSystemResolver puts discodns on port 53 of a loopback address as the
+// only nameserver of a resolv.conf, with dnsmasq as its upstream, and looks
+// names up the way programs do: glibc (getent), Go's resolver, dig.
+func TestSystemResolver(t *testing.T) {
+	if syscall.Geteuid() != 0 {
+		t.Fatal("this test binds port 53 and mounts over /etc/resolv.conf in a private namespace: run it as root (CI does)")
+	}
+	need(t, "getent")
+	need(t, "dig")
+	e := startEtcd(t)
+	e.put("/services/web/10.0.0.1:8080", ``)
+	e.put("/services/web/10.0.0.2:8080", ``)
+	upstream := registries.StartDnsmasq(t, map[string]string{"www.example.test": "192.0.2.10", "api.example.test": "192.0.2.20"}, 1)
+	d := startDiscodns(t, fmt.Sprintf(`
+[dns]
+listen = ["%s:53"]
+zone = "svc.internal."
+
+[forward]
+upstreams = [%q]
+allow = ["127.0.0.1/32", "127.0.0.153/32"]
+timeout = "500ms"
+
+[http]
+listen = "{{HTTP}}"
+
+[log]
+level = "debug"
+
+[[source]]
+type = "etcd"
+endpoints = [%q]
+`, systemResolverAddr, upstream.Addr(), e.endpoint()))
+	d.waitInstances("web.svc.internal.", 2)
+
+	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(resolvConf, []byte("nameserver "+systemResolverAddr+"\nsearch svc.internal\noptions edns0 timeout:2 attempts:1\n"), 0o644)
+	getent := func(name string) string {
+		out, err := inNamespace(t, resolvConf, nil, "getent", "ahosts", name)
+		if err != nil {
+			t.Errorf("getent ahosts %s: %v\n%s", name, err, out)
+		}
+		return out
+	}
+	digAt := func(args ...string) *digResult {
+		r, err := dig(t, systemResolverAddr+":53", args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	t.Run("glibc", func(t *testing.T) {
+		if out := getent("web.svc.internal"); !strings.Contains(out, "10.0.0.1") || !strings.Contains(out, "10.0.0.2") {
+			t.Errorf("service: %s", out)
+		}
+		if out := getent("www.example.test"); !strings.Contains(out, "192.0.2.10") {
+			t.Errorf("upstream name: %s", out)
+		}
+		if out := getent("web"); !strings.Contains(out, "10.0.0.1") {
+			t.Errorf("short name through search: %s", out)
+		}
+		if out, err := inNamespace(t, resolvConf, nil, "getent", "ahosts", "nope.example.test"); err == nil {
+			t.Errorf("an unknown name resolved: %s", out)
+		}
+	})
+
+	t.Run("Go resolver", func(t *testing.T) {
+		out, err := inNamespace(t, resolvConf, []string{"DISCODNS_LOOKUP_SRV=web"}, os.Args[0], "-test.run=^TestLookupSRVHelper$", "-test.v")
+		if err != nil || !strings.Contains(out, "SRV 8080 10-0-0-1-8080.web.svc.internal.") || !strings.Contains(out, "SRV 8080 10-0-0-2-8080.web.svc.internal.") {
+			t.Errorf("Go LookupSRV: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("dig", func(t *testing.T) {
+		if r := digAt("A", "web.svc.internal."); r.status != "NOERROR" || len(r.answer) != 2 || !r.flags["aa"] || !r.flags["ra"] {
+			t.Errorf("in zone: %s", r.raw)
+		}
+		if r := digAt("A", "api.example.test."); r.status != "NOERROR" || len(r.answer) != 1 || r.flags["aa"] || !r.flags["ra"] {
+			t.Errorf("forwarded: %s", r.raw)
+		}
+		if r := digAt("A", "localhost."); len(r.answer) != 1 || !strings.Contains(r.answer[0].String(), "127.0.0.1") {
+			t.Errorf("localhost answered locally: %s", r.raw)
+		}
+	})
+
+	t.Run("a client outside allow is refused", func(t *testing.T) {
+		r := digAt("-b", "127.0.0.2", "A", "www.example.test.")
+		if r.status != "REFUSED" {
+			t.Errorf("from 127.0.0.2: %s", r.raw)
+		}
+		if r := digAt("-b", "127.0.0.2", "A", "web.svc.internal."); r.status != "NOERROR" || len(r.answer) != 2 {
+			t.Errorf("the zone itself answers everyone: %s", r.raw)
+		}
+	})
+
+	t.Run("upstream down: stale, SERVFAIL, zone unaffected; back: fresh", func(t *testing.T) {
+		digAt("A", "www.example.test.") // cached, TTL 1 s
+		upstream.Stop()
+		time.Sleep(1500 * time.Millisecond) // the cached answer expires
+		r := digAt("A", "www.example.test.")
+		if r.status != "NOERROR" || len(r.answer) != 1 || r.answer[0].Header().Ttl != 30 {
+			t.Errorf("stale answer: %s", r.raw)
+		}
+		if r := digAt("A", "never-asked.example.test."); r.status != "SERVFAIL" {
+			t.Errorf("new name with the upstream down: %s", r.raw)
+		}
+		if r := digAt("A", "web.svc.internal."); r.status != "NOERROR" || len(r.answer) != 2 {
+			t.Errorf("zone with the upstream down: %s", r.raw)
+		}
+		if out := getent("www.example.test"); !strings.Contains(out, "192.0.2.10") {
+			t.Errorf("glibc with the upstream down (stale): %s", out)
+		}
+		if v, err := d.metric("discodns_forward_stale_answers_total"); err != nil || v == "0" {
+			t.Errorf("stale answers counted %q (%v)", v, err)
+		}
+
+		upstream.SetHost("www.example.test", "192.0.2.11")
+		upstream.Start()
+		eventually(t, 20*time.Second, "fresh answer after the upstream returns", func() error {
+			r := digAt("A", "www.example.test.")
+			if len(r.answer) != 1 || !strings.Contains(r.answer[0].String(), "192.0.2.11") {
+				return errors.New(r.raw)
+			}
+			return nil
+		})
+	})
+}
+
+// TestLookupSRVHelper is run by TestSystemResolver inside its namespace:
+// Go's own resolver reading the namespace's /etc/resolv.conf.
+func TestLookupSRVHelper(t *testing.T) {
+	service := os.Getenv("DISCODNS_LOOKUP_SRV")
+	if service == "" {
+		return // only as a helper process
+	}
+	r := &net.Resolver{PreferGo: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, srvs, err := r.LookupSRV(ctx, service, "tcp", "svc.internal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range srvs {
+		fmt.Printf("SRV %d %s\n", s.Port, s.Target)
+	}
+}
+
+// TestForwardLoopRefused: an upstream that is discodns itself stops it at
+// start with a clear error.
+func TestForwardLoopRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "loop.toml")
+	os.WriteFile(path, []byte("[dns]\nlisten = [\"127.0.0.153:53\"]\n[forward]\nupstreams = [\"127.0.0.153:53\"]\n"), 0o600)
+	out, err := exec.Command(binary, "-config", path).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "forward.upstreams") ||
+		!strings.Contains(string(out), "loop") {
+		t.Errorf("exit %v, output %s", err, out)
+	}
+}
