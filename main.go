@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -193,28 +194,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		})
 	}
 
-	dnsSrv, err := dnsserver.Listen(dnsserver.ListenConfig{
-		Addrs:             cfg.DNS.Listen,
-		TCPIdleTimeout:    cfg.DNS.TCPIdleTimeout,
-		MaxTCPConnections: cfg.DNS.MaxTCPConnections,
-	}, handler, dnsMetrics, log)
-	if err != nil {
-		cancel()
-		wg.Wait()
-		return err
-	}
-
+	// HTTP first, so that /readyz and /metrics show the start-up.
+	var dnsUp atomic.Bool
 	var httpSrv *http.Server
 	httpErr := make(chan error, 1)
 	if cfg.HTTP.Listen != "" {
 		l, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
 			cancel()
-			dnsSrv.Shutdown(context.Background())
 			wg.Wait()
 			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 		}
-		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg, handler.Ready))
+		serving := func() bool { return dnsUp.Load() && handler.Ready() }
+		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg, serving))
 		log.Info("http listening", "addr", l.Addr().String())
 		go func() {
 			if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
@@ -222,6 +214,32 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			}
 		}()
 	}
+	stopHTTP := func(ctx context.Context) {
+		if httpSrv != nil {
+			httpSrv.Shutdown(ctx)
+		}
+	}
+
+	// Answering before the sources have listed would give NXDOMAIN for
+	// services that exist, which clients cache: wait for them, a while.
+	if !waitReady(ctx, handler, cfg.DNS.StartupWait, log) && ctx.Err() != nil {
+		cancel()
+		stopHTTP(context.Background())
+		wg.Wait()
+		return nil
+	}
+	dnsSrv, err := dnsserver.Listen(dnsserver.ListenConfig{
+		Addrs:             cfg.DNS.Listen,
+		TCPIdleTimeout:    cfg.DNS.TCPIdleTimeout,
+		MaxTCPConnections: cfg.DNS.MaxTCPConnections,
+	}, handler, dnsMetrics, log)
+	if err != nil {
+		cancel()
+		stopHTTP(context.Background())
+		wg.Wait()
+		return err
+	}
+	dnsUp.Store(true)
 
 	var runErr error
 	select {
@@ -237,9 +255,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := dnsSrv.Shutdown(drain); err != nil {
 		log.Warn("dns shutdown", "err", err)
 	}
-	if httpSrv != nil {
-		httpSrv.Shutdown(drain)
-	}
+	stopHTTP(drain)
 	cancel()
 	wg.Wait()
 	return runErr
@@ -286,4 +302,27 @@ func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (wa
 	default:
 		return nil, fmt.Errorf("source %q: type %s is not supported by this build yet", sc.Name, sc.Type)
 	}
+}
+
+// waitReady waits until answers come from a snapshot in which every source
+// has listed, at most for wait. It reports whether that happened.
+func waitReady(ctx context.Context, handler *dnsserver.Handler, wait time.Duration, log *slog.Logger) bool {
+	deadline := time.Now().Add(wait)
+	logged := false
+	for !handler.Ready() {
+		if time.Now().After(deadline) {
+			log.Warn("answering DNS before every source has listed", "waited", wait)
+			return false
+		}
+		if !logged {
+			log.Info("waiting for every source to list before answering DNS", "at_most", wait)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return true
 }

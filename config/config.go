@@ -84,6 +84,10 @@ type DNS struct {
 	// ClientRateLimit bounds the queries per second of each client address
 	// (IPv6 by /64); 0 means no limit.
 	ClientRateLimit int `toml:"client_rate_limit"`
+	// StartupWait is how long to wait at start for every source to list
+	// before answering (an answer from an empty table would be NXDOMAIN
+	// for services that exist); >= 0.
+	StartupWait time.Duration `toml:"startup_wait"`
 }
 
 // Forward configures forwarding of names outside the zones.
@@ -210,6 +214,7 @@ func Default() *Config {
 			TCPIdleTimeout:    10 * time.Second,
 			MaxTCPConnections: 1000,
 			UDPSize:           1232,
+			StartupWait:       10 * time.Second,
 		},
 		Forward: Forward{
 			Upstreams: []string{},

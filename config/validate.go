@@ -121,6 +121,9 @@ func (c *Config) validate() *Error {
 	if d.UDPSize < 512 || d.UDPSize > 4096 {
 		return keyErr("dns.udp_size", fmt.Errorf("must be 512 to 4096, got %d", d.UDPSize))
 	}
+	if d.StartupWait < 0 {
+		return keyErr("dns.startup_wait", fmt.Errorf("must be 0 or more, got %s", d.StartupWait))
+	}
 	if d.ClientRateLimit < 0 {
 		return keyErr("dns.client_rate_limit", fmt.Errorf("must be 0 (no limit) or more, got %d", d.ClientRateLimit))
 	}

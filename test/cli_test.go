@@ -164,3 +164,38 @@ func TestDev(t *testing.T) {
 		t.Fatal("-dev still running 15 s after SIGTERM")
 	}
 }
+
+// TestStartupWait: discodns does not answer DNS before its sources have
+// listed (an empty table would say NXDOMAIN for services that exist), at
+// most for dns.startup_wait; then it answers with what it has.
+func TestStartupWait(t *testing.T) {
+	e := startEtcd(t)
+	e.put("/services/web/10.0.0.1:80", ``)
+	e.stop()
+	config := strings.Replace(etcdConfig(e.endpoint()), `negative_ttl = "3s"`, `negative_ttl = "3s"`+"\nstartup_wait = \"3s\"", 1)
+	d := launchDiscodns(t, config)
+	eventually(t, 10*time.Second, "HTTP up", func() error {
+		code, _, err := d.get("/readyz")
+		if err == nil && code != 503 {
+			return fmt.Errorf("/readyz %d before any source listed", code)
+		}
+		return err
+	})
+	if m, err := d.exchange("web.svc.internal.", dns.TypeA, "udp"); err == nil {
+		t.Fatalf("answered before the sources listed: %v", m)
+	}
+	// After startup_wait it answers with what it has: nothing yet.
+	eventually(t, 10*time.Second, "answers after startup_wait", func() error {
+		m, err := d.exchange("svc.internal.", dns.TypeSOA, "udp")
+		if err != nil {
+			return err
+		}
+		if len(m.Answer) != 1 {
+			return fmt.Errorf("%v", m)
+		}
+		return nil
+	})
+	e.start()
+	d.waitInstances("web.svc.internal.", 1)
+	d.waitReady()
+}
