@@ -85,7 +85,10 @@ func NewHandler(opt Options, metrics *Metrics, log *slog.Logger) *Handler {
 		h.limiter = newClientLimiter(opt.ClientRateLimit)
 	}
 	h.opt.Zone = dns.CanonicalName(opt.Zone)
-	h.Update(&cache.Snapshot{})
+	// Empty, and not ready until the first snapshot from a table.
+	idx := compile(nil, &cache.Snapshot{}, h.opt.Zone, h.ttl, h.negTTL, h.opt.NSAddrs)
+	idx.ready = false
+	h.idx.Store(idx)
 	return h
 }
 

@@ -517,3 +517,23 @@ func TestTagSameHostTwoPorts(t *testing.T) {
 		t.Errorf("tag SRV ports %v, want 5432 and 5433", ports)
 	}
 }
+
+// TestReadyOnlyFromATable: a new handler is not ready until it has a
+// snapshot in which every source listed.
+func TestReadyOnlyFromATable(t *testing.T) {
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	h := NewHandler(Options{Zone: testZone}, nil, quiet)
+	if h.Ready() {
+		t.Fatal("ready before any snapshot")
+	}
+	h.Update(tb.Snapshot())
+	if h.Ready() {
+		t.Fatal("ready before the source listed")
+	}
+	tb.Replace("etcd", nil)
+	h.Update(tb.Snapshot())
+	if !h.Ready() {
+		t.Fatal("not ready once the source listed")
+	}
+}

@@ -17,8 +17,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,6 +146,7 @@ type discodns struct {
 	http   string // http://host:port
 	mu     sync.Mutex
 	output bytes.Buffer
+	config string // the configuration file
 	done   chan struct{}
 	err    error
 }
@@ -162,9 +165,8 @@ func startDiscodns(t testing.TB, config string) *discodns {
 func launchDiscodns(t testing.TB, config string) *discodns {
 	t.Helper()
 	d := &discodns{
-		t:    t,
-		dns:  fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)),
-		done: make(chan struct{}),
+		t:   t,
+		dns: fmt.Sprintf("127.0.0.1:%d", registries.FreeLowPort(t)),
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t))
 	d.http = "http://" + httpAddr
@@ -173,13 +175,8 @@ func launchDiscodns(t testing.TB, config string) *discodns {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(binary, "-config", path)
-	d.cmd.Stdout = &lockedWriter{&d.mu, &d.output}
-	d.cmd.Stderr = d.cmd.Stdout
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	d.config = path
+	d.start()
 	t.Cleanup(func() {
 		d.cmd.Process.Kill()
 		<-d.done
@@ -188,6 +185,35 @@ func launchDiscodns(t testing.TB, config string) *discodns {
 		}
 	})
 	return d
+}
+
+// start runs the binary on d.config.
+func (d *discodns) start() {
+	d.t.Helper()
+	d.done = make(chan struct{})
+	d.cmd = exec.Command(binary, "-config", d.config)
+	d.cmd.Stdout = &lockedWriter{&d.mu, &d.output}
+	d.cmd.Stderr = d.cmd.Stdout
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	go func(cmd *exec.Cmd, done chan struct{}) { d.err = cmd.Wait(); close(done) }(d.cmd, d.done)
+}
+
+// restart stops discodns with SIGTERM, which must exit 0, and starts it
+// again on the same configuration and addresses.
+func (d *discodns) restart() {
+	d.t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		d.t.Fatal("discodns still running 15 s after SIGTERM")
+	}
+	if d.err != nil {
+		d.t.Fatalf("exit after SIGTERM: %v", d.err)
+	}
+	d.start()
 }
 
 func (d *discodns) logs() string {
@@ -302,4 +328,17 @@ func eventually(t testing.TB, within time.Duration, what string, check func() er
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// gauge returns the value of an unlabelled metric, or -1.
+func (d *discodns) gauge(name string) float64 {
+	v, err := d.metric(name)
+	if err != nil {
+		return -1
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return -1
+	}
+	return f
 }

@@ -7,6 +7,7 @@ package registries
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -40,23 +41,40 @@ func ConsulBinary() (string, error) {
 // Consul is a `consul agent -dev` process, which keeps its state in memory:
 // a restart starts it empty.
 type Consul struct {
-	process
+	Process
 	t     testing.TB
 	bin   string
 	ports map[string]int
+	dir   string // a server's data directory; "" for a dev agent
 }
 
 // StartConsul starts a dev agent on free loopback ports and stops it when
 // the test ends.
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
+	return startConsul(t, false)
+}
+
+// StartConsulServer starts a single-server datacenter that keeps its state
+// in a data directory, so that a restart finds its services again, as a
+// real agent's would.
+func StartConsulServer(t testing.TB) *Consul {
+	t.Helper()
+	return startConsul(t, true)
+}
+
+func startConsul(t testing.TB, persistent bool) *Consul {
+	t.Helper()
 	bin, err := ConsulBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Consul{process: process{name: "consul"}, t: t, bin: bin, ports: map[string]int{}}
+	c := &Consul{Process: Process{name: "consul"}, t: t, bin: bin, ports: map[string]int{}}
 	for _, name := range []string{"http", "serf-lan", "serf-wan", "server"} {
 		c.ports[name] = FreePort(t)
+	}
+	if persistent {
+		c.dir = t.TempDir()
 	}
 	c.Start()
 	c.cleanup(t)
@@ -69,9 +87,13 @@ func (c *Consul) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.ports["htt
 // Start starts the agent (again, empty) and waits until it has a leader.
 func (c *Consul) Start() {
 	c.t.Helper()
-	argv := []string{c.bin, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-		"-node", "dev", "-log-level", "warn",
-		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1"}
+	argv := []string{c.bin, "agent", "-dev"}
+	if c.dir != "" {
+		argv = []string{c.bin, "agent", "-server", "-bootstrap-expect", "1", "-data-dir", c.dir,
+			"-hcl", "performance { raft_multiplier = 1 }"}
+	}
+	argv = append(argv, "-bind", "127.0.0.1", "-client", "127.0.0.1", "-node", "dev", "-log-level", "warn",
+		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1")
 	for _, name := range []string{"http", "serf-lan", "serf-wan", "server"} {
 		argv = append(argv, fmt.Sprintf("-%s-port", name), fmt.Sprint(c.ports[name]))
 	}
@@ -105,5 +127,29 @@ func FreePort(t testing.TB) int {
 		}
 	}
 	t.Fatal("no free port")
+	return 0
+}
+
+// FreeLowPort returns a loopback port free for both UDP and TCP, below the
+// ephemeral range (32768 and up on Linux). A server restarted on it cannot
+// find it taken by a client that kept connecting while it was down: on
+// loopback such a client can connect to itself when the kernel gives it the
+// server's port as its own.
+func FreeLowPort(t testing.TB) int {
+	t.Helper()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		pc.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port below 32000")
 	return 0
 }

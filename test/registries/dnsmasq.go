@@ -12,7 +12,7 @@ import (
 // Dnsmasq is a dnsmasq (Debian dnsmasq-base) serving a few names on a
 // loopback port: an upstream resolver for forwarding tests.
 type Dnsmasq struct {
-	process
+	Process
 	t     testing.TB
 	port  int
 	hosts map[string]string
@@ -26,7 +26,7 @@ func StartDnsmasq(t testing.TB, hosts map[string]string, ttl int) *Dnsmasq {
 	if _, err := exec.LookPath("dnsmasq"); err != nil {
 		t.Fatalf("dnsmasq is required (./test/run.sh installs dnsmasq-base): %v", err)
 	}
-	d := &Dnsmasq{process: process{name: "dnsmasq"}, t: t, port: FreePort(t), hosts: hosts, ttl: ttl}
+	d := &Dnsmasq{Process: Process{name: "dnsmasq"}, t: t, port: FreePort(t), hosts: hosts, ttl: ttl}
 	d.Start()
 	d.cleanup(t)
 	return d

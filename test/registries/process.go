@@ -2,6 +2,7 @@ package registries
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -9,10 +10,11 @@ import (
 	"time"
 )
 
-// process is a child process of a test whose output is kept for failure
+// Process is a child process of a test whose output is kept for failure
 // reports.
-type process struct {
+type Process struct {
 	name   string
+	env    []string // added to the test's environment
 	cmd    *exec.Cmd
 	done   chan struct{}
 	mu     sync.Mutex
@@ -21,9 +23,12 @@ type process struct {
 
 // start runs argv and waits until ready reports true, failing the test if
 // the process exits first or within does not suffice.
-func (p *process) start(t testing.TB, within time.Duration, ready func() bool, argv ...string) {
+func (p *Process) start(t testing.TB, within time.Duration, ready func() bool, argv ...string) {
 	t.Helper()
 	p.cmd = exec.Command(argv[0], argv[1:]...)
+	if p.env != nil {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	p.cmd.Stdout = &lockedWriter{&p.mu, &p.output}
 	p.cmd.Stderr = p.cmd.Stdout
 	if err := p.cmd.Start(); err != nil {
@@ -46,7 +51,7 @@ func (p *process) start(t testing.TB, within time.Duration, ready func() bool, a
 }
 
 // Stop kills the process and waits for it to exit.
-func (p *process) Stop() {
+func (p *Process) Stop() {
 	if p.cmd == nil {
 		return
 	}
@@ -56,13 +61,13 @@ func (p *process) Stop() {
 }
 
 // Signal sends sig to the running process (SIGSTOP and SIGCONT pause it).
-func (p *process) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+func (p *Process) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // Pid is the process id.
-func (p *process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Output is what the process printed so far.
-func (p *process) Output() string {
+func (p *Process) Output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.output.String()
@@ -70,7 +75,7 @@ func (p *process) Output() string {
 
 // cleanup stops the process when the test ends, showing its output if the
 // test failed.
-func (p *process) cleanup(t testing.TB) {
+func (p *Process) cleanup(t testing.TB) {
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -88,4 +93,29 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+// Command is a Process that a test can kill and start again.
+type Command struct {
+	Process
+	t      testing.TB
+	within time.Duration
+	ready  func() bool
+	argv   []string
+}
+
+// StartCommand runs argv with env added to the environment, waits until
+// ready reports true (at most within), and kills it when the test ends.
+func StartCommand(t testing.TB, name string, env []string, within time.Duration, ready func() bool, argv ...string) *Command {
+	t.Helper()
+	c := &Command{Process: Process{name: name, env: env}, t: t, within: within, ready: ready, argv: argv}
+	c.Start()
+	c.cleanup(t)
+	return c
+}
+
+// Start starts the command again after Stop.
+func (c *Command) Start() {
+	c.t.Helper()
+	c.start(c.t, c.within, c.ready, c.argv...)
 }

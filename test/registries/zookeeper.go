@@ -19,7 +19,7 @@ import (
 // ZooKeeper is a standalone ZooKeeper server from the Debian package
 // `zookeeper`, with its data in a temporary directory.
 type ZooKeeper struct {
-	process
+	Process
 	t    testing.TB
 	port int
 	dir  string
@@ -39,7 +39,7 @@ func StartZooKeeper(t testing.TB) *ZooKeeper {
 	if _, err := exec.LookPath("java"); err != nil {
 		t.Fatalf("java is required for ZooKeeper: %v", err)
 	}
-	z := &ZooKeeper{process: process{name: "zookeeper"}, t: t, port: FreePort(t), dir: t.TempDir()}
+	z := &ZooKeeper{Process: Process{name: "zookeeper"}, t: t, port: FreePort(t), dir: t.TempDir()}
 	cfg := fmt.Sprintf(`tickTime=500
 minSessionTimeout=1000
 maxSessionTimeout=10000
