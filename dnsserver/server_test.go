@@ -182,3 +182,38 @@ func TestClientRateLimit(t *testing.T) {
 		t.Errorf("rate_limited counted %v", got)
 	}
 }
+
+// TestTCPCapAndIdleTimeout: idle connections beyond the cap cannot starve
+// others for long: the server closes idle connections after the idle
+// timeout (2 s here), and a waiting client is then served.
+func TestTCPCapAndIdleTimeout(t *testing.T) {
+	addr, _ := serve(t) // 8 connections at most, 2 s idle timeout
+	var idle []net.Conn
+	for range 8 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	// A ninth client is not served while the cap is reached...
+	probe := &dns.Client{Net: "tcp", Timeout: time.Second}
+	if resp, _, err := probe.Exchange(query("web.svc.internal.", dns.TypeA), addr); err == nil {
+		t.Fatalf("a ninth connection was served while 8 were open: %v", resp)
+	}
+	// ...but once the idle ones are dropped.
+	start := time.Now()
+	tcp := &dns.Client{Net: "tcp", Timeout: 15 * time.Second}
+	resp, _, err := tcp.Exchange(query("web.svc.internal.", dns.TypeA), addr)
+	if err != nil || len(resp.Answer) == 0 {
+		t.Fatalf("the waiting client was not served: %v %v", resp, err)
+	}
+	t.Logf("the ninth client waited %v", time.Since(start))
+	for i, c := range idle {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("idle connection %d got data instead of being closed", i)
+		}
+	}
+}
