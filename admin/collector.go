@@ -17,6 +17,7 @@ type Collector struct {
 	since      *prometheus.Desc
 	version    *prometheus.Desc
 	collisions *prometheus.Desc
+	invalid    *prometheus.Desc
 }
 
 // NewCollector returns a collector over table; register it with a registry.
@@ -38,12 +39,14 @@ func NewCollector(table *cache.Table) *Collector {
 			"Version of the table snapshot being served (the SOA serial).", nil, nil),
 		collisions: prometheus.NewDesc("discodns_cache_label_collisions",
 			"Registry service names not served because their DNS label is taken by another name.", nil, nil),
+		invalid: prometheus.NewDesc("discodns_cache_invalid_service_names",
+			"Registry service names not served because they give no usable DNS label, by source.", src, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.services, c.instances, c.lastList, c.since, c.version, c.collisions} {
+	for _, d := range []*prometheus.Desc{c.state, c.services, c.instances, c.lastList, c.since, c.version, c.collisions, c.invalid} {
 		ch <- d
 	}
 }
@@ -70,4 +73,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(snap.Version))
 	ch <- prometheus.MustNewConstMetric(c.collisions, prometheus.GaugeValue, float64(len(snap.Collisions)))
+	invalid := c.table.InvalidNames()
+	for _, st := range snap.Sources {
+		ch <- prometheus.MustNewConstMetric(c.invalid, prometheus.GaugeValue, float64(invalid[st.Name]), st.Name)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -321,6 +322,19 @@ func (t *Table) setState(src *sourceData, state State, err error, now time.Time)
 	src.status.State = state
 	src.status.Err = msg
 	return true
+}
+
+// InvalidNames returns, per source, how many registry service names gave
+// no usable DNS label (their instances are not served).
+func (t *Table) InvalidNames() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{}
+	for key := range t.unnamed {
+		source, _, _ := strings.Cut(key, "/")
+		out[source]++
+	}
+	return out
 }
 
 // named reports whether service has a usable DNS label, logging once per

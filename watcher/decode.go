@@ -204,3 +204,17 @@ func abbrev(b []byte) string {
 	}
 	return string(b)
 }
+
+// MaxValueSize is the largest registry value decoded: an instance's
+// attributes fit in far less, and a larger value is a mistake or an attack.
+const MaxValueSize = 64 << 10
+
+// limitSize makes decode refuse values larger than MaxValueSize.
+func limitSize(decode Decoder) Decoder {
+	return func(service, id string, value []byte) (cache.Instance, error) {
+		if len(value) > MaxValueSize {
+			return cache.Instance{}, fmt.Errorf("value of %d bytes is over the limit of %d", len(value), MaxValueSize)
+		}
+		return decode(service, id, value)
+	}
+}

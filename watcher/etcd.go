@@ -113,7 +113,7 @@ func NewEtcd(cfg EtcdConfig, metrics *Metrics, log *slog.Logger) (*Etcd, error) 
 	return &Etcd{
 		cfg:     cfg,
 		prefix:  strings.TrimRight(cfg.Prefix, "/") + "/",
-		decode:  decode,
+		decode:  limitSize(decode),
 		metrics: metrics,
 		log:     log.With("source", cfg.Name),
 	}, nil

@@ -95,6 +95,7 @@ func NewZooKeeper(cfg ZooKeeperConfig, metrics *Metrics, log *slog.Logger) (*Zoo
 	default:
 		return nil, fmt.Errorf("zookeeper source %s: unknown format %q", cfg.Name, cfg.Format)
 	}
+	z.decode = limitSize(z.decode)
 	return z, nil
 }
 
