@@ -537,3 +537,36 @@ func TestReadyOnlyFromATable(t *testing.T) {
 		t.Fatal("not ready once the source listed")
 	}
 }
+
+// TestHugeAnswerSets: a service of 10,000 instances is answered within
+// 65,535 octets over TCP (trimmed, with TC, rotated) and 512 over UDP.
+func TestHugeAnswerSets(t *testing.T) {
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	var insts []cache.Instance
+	for i := range 10000 {
+		insts = append(insts, cache.Instance{Service: "huge", ID: fmt.Sprintf("i%05d", i),
+			Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), Port: 80, Priority: 1, Weight: 1})
+	}
+	tb.Replace("etcd", insts)
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second, NegativeTTL: 5 * time.Second}, nil, quiet)
+	h.Update(tb.Snapshot())
+	for _, tc := range []struct {
+		qtype uint16
+		tcp   bool
+		limit int
+	}{{dns.TypeA, true, 65535}, {dns.TypeSRV, true, 65535}, {dns.TypeA, false, 512}, {dns.TypeSRV, false, 512}} {
+		firsts := map[string]bool{}
+		for range 3 {
+			resp := h.Answer(query("huge.svc.internal.", tc.qtype), tc.tcp, loopback)
+			out, err := resp.Pack()
+			if err != nil || len(out) > tc.limit || !resp.Truncated || len(resp.Answer) == 0 {
+				t.Fatalf("%s tcp=%v: %d octets, TC=%v, %d answers, %v", dns.TypeToString[tc.qtype], tc.tcp, len(out), resp.Truncated, len(resp.Answer), err)
+			}
+			firsts[resp.Answer[0].String()] = true
+		}
+		if len(firsts) < 2 {
+			t.Errorf("%s tcp=%v: trimmed answers not rotated", dns.TypeToString[tc.qtype], tc.tcp)
+		}
+	}
+}
