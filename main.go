@@ -270,6 +270,7 @@ func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (wa
 			Endpoints:      sc.Endpoints,
 			Prefix:         sc.Prefix,
 			Format:         sc.Format,
+			Zone:           sc.Zone,
 			Username:       sc.Username,
 			Password:       string(sc.Password),
 			DialTimeout:    sc.DialTimeout,

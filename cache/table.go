@@ -244,6 +244,38 @@ func (t *Table) Replace(source string, instances []Instance) {
 	t.publish()
 }
 
+// ReplaceService replaces the instances of one service of source with
+// instances (all of that service), publishing once.
+func (t *Table) ReplaceService(source, service string, instances []Instance) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	src := t.source(source)
+	if src == nil || !t.named(source, service) {
+		return
+	}
+	next := make(map[string]Instance, len(instances))
+	for _, in := range instances {
+		in.Source = source
+		next[in.ID] = in
+	}
+	ids, had := src.services[service]
+	switch {
+	case len(next) == 0 && had:
+		t.unlink(source, src, service)
+	case len(next) == 0:
+		return
+	case !had:
+		src.services[service] = next
+		t.link(source, src, service)
+	case maps.EqualFunc(ids, next, func(a, b Instance) bool { return a.Equal(&b) }):
+		return
+	default:
+		src.services[service] = next
+		t.markDirty(source, src, service)
+	}
+	t.publish()
+}
+
 // Put implements Sink.
 func (t *Table) Put(source string, in Instance) {
 	t.mu.Lock()

@@ -44,8 +44,11 @@ type EtcdConfig struct {
 	// matches "/services2/...").
 	Prefix string
 	// Format is the data layout: "discox" (the default when empty), "grpc"
-	// or "skydns" (not implemented yet).
+	// or "skydns" (CoreDNS etcd plugin records; needs Zone).
 	Format string
+	// Zone is the source's zone: the skydns layout reads the names of
+	// services from the keys below it.
+	Zone string
 	// Username and Password enable etcd authentication when both are set.
 	Username, Password string
 	// DialTimeout bounds connecting and authenticating; zero means
@@ -66,9 +69,11 @@ type EtcdConfig struct {
 // ResyncInterval. While etcd is unreachable it marks the source stale and
 // keeps the last instances in the sink.
 type Etcd struct {
-	cfg     EtcdConfig
-	prefix  string // with a trailing slash
-	decode  Decoder
+	cfg    EtcdConfig
+	prefix string // with a trailing slash
+	decode Decoder
+	// split turns a key into service and id; ok is false for other keys.
+	split   func(key string) (service, id string, ok bool)
 	metrics *Metrics
 	log     *slog.Logger
 }
@@ -95,7 +100,10 @@ func NewEtcd(cfg EtcdConfig, metrics *Metrics, log *slog.Logger) (*Etcd, error) 
 	case "grpc":
 		decode = DecodeGRPC
 	case "skydns":
-		return nil, fmt.Errorf("etcd source %s: format skydns is not implemented yet", cfg.Name)
+		if cfg.Zone == "" {
+			return nil, fmt.Errorf("etcd source %s: format skydns needs the zone", cfg.Name)
+		}
+		decode = DecodeSkyDNS
 	default:
 		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc or skydns)", cfg.Name, cfg.Format)
 	}
@@ -110,13 +118,18 @@ func NewEtcd(cfg EtcdConfig, metrics *Metrics, log *slog.Logger) (*Etcd, error) 
 	}
 	metrics.initSource(cfg.Name, reasonInitial, reasonCompacted, reasonWatchClosed,
 		reasonReconnect, reasonPeriodic, reasonError)
-	return &Etcd{
+	e := &Etcd{
 		cfg:     cfg,
 		prefix:  strings.TrimRight(cfg.Prefix, "/") + "/",
 		decode:  limitSize(decode),
 		metrics: metrics,
 		log:     log.With("source", cfg.Name),
-	}, nil
+	}
+	e.split = func(key string) (string, string, bool) { return splitKey(e.prefix, key) }
+	if cfg.Format == "skydns" {
+		e.split = skydnsSplitter(e.prefix, cfg.Zone)
+	}
+	return e, nil
 }
 
 // Name implements Source.
@@ -137,6 +150,9 @@ func (e *Etcd) Run(ctx context.Context, sink cache.Sink) error {
 }
 
 func (e *Etcd) newRun(sink cache.Sink) *etcdRun {
+	if e.cfg.Format == "skydns" {
+		sink = newRescalingSink(sink)
+	}
 	return &etcdRun{
 		Etcd:     e,
 		sink:     sink,

@@ -58,7 +58,7 @@ func (r *etcdRun) listOnce(ctx context.Context) (int64, error) {
 	failed := map[string]struct{}{}
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
-		service, id, ok := splitKey(r.prefix, key)
+		service, id, ok := r.split(key)
 		if !ok {
 			continue
 		}

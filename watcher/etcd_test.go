@@ -363,7 +363,7 @@ func TestNewEtcdErrors(t *testing.T) {
 		change func(*EtcdConfig)
 		want   string
 	}{
-		{"skydns", func(c *EtcdConfig) { c.Format = "skydns" }, "etcd source e: format skydns is not implemented yet"},
+		{"skydns without a zone", func(c *EtcdConfig) { c.Format = "skydns" }, "etcd source e: format skydns needs the zone"},
 		{"unknown format", func(c *EtcdConfig) { c.Format = "json" }, `unknown format "json"`},
 		{"no name", func(c *EtcdConfig) { c.Name = "" }, "no name"},
 		{"no endpoints", func(c *EtcdConfig) { c.Endpoints = nil }, "no endpoints"},

@@ -107,7 +107,7 @@ func (r *etcdRun) watchFailed(ctx context.Context, err error) string {
 func (r *etcdRun) apply(events []*clientv3.Event) {
 	for _, ev := range events {
 		key := string(ev.Kv.Key)
-		service, id, ok := splitKey(r.prefix, key)
+		service, id, ok := r.split(key)
 		if !ok {
 			continue
 		}

@@ -20,7 +20,13 @@ import (
 // ConsulBinary finds the consul binary: $PATH first, then the cache that
 // test/tools/build-consul.sh fills.
 func ConsulBinary() (string, error) {
-	if p, err := exec.LookPath("consul"); err == nil {
+	return cachedBinary("consul", "./test/run.sh builds it")
+}
+
+// cachedBinary finds name in $PATH or in $DISCODNS_CACHE/bin (by default
+// ~/.cache/discodns/bin).
+func cachedBinary(name, hint string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
 	cache := os.Getenv("DISCODNS_CACHE")
@@ -31,9 +37,9 @@ func ConsulBinary() (string, error) {
 		}
 		cache = filepath.Join(home, ".cache", "discodns")
 	}
-	p := filepath.Join(cache, "bin", "consul")
+	p := filepath.Join(cache, "bin", name)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("consul not in $PATH nor in %s (./test/run.sh builds it): %w", p, err)
+		return "", fmt.Errorf("%s not in $PATH nor in %s (%s): %w", name, p, hint, err)
 	}
 	return p, nil
 }
@@ -152,4 +158,10 @@ func FreeLowPort(t testing.TB) int {
 	}
 	t.Fatal("no free port below 32000")
 	return 0
+}
+
+// CoreDNSBinary finds the coredns binary: $PATH first, then the cache that
+// ./test/run.sh fills (go install github.com/coredns/coredns@v1.15.0).
+func CoreDNSBinary() (string, error) {
+	return cachedBinary("coredns", "./test/run.sh builds it")
 }
