@@ -166,7 +166,7 @@ func launchDiscodns(t testing.TB, config string) *discodns {
 	t.Helper()
 	d := &discodns{
 		t:   t,
-		dns: fmt.Sprintf("127.0.0.1:%d", registries.FreeLowPort(t)),
+		dns: fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)),
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t))
 	d.http = "http://" + httpAddr

@@ -7,12 +7,14 @@ package registries
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -58,7 +60,14 @@ type Consul struct {
 // the test ends.
 func StartConsul(t testing.TB) *Consul {
 	t.Helper()
-	return startConsul(t, false)
+	return startConsul(t, false, false)
+}
+
+// StartConsulWithDNS is StartConsul with Consul's own DNS interface on a
+// free port (see DNSAddr).
+func StartConsulWithDNS(t testing.TB) *Consul {
+	t.Helper()
+	return startConsul(t, false, true)
 }
 
 // StartConsulServer starts a single-server datacenter that keeps its state
@@ -66,10 +75,10 @@ func StartConsul(t testing.TB) *Consul {
 // real agent's would.
 func StartConsulServer(t testing.TB) *Consul {
 	t.Helper()
-	return startConsul(t, true)
+	return startConsul(t, true, false)
 }
 
-func startConsul(t testing.TB, persistent bool) *Consul {
+func startConsul(t testing.TB, persistent, dns bool) *Consul {
 	t.Helper()
 	bin, err := ConsulBinary()
 	if err != nil {
@@ -82,10 +91,16 @@ func startConsul(t testing.TB, persistent bool) *Consul {
 	if persistent {
 		c.dir = t.TempDir()
 	}
+	if dns {
+		c.ports["dns"] = FreePort(t)
+	}
 	c.Start()
 	c.cleanup(t)
 	return c
 }
+
+// DNSAddr is the address of Consul's DNS interface (StartConsulWithDNS).
+func (c *Consul) DNSAddr() string { return fmt.Sprintf("127.0.0.1:%d", c.ports["dns"]) }
 
 // Addr is the agent's HTTP address, host:port.
 func (c *Consul) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.ports["http"]) }
@@ -99,8 +114,11 @@ func (c *Consul) Start() {
 			"-hcl", "performance { raft_multiplier = 1 }"}
 	}
 	argv = append(argv, "-bind", "127.0.0.1", "-client", "127.0.0.1", "-node", "dev", "-log-level", "warn",
-		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1")
-	for _, name := range []string{"http", "serf-lan", "serf-wan", "server"} {
+		"-grpc-port", "-1", "-grpc-tls-port", "-1")
+	if _, ok := c.ports["dns"]; !ok {
+		argv = append(argv, "-dns-port", "-1")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.ports)) {
 		argv = append(argv, fmt.Sprintf("-%s-port", name), fmt.Sprint(c.ports[name]))
 	}
 	c.start(c.t, time.Minute, c.hasLeader, argv...)
@@ -116,32 +134,12 @@ func (c *Consul) hasLeader() bool {
 	return resp.StatusCode == 200 && len(body) > 2 && string(body) != `""`
 }
 
-// FreePort returns a loopback port free for both UDP and TCP right now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		pc.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// FreeLowPort returns a loopback port free for both UDP and TCP, below the
+// FreePort returns a loopback port free for both UDP and TCP, below the
 // ephemeral range (32768 and up on Linux). A server restarted on it cannot
 // find it taken by a client that kept connecting while it was down: on
 // loopback such a client can connect to itself when the kernel gives it the
 // server's port as its own.
-func FreeLowPort(t testing.TB) int {
+func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 200 {
 		port := 20000 + rand.IntN(12000)
