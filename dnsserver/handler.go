@@ -141,6 +141,14 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		} else {
 			resp.Truncated = true
 		}
+	} else if out, e := h.wireAnswer(req, tcp); out != nil {
+		if _, err := w.Write(out); err != nil {
+			h.log.Debug("write response", "client", w.RemoteAddr(), "err", err)
+		}
+		if h.metrics != nil {
+			h.metrics.observe(tcp, req.Question[0].Qtype, e.rcode, e.truncated, time.Since(start))
+		}
+		return
 	} else {
 		resp = h.Answer(req, tcp, client)
 	}
@@ -159,6 +167,11 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // Answer builds the response to req as it would be sent over TCP or UDP
 // to client.
 func (h *Handler) Answer(req *dns.Msg, tcp bool, client netip.Addr) *dns.Msg {
+	return h.answerFrom(h.idx.Load(), req, tcp, client)
+}
+
+// answerFrom is Answer from idx.
+func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Addr) *dns.Msg {
 	m := new(dns.Msg)
 	m.Id = req.Id
 	m.Response = true
@@ -194,7 +207,6 @@ func (h *Handler) Answer(req *dns.Msg, tcp bool, client netip.Addr) *dns.Msg {
 	}
 	m.RecursionAvailable = h.opt.Forwarder != nil
 
-	idx := h.idx.Load()
 	name := strings.ToLower(q.Name)
 	z, labels := idx.findZone(name)
 	switch {

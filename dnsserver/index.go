@@ -24,6 +24,7 @@ type index struct {
 
 	ptrOnce sync.Once
 	ptr     map[string][]dns.PTR // reverse name -> PTRs, built on first use
+	wire    wireCache            // packed answers, filled on first use
 }
 
 // zone holds what the apex answers and the zone-wide names.

@@ -1,0 +1,86 @@
+package dnsserver
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// sortedRRs describes a section without order (answers rotate).
+func sortedRRs(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, strings.ToLower(rr.String()))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestWireAnswerMatchesFullPath: every answer from the wire cache is the
+// full path's answer with the ID, flags and spelling of the question.
+func TestWireAnswerMatchesFullPath(t *testing.T) {
+	h, _ := fixture(t, Options{UDPSize: 1232})
+	for _, tc := range []struct {
+		name  string
+		qtype uint16
+	}{
+		{"web.svc.internal.", dns.TypeA}, {"WeB.Svc.Internal.", dns.TypeA}, {"_web._tcp.svc.internal.", dns.TypeSRV},
+		{"web.svc.internal.", dns.TypeAAAA}, {"nope.svc.internal.", dns.TypeA}, {"big.svc.internal.", dns.TypeA},
+		{"a.web.svc.internal.", dns.TypeTXT}, {"svc.internal.", dns.TypeSOA}, {"1.0.0.10.in-addr.arpa.", dns.TypePTR},
+		{"_http._tcp.web.svc.internal.", dns.TypeSRV}, {"ext.svc.internal.", dns.TypeSRV},
+	} {
+		for _, v := range []struct {
+			tcp, edns, do, rd, cd bool
+			size                  uint16
+		}{{}, {edns: true, size: 1232}, {edns: true, size: 4096, do: true}, {tcp: true, rd: true}, {edns: true, size: 512, cd: true}} {
+			req := query(tc.name, tc.qtype)
+			req.Id = 4242
+			req.RecursionDesired, req.CheckingDisabled = v.rd, v.cd
+			if v.edns {
+				req.SetEdns0(v.size, v.do)
+			}
+			out, _ := h.wireAnswer(req, v.tcp)
+			if out == nil {
+				t.Errorf("%s %s %+v: not answered from the wire cache", tc.name, dns.TypeToString[tc.qtype], v)
+				continue
+			}
+			got := new(dns.Msg)
+			if err := got.Unpack(out); err != nil {
+				t.Fatalf("%s: unpack: %v", tc.name, err)
+			}
+			want := h.Answer(req, v.tcp, loopback)
+			if got.Id != 4242 || got.MsgHdr != want.MsgHdr || got.Question[0] != req.Question[0] ||
+				!slices.Equal(sortedRRs(got.Answer), sortedRRs(want.Answer)) && !want.Truncated ||
+				!slices.Equal(sortedRRs(got.Ns), sortedRRs(want.Ns)) ||
+				len(got.Extra) != len(want.Extra) {
+				t.Errorf("%s %s %+v:\nwire %v\nfull %v", tc.name, dns.TypeToString[tc.qtype], v, got, want)
+			}
+			if limit := maxSize(req.IsEdns0(), v.tcp, 1232); len(out) > limit {
+				t.Errorf("%s: %d octets over %d", tc.name, len(out), limit)
+			}
+		}
+	}
+	// Forwarded and refused names take the full path.
+	if out, _ := h.wireAnswer(query("example.com.", dns.TypeA), false); out != nil {
+		t.Error("an answer outside the zones came from the wire cache")
+	}
+}
+
+// TestWireCacheFollowsSnapshots: a new snapshot starts a new cache.
+func TestWireCacheFollowsSnapshots(t *testing.T) {
+	h, tb := fixture(t, Options{UDPSize: 1232})
+	req := query("web.svc.internal.", dns.TypeA)
+	out, _ := h.wireAnswer(req, false)
+	before := new(dns.Msg)
+	before.Unpack(out)
+	tb.Delete("etcd", "web", "a")
+	h.Update(tb.Snapshot())
+	out, _ = h.wireAnswer(req, false)
+	after := new(dns.Msg)
+	after.Unpack(out)
+	if len(before.Answer) != 3 || len(after.Answer) != 2 {
+		t.Errorf("answers %d then %d, want 3 then 2", len(before.Answer), len(after.Answer))
+	}
+}
