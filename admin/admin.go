@@ -117,8 +117,8 @@ func sourcesJSON(snap *cache.Snapshot) []sourceJSON {
 func servicesJSON(snap *cache.Snapshot, filter string) servicesDoc {
 	doc := servicesDoc{Version: snap.Version, Sources: sourcesJSON(snap), Services: []serviceJSON{}}
 	filter = strings.ToLower(filter)
-	for _, fqdn := range slices.Sorted(maps.Keys(snap.Services)) {
-		svc := snap.Services[fqdn]
+	for _, fqdn := range slices.Sorted(maps.Keys(maps.Collect(snap.Services.All()))) {
+		svc := snap.Services.Get(fqdn)
 		if filter != "" && svc.Name != filter && fqdn != strings.TrimSuffix(filter, ".")+"." {
 			continue
 		}

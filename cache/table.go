@@ -96,7 +96,7 @@ type Snapshot struct {
 	// Version increases with every published snapshot.
 	Version uint64
 	// Services by FQDN (lowercase, with trailing dot).
-	Services map[string]*Service
+	Services *Services
 	// Zones holds every zone that sources serve, sorted.
 	Zones []string
 	// Sources holds every registered source, sorted by name.
@@ -126,6 +126,7 @@ type member struct{ source, service string }
 type sourceData struct {
 	status   SourceStatus
 	services map[string]map[string]Instance // registry service name -> id -> instance
+	count    int                            // instances in services
 }
 
 // Table merges every source's instances and publishes snapshots. It is safe
@@ -137,7 +138,7 @@ type Table struct {
 	mu       sync.Mutex
 	sources  map[string]*sourceData
 	members  map[string]map[member]struct{} // FQDN -> contributing (source, service)
-	services map[string]*Service            // as in the last snapshot
+	services *Services                      // as in the last snapshot
 	dirty    map[string]struct{}            // FQDNs to rebuild
 	collided map[string][]string            // FQDN -> "source/service" names not served
 	unnamed  map[string]struct{}            // "source/service" names with no usable label, logged once
@@ -156,7 +157,7 @@ func NewTable(log *slog.Logger) *Table {
 		now:      time.Now,
 		sources:  map[string]*sourceData{},
 		members:  map[string]map[member]struct{}{},
-		services: map[string]*Service{},
+		services: &Services{},
 		dirty:    map[string]struct{}{},
 		collided: map[string][]string{},
 		unnamed:  map[string]struct{}{},
@@ -237,6 +238,10 @@ func (t *Table) Replace(source string, instances []Instance) {
 			t.link(source, src, svc)
 		}
 	}
+	src.count = 0
+	for _, ids := range src.services {
+		src.count += len(ids)
+	}
 	now := t.now()
 	src.status.Listed = true
 	src.status.LastList = now
@@ -259,6 +264,7 @@ func (t *Table) ReplaceService(source, service string, instances []Instance) {
 		next[in.ID] = in
 	}
 	ids, had := src.services[service]
+	src.count += len(next) - len(ids)
 	switch {
 	case len(next) == 0 && had:
 		t.unlink(source, src, service)
@@ -291,12 +297,17 @@ func (t *Table) Put(source string, in Instance) {
 	ids, ok := src.services[in.Service]
 	if !ok {
 		src.services[in.Service] = map[string]Instance{in.ID: in}
+		src.count++
 		t.link(source, src, in.Service)
 		t.publish()
 		return
 	}
-	if old, ok := ids[in.ID]; ok && old.Equal(&in) {
+	old, had := ids[in.ID]
+	if had && old.Equal(&in) {
 		return
+	}
+	if !had {
+		src.count++
 	}
 	ids[in.ID] = in
 	t.markDirty(source, src, in.Service)
@@ -318,6 +329,7 @@ func (t *Table) Delete(source, service, id string) {
 	if _, ok := ids[id]; !ok {
 		return
 	}
+	src.count--
 	if len(ids) == 1 {
 		t.unlink(source, src, service)
 	} else {
@@ -427,15 +439,12 @@ func (t *Table) markDirty(_ string, src *sourceData, service string) {
 func (t *Table) publish() {
 	services := t.services
 	if len(t.dirty) > 0 {
-		services = maps.Clone(t.services)
+		changes := make(map[string]*Service, len(t.dirty))
 		for fqdn := range t.dirty {
-			if svc := t.build(fqdn); svc != nil {
-				services[fqdn] = svc
-			} else {
-				delete(services, fqdn)
-			}
+			changes[fqdn] = t.build(fqdn) // nil: gone
 		}
 		clear(t.dirty)
+		services = t.services.with(changes)
 		t.services = services
 	}
 	t.version++
@@ -448,9 +457,7 @@ func (t *Table) publish() {
 	for _, src := range t.sources {
 		st := src.status
 		st.Services = len(src.services)
-		for _, ids := range src.services {
-			st.Instances += len(ids)
-		}
+		st.Instances = src.count
 		snap.Sources = append(snap.Sources, st)
 		zones[st.Zone] = struct{}{}
 	}

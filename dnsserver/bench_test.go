@@ -1,9 +1,12 @@
 package dnsserver
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/cache"
 )
 
 // The answer-path benchmarks build and pack a response, as ServeDNS does
@@ -68,3 +71,30 @@ func benchWire(b *testing.B, name string, qtype uint16) {
 
 func BenchmarkWireA(b *testing.B)   { benchWire(b, "web.svc.internal.", dns.TypeA) }
 func BenchmarkWireSRV(b *testing.B) { benchWire(b, "_web._tcp.svc.internal.", dns.TypeSRV) }
+
+// BenchmarkChangeOneInstance changes one instance in tables of growing
+// size and compiles the new snapshot, as Follow does: the cost should
+// follow the changed service (and its shard), not the table.
+func BenchmarkChangeOneInstance(b *testing.B) {
+	for _, services := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
+			tb := cache.NewTable(quiet)
+			tb.AddSource("etcd", testZone)
+			var insts []cache.Instance
+			for s := range services {
+				for i := range 10 {
+					insts = append(insts, cache.Instance{Service: fmt.Sprintf("svc-%d", s), ID: fmt.Sprintf("i%d", i),
+						Address: fmt.Sprintf("10.%d.%d.%d", s/65536, s/256%256, s%256), Port: uint16(8000 + i), Priority: 1, Weight: 1})
+				}
+			}
+			tb.Replace("etcd", insts)
+			h := NewHandler(Options{Zone: testZone}, nil, quiet)
+			h.Update(tb.Snapshot())
+			b.ReportAllocs()
+			for n := 0; b.Loop(); n++ {
+				tb.Put("etcd", cache.Instance{Service: "svc-7", ID: "i3", Address: "10.0.0.7", Port: uint16(9000 + n%1000), Priority: 1, Weight: 1})
+				h.Update(tb.Snapshot())
+			}
+		})
+	}
+}

@@ -250,7 +250,7 @@ func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q
 	case n == 0:
 		h.answerApex(m, z, q)
 		return
-	case n == 2 && labels[0] == "ns" && labels[1] == "dns" && idx.services["dns."+z.name] == nil:
+	case n == 2 && labels[0] == "ns" && labels[1] == "dns" && idx.service("dns."+z.name) == nil:
 		for _, rr := range z.glue {
 			if rr.Header().Rrtype == q.Qtype {
 				m.Answer = append(m.Answer, rr)
@@ -265,12 +265,13 @@ func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q
 		// _<svc>._tls is the named port "tls" when the service has one.
 		switch {
 		case n == 1:
-			exists := (z.svcs > 0 && (proto == "tcp" || proto == "udp")) || z.tags[proto] > 0 ||
-				(proto == "tls" && z.tls > 0)
+			st := idx.zoneStats(z)
+			exists := (st.svcs > 0 && (proto == "tcp" || proto == "udp")) || st.tags[proto] > 0 ||
+				(proto == "tls" && st.tls > 0)
 			h.finish(m, z, q, exists)
 		case n == 2 && strings.HasPrefix(labels[0], "_"):
 			var set *rrsets
-			if cs := idx.services[labels[0][1:]+"."+z.name]; cs != nil {
+			if cs := idx.service(labels[0][1:] + "." + z.name); cs != nil {
 				switch {
 				case proto == "tcp" || proto == "udp":
 					set = cs.all
@@ -289,7 +290,7 @@ func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q
 		}
 		return
 	}
-	cs := idx.services[last+"."+z.name]
+	cs := idx.service(last + "." + z.name)
 	switch {
 	case cs == nil:
 		h.finish(m, z, q, n == 1 && last == "dns") // parent of ns.dns

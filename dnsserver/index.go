@@ -16,11 +16,14 @@ import (
 // index is the answer table compiled from one cache snapshot. It is
 // immutable once published; the hot path reads it without locks.
 type index struct {
-	version  uint64
-	ready    bool // every source had listed in the snapshot
-	ttl      uint32
-	zones    []*zone                     // longest name first, for suffix matching
-	services map[string]*compiledService // by FQDN, as in the snapshot
+	version uint64
+	ready   bool // every source had listed in the snapshot
+	ttl     uint32
+	zones   []*zone                         // longest name first, for suffix matching
+	shards  [cache.NumShards]*compiledShard // services by FQDN, sharded as in the snapshot
+
+	statsOnce sync.Once
+	stats     map[*zone]*zoneStats // built on first use
 
 	ptrOnce sync.Once
 	ptr     map[string][]dns.PTR // reverse name -> PTRs, built on first use
@@ -32,10 +35,21 @@ type zone struct {
 	name string
 	soa  dns.SOA
 	ns   dns.NS
-	glue []dns.RR       // A/AAAA of the NS target
+	glue []dns.RR // A/AAAA of the NS target
+}
+
+// zoneStats tell which empty non-terminals of a zone exist.
+type zoneStats struct {
 	tags map[string]int // tag label -> services carrying it (for _<tag> non-terminals)
 	svcs int            // services in the zone (for _tcp and _udp non-terminals)
 	tls  int            // services with a named port "tls" (for the _tls non-terminal)
+}
+
+// compiledShard is one shard of compiled services; it is reused as a whole
+// while its snapshot shard is unchanged.
+type compiledShard struct {
+	src      *cache.ServiceShard
+	services map[string]*compiledService
 }
 
 // rrsets are the records of a name that answers for a set of instances.
@@ -67,42 +81,44 @@ type compiledService struct {
 	ports map[string]*rrsets
 }
 
-// compile builds the index for snap, reusing what prev compiled for
-// services that did not change.
+// compile builds the index for snap, reusing what prev compiled: whole
+// shards that did not change, and services that did not change within the
+// others. A change costs its shard, not the table.
 func compile(prev *index, snap *cache.Snapshot, defaultZone string, ttl, negTTL uint32, nsAddrs []netip.Addr) *index {
-	idx := &index{version: snap.Version, ready: snap.Ready(), ttl: ttl, services: make(map[string]*compiledService, len(snap.Services))}
-	zones := map[string]*zone{}
-	addZone := func(name string) *zone {
-		z := zones[name]
-		if z == nil {
-			z = newZone(name, uint32(snap.Version), ttl, negTTL, nsAddrs)
-			zones[name] = z
-		}
-		return z
-	}
-	addZone(defaultZone)
+	idx := &index{version: snap.Version, ready: snap.Ready(), ttl: ttl}
+	zones := map[string]*zone{defaultZone: newZone(defaultZone, uint32(snap.Version), ttl, negTTL, nsAddrs)}
 	for _, name := range snap.Zones {
-		addZone(name)
+		if zones[name] == nil {
+			zones[name] = newZone(name, uint32(snap.Version), ttl, negTTL, nsAddrs)
+		}
 	}
-	for fqdn, svc := range snap.Services {
-		var cs *compiledService
+	for i := range cache.NumShards {
+		src := snap.Services.Shard(i)
+		if src == nil {
+			continue
+		}
+		var old *compiledShard
 		if prev != nil {
-			if old := prev.services[fqdn]; old != nil && old.svc == svc {
-				cs = old
+			old = prev.shards[i]
+		}
+		if old != nil && old.src == src {
+			idx.shards[i] = old
+			continue
+		}
+		sh := &compiledShard{src: src, services: make(map[string]*compiledService, src.Len())}
+		for fqdn, svc := range src.All() {
+			var cs *compiledService
+			if old != nil {
+				if cs = old.services[fqdn]; cs != nil && cs.svc != svc {
+					cs = nil
+				}
 			}
+			if cs == nil {
+				cs = compileService(svc, ttl)
+			}
+			sh.services[fqdn] = cs
 		}
-		if cs == nil {
-			cs = compileService(svc, ttl)
-		}
-		idx.services[fqdn] = cs
-		z := addZone(svc.Zone)
-		z.svcs++
-		for tag := range cs.tags {
-			z.tags[tag]++
-		}
-		if cs.ports["tls"] != nil {
-			z.tls++
-		}
+		idx.shards[i] = sh
 	}
 	idx.zones = slices.SortedFunc(maps.Values(zones), func(a, b *zone) int {
 		return len(b.name) - len(a.name)
@@ -110,9 +126,59 @@ func compile(prev *index, snap *cache.Snapshot, defaultZone string, ttl, negTTL 
 	return idx
 }
 
+// service returns the compiled service with fqdn, or nil.
+func (idx *index) service(fqdn string) *compiledService {
+	sh := idx.shards[cache.ShardOf(fqdn)]
+	if sh == nil {
+		return nil
+	}
+	return sh.services[fqdn]
+}
+
+// services yields every compiled service.
+func (idx *index) services(yield func(*compiledService) bool) {
+	for _, sh := range idx.shards {
+		if sh == nil {
+			continue
+		}
+		for _, cs := range sh.services {
+			if !yield(cs) {
+				return
+			}
+		}
+	}
+}
+
+// zoneStats returns the statistics of z, computing every zone's the first
+// time one is asked for (empty non-terminals are rare questions).
+func (idx *index) zoneStats(z *zone) *zoneStats {
+	idx.statsOnce.Do(func() {
+		idx.stats = map[*zone]*zoneStats{}
+		byName := map[string]*zoneStats{}
+		for _, z := range idx.zones {
+			st := &zoneStats{tags: map[string]int{}}
+			idx.stats[z], byName[z.name] = st, st
+		}
+		for cs := range idx.services {
+			st := byName[cs.svc.Zone]
+			if st == nil {
+				continue
+			}
+			st.svcs++
+			for tag := range cs.tags {
+				st.tags[tag]++
+			}
+			if cs.ports["tls"] != nil {
+				st.tls++
+			}
+		}
+	})
+	return idx.stats[z]
+}
+
 func newZone(name string, serial, ttl, negTTL uint32, nsAddrs []netip.Addr) *zone {
 	nsName := "ns.dns." + name
-	z := &zone{name: name, tags: map[string]int{}}
+	z := &zone{name: name}
 	z.soa = dns.SOA{
 		Hdr:     dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: negTTL},
 		Ns:      nsName,
@@ -259,7 +325,7 @@ func (idx *index) findZone(name string) (*zone, []string) {
 func (idx *index) reverse(name string) []dns.PTR {
 	idx.ptrOnce.Do(func() {
 		idx.ptr = map[string][]dns.PTR{}
-		for _, cs := range idx.services {
+		for cs := range idx.services {
 			for i := range cs.svc.Endpoints {
 				ep := &cs.svc.Endpoints[i]
 				ip, ok := ep.IP()
