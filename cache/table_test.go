@@ -63,12 +63,12 @@ func TestPutDeleteReplace(t *testing.T) {
 	if !snap.Ready() || snap.Sources[0].State != StateConnected {
 		t.Fatalf("after Replace: ready=%v state=%v", snap.Ready(), snap.Sources[0].State)
 	}
-	if got := labels(snap.Services.Get("web."+zone)); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+	if got := labels(snap.Services.Get("web." + zone)); len(got) != 2 || got[0] != "a" || got[1] != "b" {
 		t.Fatalf("labels = %v", got)
 	}
 	tb.Put("etcd", inst("web", "c", "10.0.0.3", 80))
 	tb.Delete("etcd", "web", "a")
-	if got := labels(tb.Snapshot().Services.Get("web."+zone)); len(got) != 2 || got[0] != "b" || got[1] != "c" {
+	if got := labels(tb.Snapshot().Services.Get("web." + zone)); len(got) != 2 || got[0] != "b" || got[1] != "c" {
 		t.Fatalf("after put/delete labels = %v", got)
 	}
 	// A re-list drops what vanished.
@@ -113,7 +113,7 @@ func TestMergeSourcesDedup(t *testing.T) {
 	tb := newTable(t, "consul", "etcd")
 	tb.Replace("etcd", []Instance{inst("web", "a", "10.0.0.1", 80), inst("web", "x", "10.0.0.9", 80)})
 	tb.Replace("consul", []Instance{inst("web", "a", "10.0.0.2", 80), inst("web", "dup", "10.0.0.9", 80)})
-	svc := tb.Snapshot().Services.Get("web."+zone)
+	svc := tb.Snapshot().Services.Get("web." + zone)
 	if len(svc.Endpoints) != 3 {
 		t.Fatalf("endpoints = %v, want 3 (10.0.0.9:80 once)", labels(svc))
 	}
@@ -126,7 +126,7 @@ func TestMergeSourcesDedup(t *testing.T) {
 	}
 	// Removing one source leaves the other's instances.
 	tb.RemoveSource("consul")
-	if got := labels(tb.Snapshot().Services.Get("web."+zone)); len(got) != 2 {
+	if got := labels(tb.Snapshot().Services.Get("web." + zone)); len(got) != 2 {
 		t.Fatalf("after RemoveSource: %v", got)
 	}
 }
@@ -135,7 +135,7 @@ func TestCollisionReported(t *testing.T) {
 	tb := newTable(t, "etcd")
 	tb.Replace("etcd", []Instance{inst("my_svc", "a", "10.0.0.1", 80), inst("my.svc", "b", "10.0.0.2", 80)})
 	snap := tb.Snapshot()
-	svc := snap.Services.Get("my-svc."+zone)
+	svc := snap.Services.Get("my-svc." + zone)
 	if svc == nil || len(svc.Endpoints) != 1 || svc.Endpoints[0].ID != "b" {
 		t.Fatalf("want only my.svc (first in order), got %+v", svc)
 	}
@@ -151,7 +151,7 @@ func TestCollisionReported(t *testing.T) {
 	tb.Put("etcd", inst("my_svc", "a", "10.0.0.1", 80))
 	tb.Delete("etcd", "my.svc", "b")
 	snap = tb.Snapshot()
-	if svc := snap.Services.Get("my-svc."+zone); svc == nil || svc.Endpoints[0].ID != "a" || len(snap.Collisions) != 0 {
+	if svc := snap.Services.Get("my-svc." + zone); svc == nil || svc.Endpoints[0].ID != "a" || len(snap.Collisions) != 0 {
 		t.Fatalf("after the winner left: %+v, collisions %v", svc, snap.Collisions)
 	}
 }

@@ -138,7 +138,7 @@ func (h *harness) run() {
 // endpoints describes the table's instances of service as sorted
 // "id=address:port" strings.
 func (h *harness) endpoints(service string) []string {
-	svc := h.table.Snapshot().Services.Get(service+"."+testZone)
+	svc := h.table.Snapshot().Services.Get(service + "." + testZone)
 	if svc == nil {
 		return nil
 	}
@@ -152,7 +152,7 @@ func (h *harness) endpoints(service string) []string {
 
 // instance returns the table's instance of service with id.
 func (h *harness) instance(service, id string) (cache.Instance, bool) {
-	svc := h.table.Snapshot().Services.Get(service+"."+testZone)
+	svc := h.table.Snapshot().Services.Get(service + "." + testZone)
 	if svc == nil {
 		return cache.Instance{}, false
 	}

@@ -70,7 +70,7 @@ func TestRescaleWeights(t *testing.T) {
 	})
 	weights := func() map[string]uint16 {
 		out := map[string]uint16{}
-		for _, ep := range tb.Snapshot().Services.Get("web."+testZone).Endpoints {
+		for _, ep := range tb.Snapshot().Services.Get("web." + testZone).Endpoints {
 			out[ep.ID] = ep.Weight
 		}
 		return out
