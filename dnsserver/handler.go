@@ -124,10 +124,7 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		tcp = true
 	}
-	var client netip.Addr
-	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
-		client = ap.Addr().Unmap()
-	}
+	client := remoteAddr(w)
 	var resp *dns.Msg
 	if h.limiter != nil && !h.limiter.allow(client) {
 		h.metrics.rateLimited()
@@ -409,4 +406,18 @@ func rotated[T any, P interface {
 		dst = append(dst, rr)
 	}
 	return dst
+}
+
+// remoteAddr is the client's address, without parsing a string.
+func remoteAddr(w dns.ResponseWriter) netip.Addr {
+	switch a := w.RemoteAddr().(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
