@@ -63,6 +63,34 @@ type churner struct {
 	put     func(ctx context.Context, service, addr string, port, weight int) error
 	del     func(ctx context.Context, service, addr string, port int) error
 	ops     int
+	// pending is a write that failed: it may or may not have reached the
+	// registry, so it is retried (writes are idempotent) before any other,
+	// and the model follows once it succeeds.
+	pending func(ctx context.Context) error
+	apply   func()
+}
+
+// settle retries the pending write; the caller holds c.mu.
+func (c *churner) settle(ctx context.Context) error {
+	if c.pending == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := c.pending(ctx); err != nil {
+		return err
+	}
+	c.apply()
+	c.pending, c.apply = nil, nil
+	c.ops++
+	return nil
+}
+
+// write runs w; on success apply updates the model, on failure both wait
+// in pending.
+func (c *churner) write(ctx context.Context, w func(context.Context) error, apply func()) error {
+	c.pending, c.apply = w, apply
+	return c.settle(ctx)
 }
 
 const soakServices, soakMaxInstances = 6, 5
@@ -72,41 +100,32 @@ const soakServices, soakMaxInstances = 6, 5
 func (c *churner) step(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.pending != nil {
+		return c.settle(ctx)
+	}
 	svc := fmt.Sprintf("%s-s%d", c.name, rand.IntN(soakServices))
 	insts := c.want[svc]
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
 	switch op := rand.IntN(3); {
 	case op == 0 && len(insts) < soakMaxInstances, len(insts) == 0:
 		addr, port := fmt.Sprintf("10.%d.%d.%d", 1+slices.Index([]string{"etcd", "consul", "zk"}, c.name), rand.IntN(250), 1+rand.IntN(250)), 8000+rand.IntN(100)
-		if err := c.put(ctx, svc, addr, port, 1); err != nil {
-			return err
-		}
-		if insts == nil {
-			insts = map[string]bool{}
-			c.want[svc] = insts
-		}
-		insts[net.JoinHostPort(addr, strconv.Itoa(port))] = true
+		return c.write(ctx, func(ctx context.Context) error { return c.put(ctx, svc, addr, port, 1) }, func() {
+			if c.want[svc] == nil {
+				c.want[svc] = map[string]bool{}
+			}
+			c.want[svc][net.JoinHostPort(addr, strconv.Itoa(port))] = true
+		})
 	case op == 1 && len(insts) > 1:
 		key := slices.Sorted(maps.Keys(insts))[rand.IntN(len(insts))]
 		host, port, _ := net.SplitHostPort(key)
 		p, _ := strconv.Atoi(port)
-		if err := c.del(ctx, svc, host, p); err != nil {
-			return err
-		}
-		delete(insts, key)
+		return c.write(ctx, func(ctx context.Context) error { return c.del(ctx, svc, host, p) }, func() { delete(c.want[svc], key) })
 	default:
 		key := slices.Sorted(maps.Keys(insts))[rand.IntN(len(insts))]
 		host, port, _ := net.SplitHostPort(key)
 		p, _ := strconv.Atoi(port)
 		w := 1 + rand.IntN(100)
-		if err := c.put(ctx, svc, host, p, w); err != nil {
-			return err
-		}
-		c.weights[svc+"/"+key] = w
+		return c.write(ctx, func(ctx context.Context) error { return c.put(ctx, svc, host, p, w) }, func() { c.weights[svc+"/"+key] = w })
 	}
-	c.ops++
-	return nil
 }
 
 // fill gives every service its first instance.
@@ -332,6 +351,16 @@ session_timeout = "4s"
 				c.mu.Unlock()
 			}
 		}()
+		// A write that failed during the fault is settled first.
+		for _, c := range churners {
+			deadline := time.Now().Add(convergeWithin)
+			for c.settle(context.Background()) != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("after %s: %s writes keep failing", what, c.name)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
 		want := model(churners)
 		start := time.Now()
 		var last string
