@@ -2,7 +2,9 @@ package test
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,6 +152,18 @@ func BenchmarkCompareDNS(b *testing.B) {
 		latency time.Duration
 	}
 	best := map[string]figure{}
+	if path := os.Getenv("DISCODNS_BENCH_PPROF"); path != "" {
+		// A CPU profile of discodns during its first run.
+		go func() {
+			resp, err := http.Get(d.http + fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(seconds-2, 1)))
+			if err == nil {
+				defer resp.Body.Close()
+				f, _ := os.Create(path)
+				io.Copy(f, resp.Body)
+				f.Close()
+			}
+		}()
+	}
 	for b.Loop() {
 		for range 2 {
 			for _, tg := range targets {
