@@ -21,7 +21,7 @@ func BenchmarkFreshness(b *testing.B) {
 	}
 	d := startDiscodns(b, skydnsConfig(e.endpoint()))
 	d.waitInstances("svc-9.svc.internal.", 1)
-	for _, target := range []struct{ name, addr string }{
+	for ti, target := range []struct{ name, addr string }{
 		{"discodns", d.dns},
 		{"coredns-cache-5", startCoreDNS(b, e.endpoint(), 5)},
 	} {
@@ -45,8 +45,8 @@ func BenchmarkFreshness(b *testing.B) {
 			for n := 0; b.Loop(); n++ {
 				s := n % 10
 				name := fmt.Sprintf("svc-%d.svc.internal.", s)
-				shows(name, "10.0.0.1") // warm any cache with the current answer
-				addr := fmt.Sprintf("10.9.%d.%d", n/250%250, n%250+1)
+				shows(name, "10.0.0.1")                                        // warm any cache with the current answer
+				addr := fmt.Sprintf("10.%d.%d.%d", 100+ti, n/250%250, n%250+1) // unique to this target and write
 				start := time.Now()
 				e.put(fmt.Sprintf("/skydns/internal/svc/svc-%d/%s-%d", s, target.name, n), fmt.Sprintf(`{"host":%q,"port":80}`, addr))
 				for !shows(name, addr) {
