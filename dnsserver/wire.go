@@ -17,8 +17,13 @@ import (
 // them in turn, which spreads load as rotating every answer does.
 const wireVariants = 4
 
-// maxWireEntries bounds the packed answers kept per index.
-const maxWireEntries = 50000
+// maxWireBytes bounds the packed answers kept per index, and
+// maxWireAnswer the size of one: larger answers (big services over TCP)
+// take the full path every time.
+const (
+	maxWireBytes  = 16 << 20
+	maxWireAnswer = 4096
+)
 
 // wireKey is what a cacheable answer depends on besides the index.
 type wireKey struct {
@@ -41,8 +46,9 @@ type wireEntry struct {
 
 // wireCache is an index's packed answers.
 type wireCache struct {
-	mu sync.RWMutex
-	m  map[wireKey]*wireEntry
+	mu    sync.RWMutex
+	m     map[wireKey]*wireEntry
+	bytes int
 }
 
 func (c *wireCache) get(k wireKey) *wireEntry {
@@ -52,13 +58,18 @@ func (c *wireCache) get(k wireKey) *wireEntry {
 }
 
 func (c *wireCache) put(k wireKey, e *wireEntry) {
+	size := len(k.name)
+	for _, v := range e.variants {
+		size += len(v)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[wireKey]*wireEntry{}
 	}
-	if len(c.m) < maxWireEntries {
+	if _, dup := c.m[k]; !dup && c.bytes+size <= maxWireBytes {
 		c.m[k] = e
+		c.bytes += size
 	}
 }
 
@@ -85,9 +96,10 @@ func (h *Handler) wireAnswer(req *dns.Msg, tcp bool) ([]byte, *wireEntry) {
 	idx := h.idx.Load()
 	e := idx.wire.get(key)
 	if e == nil {
-		if e = h.fillWire(idx, key, tcp); e == nil {
-			return nil, nil
-		}
+		e = h.fillWire(idx, key, tcp)
+	}
+	if len(e.variants) == 0 {
+		return nil, nil // not cacheable: the full path answers
 	}
 	v := e.variants[int(e.next.Add(1))%len(e.variants)]
 	out := make([]byte, len(v))
@@ -115,9 +127,13 @@ func wireNameLen(msg []byte) int {
 	return off + 1 - 12
 }
 
-// fillWire builds and packs the answers of key from idx, and keeps them
-// when they are authoritative.
+// fillWire builds and packs the answers of key from idx and keeps them;
+// an answer that is not authoritative or too large is kept as an entry
+// without variants, so the next query goes straight to the full path.
 func (h *Handler) fillWire(idx *index, key wireKey, tcp bool) *wireEntry {
+	if z, _ := idx.findZone(key.name); z == nil && (key.qtype != dns.TypePTR || len(idx.reverse(key.name)) == 0) {
+		return &wireEntry{} // forwarded or refused: never cached, nothing kept
+	}
 	req := new(dns.Msg)
 	req.SetQuestion(key.name, key.qtype)
 	req.RecursionDesired = false
@@ -127,12 +143,10 @@ func (h *Handler) fillWire(idx *index, key wireKey, tcp bool) *wireEntry {
 	e := &wireEntry{}
 	for range wireVariants {
 		resp := h.answerFrom(idx, req, tcp, netip.Addr{})
-		if !resp.Authoritative {
-			return nil
-		}
 		b, err := resp.Pack()
-		if err != nil {
-			return nil
+		if !resp.Authoritative || err != nil || len(b) > maxWireAnswer {
+			e = &wireEntry{}
+			break
 		}
 		e.variants = append(e.variants, b)
 		e.rcode, e.truncated = resp.Rcode, resp.Truncated

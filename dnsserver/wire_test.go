@@ -1,8 +1,11 @@
 package dnsserver
 
 import (
+	"context"
+	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -82,5 +85,31 @@ func TestWireCacheFollowsSnapshots(t *testing.T) {
 	after.Unpack(out)
 	if len(before.Answer) != 3 || len(after.Answer) != 2 {
 		t.Errorf("answers %d then %d, want 3 then 2", len(before.Answer), len(after.Answer))
+	}
+}
+
+// countingForwarder counts the questions forwarded.
+type countingForwarder struct{ n atomic.Int32 }
+
+func (f *countingForwarder) Forward(ctx context.Context, req *dns.Msg, client netip.Addr) (*dns.Msg, error) {
+	f.n.Add(1)
+	return fakeForwarder{}.Forward(ctx, req, client)
+}
+
+// TestWireSkipsForwarding: a name outside the zones never reaches the
+// forwarder from the wire cache, and is never cached.
+func TestWireSkipsForwarding(t *testing.T) {
+	f := &countingForwarder{}
+	h, _ := fixture(t, Options{Forwarder: f})
+	for range 3 {
+		if out, _ := h.wireAnswer(query("example.com.", dns.TypeA), false); out != nil {
+			t.Fatal("a forwarded name came from the wire cache")
+		}
+	}
+	if n := f.n.Load(); n != 0 {
+		t.Errorf("the wire cache forwarded %d questions", n)
+	}
+	if len(h.idx.Load().wire.m) != 0 {
+		t.Errorf("forwarded names kept in the wire cache: %d", len(h.idx.Load().wire.m))
 	}
 }
