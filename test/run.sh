@@ -12,8 +12,9 @@ export PATH="$cache/bin:$PATH"
 
 # Debian packages: dig for the end-to-end tests, dnsperf for benchmarks,
 # ZooKeeper (with its Java runtime) for the ZooKeeper source, dnsmasq as an
-# upstream resolver, unshare (util-linux) for the resolv.conf tests.
-packages=(bind9-dnsutils dnsperf zookeeper dnsmasq-base util-linux)
+# upstream resolver, unshare (util-linux) for the resolv.conf tests,
+# promtool (prometheus) to check the alert rules in contrib/.
+packages=(bind9-dnsutils dnsperf zookeeper dnsmasq-base util-linux prometheus)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -23,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # staticcheck, built once from the Go module proxy.
