@@ -3,6 +3,7 @@
 //
 //	discodns [serve] -config FILE   serve with a configuration file
 //	discodns -dev                   serve with an embedded etcd and a demo service
+//	discodns register -source ...   keep one instance registered (see -h)
 //	discodns version                print the version
 package main
 
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case "serve":
 			args = args[1:]
+		case "register":
+			return runRegister(args[1:], stderr)
 		}
 	}
 	fs := flag.NewFlagSet("discodns", flag.ContinueOnError)
@@ -57,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dnsListen := fs.String("dns-listen", "", "override dns.listen with one `address` (IP:port)")
 	httpListen := fs.String("http-listen", "", "override http.listen (`address`, \"\" keeps the config's)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: discodns [serve] -config FILE | discodns -dev | discodns version\n")
+		fmt.Fprintf(stderr, "usage: discodns [serve] -config FILE | discodns -dev | discodns register ... | discodns version\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -23,7 +23,7 @@ const (
 	// minBackoff and maxBackoff bound the delay between retries, both ours
 	// and gRPC's reconnection attempts.
 	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
+	maxBackoff = 2 * time.Second
 	// listTimeout bounds one Get of the whole prefix once connected.
 	listTimeout = 30 * time.Second
 	// A connection that silently stops carrying packets (no RST, no FIN)
