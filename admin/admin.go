@@ -47,9 +47,7 @@ func Handler(table *cache.Table, gatherer prometheus.Gatherer, serving func() bo
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "discodns: /metrics /healthz /readyz /v1/services[?service=NAME]")
-	})
+	mux.HandleFunc("GET /{$}", status(table))
 	return mux
 }
 

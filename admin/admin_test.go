@@ -79,3 +79,28 @@ func TestEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusPage: the page lists sources, services with their instances
+// and recent changes, and escapes what registrants wrote.
+func TestStatusPage(t *testing.T) {
+	table := cache.NewTable(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	table.AddSource("etcd", "svc.internal.")
+	table.Replace("etcd", []cache.Instance{
+		{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80, Tags: []string{"blue"}, Meta: map[string]string{"note": "<script>alert(1)</script>"}},
+		{Service: "db", ID: "x", Address: "10.0.1.1", Port: 5432},
+	})
+	table.Delete("etcd", "db", "x")
+	code, body := get(t, Handler(table, prometheus.NewRegistry(), nil), "/")
+	if code != 200 {
+		t.Fatalf("/ = %d", code)
+	}
+	for _, want := range []string{"<title>discodns</title>", "web.svc.internal.", "10.0.0.1:80", "blue", "connected",
+		`id="filter"`, "gone (was 1)", "&lt;script&gt;"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<script>alert(1)") {
+		t.Error("metadata is not escaped")
+	}
+}

@@ -140,6 +140,7 @@ type Table struct {
 	members  map[string]map[member]struct{} // FQDN -> contributing (source, service)
 	services *Services                      // as in the last snapshot
 	dirty    map[string]struct{}            // FQDNs to rebuild
+	recent   []Change                       // the last changes, oldest first
 	collided map[string][]string            // FQDN -> "source/service" names not served
 	unnamed  map[string]struct{}            // "source/service" names with no usable label, logged once
 	version  uint64
@@ -444,6 +445,7 @@ func (t *Table) publish() {
 			changes[fqdn] = t.build(fqdn) // nil: gone
 		}
 		clear(t.dirty)
+		t.record(changes)
 		services = t.services.with(changes)
 		t.services = services
 	}
@@ -569,4 +571,52 @@ func suffixed(label, key string) string {
 		label = label[:63-9]
 	}
 	return label + "-" + suffix
+}
+
+// Change is one change of a service in the table, as the status page shows
+// it.
+type Change struct {
+	Time time.Time
+	FQDN string
+	// Instances is the number of instances after the change; 0 means the
+	// service is gone.
+	Instances int
+	// Before is the number of instances before the change; 0 means the
+	// service is new.
+	Before int
+}
+
+// maxRecentChanges is how many changes RecentChanges keeps.
+const maxRecentChanges = 100
+
+// record notes the changes about to be published; the caller holds t.mu.
+func (t *Table) record(changes map[string]*Service) {
+	now := t.now()
+	for fqdn, svc := range changes {
+		c := Change{Time: now, FQDN: fqdn}
+		if svc != nil {
+			c.Instances = len(svc.Endpoints)
+		}
+		if old := t.services.Get(fqdn); old != nil {
+			c.Before = len(old.Endpoints)
+		}
+		if c.Instances == 0 && c.Before == 0 {
+			continue
+		}
+		t.recent = append(t.recent, c)
+	}
+	if over := len(t.recent) - maxRecentChanges; over > 0 {
+		t.recent = append(t.recent[:0], t.recent[over:]...)
+	}
+}
+
+// RecentChanges returns the last changes of services, newest first.
+func (t *Table) RecentChanges() []Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Change, len(t.recent))
+	for i, c := range t.recent {
+		out[len(out)-1-i] = c
+	}
+	return out
 }

@@ -184,3 +184,28 @@ func TestStaleKeepsInstances(t *testing.T) {
 		t.Fatal("a source that listed once stays ready while stale")
 	}
 }
+
+func TestRecentChanges(t *testing.T) {
+	tb := newTable(t, "etcd")
+	tb.Replace("etcd", []Instance{inst("web", "a", "10.0.0.1", 80)})
+	tb.Put("etcd", inst("web", "b", "10.0.0.2", 80))
+	tb.Delete("etcd", "web", "a")
+	tb.Delete("etcd", "web", "b")
+	got := tb.RecentChanges()
+	want := [][2]int{{1, 0}, {2, 1}, {1, 2}, {0, 1}} // before, after; newest first
+	if len(got) != len(want) {
+		t.Fatalf("changes %+v", got)
+	}
+	for i, c := range got {
+		if w := want[i]; c.FQDN != "web."+zone || c.Before != w[0] || c.Instances != w[1] {
+			t.Errorf("change %d = %+v, want before %d after %d", i, c, w[0], w[1])
+		}
+	}
+	for range maxRecentChanges + 5 {
+		tb.Put("etcd", inst("db", "x", "10.0.1.1", 5432))
+		tb.Delete("etcd", "db", "x")
+	}
+	if n := len(tb.RecentChanges()); n != maxRecentChanges {
+		t.Errorf("%d changes kept, want %d", n, maxRecentChanges)
+	}
+}

@@ -13,8 +13,9 @@ export PATH="$cache/bin:$PATH"
 # Debian packages: dig for the end-to-end tests, dnsperf for benchmarks,
 # ZooKeeper (with its Java runtime) for the ZooKeeper source, dnsmasq as an
 # upstream resolver, unshare (util-linux) for the resolv.conf tests,
-# promtool (prometheus) to check the alert rules in contrib/.
-packages=(bind9-dnsutils dnsperf zookeeper dnsmasq-base util-linux prometheus)
+# promtool (prometheus) to check the alert rules in contrib/, headless
+# Chromium to check the status page.
+packages=(bind9-dnsutils dnsperf zookeeper dnsmasq-base util-linux prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
