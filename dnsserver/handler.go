@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,43 +51,51 @@ type Options struct {
 // Handler answers queries from the latest compiled index. Its ServeDNS is
 // safe for concurrent use and never waits on a registry.
 type Handler struct {
-	opt     Options
-	ttl     uint32
-	negTTL  uint32
 	metrics *Metrics
 	log     *slog.Logger
 
-	idx     atomic.Pointer[index]
-	rot     atomic.Uint32
-	limiter *clientLimiter // nil: no rate limit
-	slip    atomic.Uint32
+	idx  atomic.Pointer[index] // the options in force travel with it
+	rot  atomic.Uint32
+	slip atomic.Uint32
+
+	mu   sync.Mutex // serialises Update and SetOptions
+	snap *cache.Snapshot
+	set  *settings
 }
 
-// NewHandler returns a handler with an empty table; call Update or Follow to
-// give it data. A nil metrics records nothing.
-func NewHandler(opt Options, metrics *Metrics, log *slog.Logger) *Handler {
+// settings are the options in force and what derives from them. Each index
+// carries its settings, so a query is answered with one consistent set
+// even while SetOptions swaps them.
+type settings struct {
+	Options
+	ttl, negTTL uint32
+	limiter     *clientLimiter // nil: no rate limit
+}
+
+func newSettings(opt Options) *settings {
 	if opt.UDPSize < dns.MinMsgSize {
 		opt.UDPSize = 1232
 	}
 	if opt.ForwardTimeout <= 0 {
 		opt.ForwardTimeout = 2 * time.Second
 	}
+	opt.Zone = dns.CanonicalName(opt.Zone)
+	s := &settings{Options: opt, ttl: uint32(opt.TTL / time.Second), negTTL: uint32(opt.NegativeTTL / time.Second)}
+	if opt.ClientRateLimit > 0 {
+		s.limiter = newClientLimiter(opt.ClientRateLimit)
+	}
+	return s
+}
+
+// NewHandler returns a handler with an empty table; call Update or Follow to
+// give it data. A nil metrics records nothing.
+func NewHandler(opt Options, metrics *Metrics, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{
-		opt:     opt,
-		ttl:     uint32(opt.TTL / time.Second),
-		negTTL:  uint32(opt.NegativeTTL / time.Second),
-		metrics: metrics,
-		log:     log,
-	}
-	if opt.ClientRateLimit > 0 {
-		h.limiter = newClientLimiter(opt.ClientRateLimit)
-	}
-	h.opt.Zone = dns.CanonicalName(opt.Zone)
+	h := &Handler{metrics: metrics, log: log, snap: &cache.Snapshot{}, set: newSettings(opt)}
 	// Empty, and not ready until the first snapshot from a table.
-	idx := compile(nil, &cache.Snapshot{}, h.opt.Zone, h.ttl, h.negTTL, h.opt.NSAddrs)
+	idx := compile(nil, h.snap, h.set)
 	idx.ready = false
 	h.idx.Store(idx)
 	return h
@@ -94,7 +103,22 @@ func NewHandler(opt Options, metrics *Metrics, log *slog.Logger) *Handler {
 
 // Update compiles snap and makes it the table answers come from.
 func (h *Handler) Update(snap *cache.Snapshot) {
-	h.idx.Store(compile(h.idx.Load(), snap, h.opt.Zone, h.ttl, h.negTTL, h.opt.NSAddrs))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.snap = snap
+	h.idx.Store(compile(h.idx.Load(), snap, h.set))
+}
+
+// SetOptions puts opt in force: queries already being answered finish
+// with the old options, the next ones get the new. The rate limiter starts
+// afresh.
+func (h *Handler) SetOptions(opt Options) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.set = newSettings(opt)
+	idx := compile(h.idx.Load(), h.snap, h.set)
+	idx.ready = idx.ready && h.idx.Load().ready
+	h.idx.Store(idx)
 }
 
 // Follow keeps the handler on the latest snapshot of table until ctx ends.
@@ -126,7 +150,7 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	client := remoteAddr(w)
 	var resp *dns.Msg
-	if h.limiter != nil && !h.limiter.allow(client) {
+	if l := h.idx.Load().set.limiter; l != nil && !l.allow(client) {
 		h.metrics.rateLimited()
 		if !tcp && h.slip.Add(1)%2 == 1 {
 			return // dropped
@@ -181,7 +205,7 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 	reqOpt := req.IsEdns0()
 	if reqOpt != nil {
 		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-		opt.SetUDPSize(uint16(h.opt.UDPSize))
+		opt.SetUDPSize(uint16(idx.set.UDPSize))
 		opt.SetDo(reqOpt.Do())
 		m.Extra = []dns.RR{opt}
 		if reqOpt.Version() != 0 {
@@ -202,7 +226,7 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
-	m.RecursionAvailable = h.opt.Forwarder != nil
+	m.RecursionAvailable = idx.set.Forwarder != nil
 
 	name := strings.ToLower(q.Name)
 	z, labels := idx.findZone(name)
@@ -213,20 +237,20 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 	case q.Qtype == dns.TypePTR && len(idx.reverse(name)) > 0:
 		m.Authoritative = true
 		m.Answer = rotated(nil, q.Name, idx.reverse(name), 0)
-	case h.opt.Forwarder != nil:
-		return h.forward(req, m, client, tcp)
+	case idx.set.Forwarder != nil:
+		return h.forward(idx.set, req, m, client, tcp)
 	default:
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
-	fit(m, maxSize(reqOpt, tcp, h.opt.UDPSize))
+	fit(m, maxSize(reqOpt, tcp, idx.set.UDPSize))
 	return m
 }
 
-func (h *Handler) forward(req, m *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
-	ctx, cancel := context.WithTimeout(context.Background(), h.opt.ForwardTimeout)
+func (h *Handler) forward(set *settings, req, m *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
+	ctx, cancel := context.WithTimeout(context.Background(), set.ForwardTimeout)
 	defer cancel()
-	resp, err := h.opt.Forwarder.Forward(ctx, req, client)
+	resp, err := set.Forwarder.Forward(ctx, req, client)
 	if err != nil || resp == nil {
 		h.log.Debug("forward failed", "err", err)
 		m.Rcode = dns.RcodeServerFailure
@@ -235,7 +259,7 @@ func (h *Handler) forward(req, m *dns.Msg, client netip.Addr, tcp bool) *dns.Msg
 	resp.Id = req.Id
 	resp.Question = req.Question
 	resp.RecursionAvailable = true
-	fit(resp, maxSize(req.IsEdns0(), tcp, h.opt.UDPSize))
+	fit(resp, maxSize(req.IsEdns0(), tcp, set.UDPSize))
 	return resp
 }
 
@@ -370,7 +394,7 @@ func (h *Handler) answerInstance(m *dns.Msg, q dns.Question, node *instNode) {
 func (h *Handler) finish(m *dns.Msg, z *zone, q dns.Question, exists bool) {
 	if exists && q.Qtype == dns.TypeANY {
 		m.Answer = append(m.Answer[:0], &dns.HINFO{
-			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: h.ttl},
+			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: z.ns.Hdr.Ttl},
 			Cpu: "RFC8482",
 		})
 		return

@@ -570,3 +570,28 @@ func TestHugeAnswerSets(t *testing.T) {
 		}
 	}
 }
+
+// TestSetOptions: new options apply to the next query, with the same data.
+func TestSetOptions(t *testing.T) {
+	h, _ := fixture(t, Options{})
+	if got := h.Answer(query("web.svc.internal.", dns.TypeA), false, loopback); got.Answer[0].Header().Ttl != 5 {
+		t.Fatalf("TTL %d, want 5", got.Answer[0].Header().Ttl)
+	}
+	if got := h.Answer(query("example.com.", dns.TypeA), false, loopback); got.Rcode != dns.RcodeRefused {
+		t.Fatalf("without forwarding: %s", dns.RcodeToString[got.Rcode])
+	}
+	h.SetOptions(Options{Zone: testZone, TTL: 30 * time.Second, NegativeTTL: 9 * time.Second, Forwarder: fakeForwarder{}})
+	got := h.Answer(query("web.svc.internal.", dns.TypeA), false, loopback)
+	if len(got.Answer) != 3 || got.Answer[0].Header().Ttl != 30 {
+		t.Errorf("after SetOptions: %d answers, TTL %d, want 3 with TTL 30", len(got.Answer), got.Answer[0].Header().Ttl)
+	}
+	if got := h.Answer(query("nope.svc.internal.", dns.TypeA), false, loopback); got.Ns[0].(*dns.SOA).Minttl != 9 {
+		t.Errorf("negative TTL %d, want 9", got.Ns[0].(*dns.SOA).Minttl)
+	}
+	if got := h.Answer(query("example.com.", dns.TypeA), false, loopback); got.Rcode != dns.RcodeSuccess || !got.RecursionAvailable {
+		t.Errorf("with forwarding: %v", got)
+	}
+	if !h.Ready() {
+		t.Error("SetOptions lost readiness")
+	}
+}

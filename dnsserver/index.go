@@ -16,6 +16,7 @@ import (
 // index is the answer table compiled from one cache snapshot. It is
 // immutable once published; the hot path reads it without locks.
 type index struct {
+	set     *settings // the options answers follow
 	version uint64
 	ready   bool // every source had listed in the snapshot
 	ttl     uint32
@@ -84,8 +85,12 @@ type compiledService struct {
 // compile builds the index for snap, reusing what prev compiled: whole
 // shards that did not change, and services that did not change within the
 // others. A change costs its shard, not the table.
-func compile(prev *index, snap *cache.Snapshot, defaultZone string, ttl, negTTL uint32, nsAddrs []netip.Addr) *index {
-	idx := &index{version: snap.Version, ready: snap.Ready(), ttl: ttl}
+func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
+	defaultZone, ttl, negTTL, nsAddrs := set.Zone, set.ttl, set.negTTL, set.NSAddrs
+	if prev != nil && prev.set.ttl != ttl {
+		prev = nil // records carry the TTL: compile everything again
+	}
+	idx := &index{set: set, version: snap.Version, ready: snap.Ready(), ttl: ttl}
 	zones := map[string]*zone{defaultZone: newZone(defaultZone, uint32(snap.Version), ttl, negTTL, nsAddrs)}
 	for _, name := range snap.Zones {
 		if zones[name] == nil {

@@ -155,7 +155,7 @@ func TestClientRateLimit(t *testing.T) {
 	// The limiter's clock stands still: no token comes back during the test.
 	frozen := time.Now()
 	addr, metrics := serveWith(t, Options{UDPSize: 1232, ClientRateLimit: 5}, func(h *Handler) {
-		h.limiter.now = func() time.Time { return frozen }
+		h.idx.Load().set.limiter.now = func() time.Time { return frozen }
 	})
 	udp := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
 	answered, truncated, dropped := 0, 0, 0

@@ -89,11 +89,11 @@ func (h *Handler) wireAnswer(req *dns.Msg, tcp bool) ([]byte, *wireEntry) {
 		return nil, nil
 	}
 	q := req.Question[0]
-	key := wireKey{name: strings.ToLower(q.Name), qtype: q.Qtype, limit: maxSize(opt, tcp, h.opt.UDPSize)}
+	idx := h.idx.Load()
+	key := wireKey{name: strings.ToLower(q.Name), qtype: q.Qtype, limit: maxSize(opt, tcp, idx.set.UDPSize)}
 	if opt != nil {
 		key.edns, key.do, key.udpSize = true, opt.Do(), opt.UDPSize()
 	}
-	idx := h.idx.Load()
 	e := idx.wire.get(key)
 	if e == nil {
 		e = h.fillWire(idx, key, tcp)
