@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -32,7 +31,6 @@ import (
 	"github.com/discodns/discodns/cache"
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/dnsserver"
-	"github.com/discodns/discodns/forward"
 	"github.com/discodns/discodns/watcher"
 )
 
@@ -110,7 +108,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "discodns:", err)
 		return 1
 	}
-	if err := serve(ctx, cfg, log); err != nil {
+	var load func() (*config.Config, error)
+	if *configPath != "" && !*dev {
+		load = func() (*config.Config, error) {
+			c, err := config.Load(*configPath)
+			if err != nil {
+				return nil, err
+			}
+			if *dnsListen != "" {
+				c.DNS.Listen = []string{*dnsListen}
+			}
+			if *httpListen != "" {
+				c.HTTP.Listen = *httpListen
+			}
+			return c, c.Validate()
+		}
+	}
+	if err := serve(ctx, cfg, load, log); err != nil {
 		fmt.Fprintln(stderr, "discodns:", err)
 		return 1
 	}
@@ -133,7 +147,8 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 }
 
 // serve runs discodns until ctx ends, then drains in-flight queries.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+// load, when not nil, reads the configuration again for a reload (SIGHUP).
+func serve(ctx context.Context, cfg *config.Config, load func() (*config.Config, error), log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	table := cache.NewTable(log)
@@ -141,47 +156,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	watcherMetrics := watcher.NewMetrics(reg)
 	dnsMetrics := dnsserver.NewMetrics(reg)
 
-	sources := make([]watcher.Source, 0, len(cfg.Sources))
-	for _, sc := range cfg.Sources {
-		src, err := newSource(sc, watcherMetrics, log)
-		if err != nil {
-			return err
-		}
-		table.AddSource(sc.Name, sc.Zone)
-		sources = append(sources, src)
-	}
-
-	var nsAddrs []netip.Addr
-	for _, l := range cfg.DNS.Listen {
-		if ap, err := netip.ParseAddrPort(l); err == nil {
-			nsAddrs = append(nsAddrs, ap.Addr())
-		}
-	}
-	opts := dnsserver.Options{
-		Zone:        cfg.DNS.Zone,
-		TTL:         cfg.DNS.TTL,
-		NegativeTTL: cfg.DNS.NegativeTTL,
-		UDPSize:     cfg.DNS.UDPSize,
-		NSAddrs:     nsAddrs,
-
-		ClientRateLimit: cfg.DNS.ClientRateLimit,
-	}
-	if ups := cfg.Forward.Upstreams; len(ups) > 0 {
-		fwd, err := forward.New(forward.Config{
-			Upstreams: ups,
-			Allow:     cfg.Forward.Allow,
-			Timeout:   cfg.Forward.Timeout,
-			CacheSize: cfg.Forward.CacheSize,
-			MaxStale:  cfg.Forward.MaxStale,
-		}, reg, log)
-		if err != nil {
-			return err
-		}
-		opts.Forwarder = fwd
-		// Every upstream gets its attempt, within what a stub resolver
-		// waits for one try (glibc: 5 s).
-		opts.ForwardTimeout = min(cfg.Forward.Timeout*time.Duration(len(ups))+100*time.Millisecond, 4*time.Second)
-		log.Info("forwarding", "upstreams", ups, "allow", cfg.Forward.Allow)
+	opts, err := dnsOptions(cfg, nil, nil, reg, log)
+	if err != nil {
+		return err
 	}
 	handler := dnsserver.NewHandler(opts, dnsMetrics, log)
 
@@ -189,13 +166,20 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { handler.Follow(runCtx, table) })
-	for _, src := range sources {
-		wg.Go(func() {
-			if err := src.Run(runCtx, table); err != nil {
-				log.Error("source stopped", "source", src.Name(), "err", err)
-			}
-		})
+	sources := newSourceSet(runCtx, table, watcherMetrics, log)
+	if err := sources.apply(cfg.Sources); err != nil {
+		cancel()
+		wg.Wait()
+		return err
 	}
+	wg.Go(func() { <-runCtx.Done(); sources.wait() })
+	hup := make(chan os.Signal, 1)
+	if load != nil {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+	reloads := &reloader{load: load, cfg: cfg, opts: opts, sources: sources, handler: handler,
+		reg: reg, log: log, result: newReloadMetric(reg)}
 
 	// HTTP first, so that /readyz and /metrics show the start-up.
 	var dnsUp atomic.Bool
@@ -245,13 +229,22 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	dnsUp.Store(true)
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: draining in-flight queries")
-	case err := <-dnsSrv.Errors():
-		runErr = fmt.Errorf("dns server: %w", err)
-	case err := <-httpErr:
-		runErr = fmt.Errorf("http server: %w", err)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: draining in-flight queries")
+			break wait
+		case <-hup:
+			log.Info("SIGHUP: reloading the configuration")
+			reloads.reload()
+		case err := <-dnsSrv.Errors():
+			runErr = fmt.Errorf("dns server: %w", err)
+			break wait
+		case err := <-httpErr:
+			runErr = fmt.Errorf("http server: %w", err)
+			break wait
+		}
 	}
 	drain, cancelDrain := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelDrain()

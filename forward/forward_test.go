@@ -483,8 +483,13 @@ func TestMetricsLabels(t *testing.T) {
 	for name := range want {
 		t.Errorf("metric %s not registered", name)
 	}
-	if _, err := New(Config{Upstreams: []string{up.addr}}, reg, nil); err == nil {
-		t.Error("registering the metrics twice succeeded")
+	// A second Forwarder (a reload) counts on in the same collectors.
+	again, err := New(Config{Upstreams: []string{up.addr}}, reg, nil)
+	if err != nil {
+		t.Fatalf("a second Forwarder on the same registry: %v", err)
+	}
+	if again.metrics.refused != f.metrics.refused {
+		t.Error("the second Forwarder has collectors of its own")
 	}
 }
 

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,12 +61,37 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{
-		m.requests, m.duration, m.healthy, m.cacheHits, m.cacheMisses, m.stale, m.refused, m.local,
-	} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("forward: register metrics: %w", err)
-		}
+	// A Forwarder made again (a configuration reload) counts on in the
+	// collectors registered by the first.
+	var err error
+	reuse(reg, &m.requests, &err)
+	reuse(reg, &m.duration, &err)
+	reuse(reg, &m.healthy, &err)
+	reuse(reg, &m.cacheHits, &err)
+	reuse(reg, &m.cacheMisses, &err)
+	reuse(reg, &m.stale, &err)
+	reuse(reg, &m.refused, &err)
+	reuse(reg, &m.local, &err)
+	if err != nil {
+		return nil, fmt.Errorf("forward: register metrics: %w", err)
 	}
 	return m, nil
+}
+
+// reuse registers *c with reg, or replaces *c with the equal collector reg
+// already holds; other errors go to *err.
+func reuse[C prometheus.Collector](reg prometheus.Registerer, c *C, err *error) {
+	e := reg.Register(*c)
+	var are prometheus.AlreadyRegisteredError
+	switch {
+	case e == nil:
+	case errors.As(e, &are):
+		if existing, ok := are.ExistingCollector.(C); ok {
+			*c = existing
+			return
+		}
+		*err = e
+	default:
+		*err = e
+	}
 }
