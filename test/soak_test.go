@@ -435,6 +435,10 @@ session_timeout = "4s"
 		{"zookeeper SIGSTOP 6 s (session 4 s)", []string{"zk"}, paused(zkServer, 6*time.Second)},
 		{"consul SIGSTOP 6 s", []string{"consul"}, paused(consul, 6*time.Second)},
 		{"etcd SIGSTOP 6 s", []string{"etcd"}, paused(etcdProc, 6*time.Second)},
+		{"discodns SIGHUP reload", nil, func() {
+			d.cmd.Process.Signal(syscall.SIGHUP)
+			time.Sleep(time.Second)
+		}},
 		{"etcd compaction under a stopped discodns", nil, func() {
 			d.cmd.Process.Signal(syscall.SIGSTOP)
 			for range 50 {
@@ -515,6 +519,9 @@ session_timeout = "4s"
 	}
 	if rss1 > rss0*1.5+50e6 {
 		t.Errorf("resident memory grew from %.1f MB to %.1f MB", rss0/1e6, rss1/1e6)
+	}
+	if v, err := d.metric(`discodns_config_reloads_total{result="ok"}`); err != nil || v == "0" {
+		t.Errorf("no SIGHUP reload succeeded: %q %v", v, err)
 	}
 	if !strings.Contains(d.logs(), "new zookeeper session") {
 		t.Errorf("the ZooKeeper session never expired: the SIGSTOP fault did not bite")
