@@ -309,6 +309,7 @@ func (c *Consul) catalogServices(ctx context.Context, index uint64) (uint64, map
 	}
 	start := time.Now()
 	services, meta, err := c.client.Catalog().Services(c.queryOptions(ctx, index))
+	err = leaderKnown(meta, err)
 	c.metrics.consulRequest(c.cfg.Name, endpointCatalogServices, start, err)
 	if err != nil {
 		return 0, nil, fmt.Errorf("consul catalog services: %w", err)
@@ -329,6 +330,7 @@ func (c *Consul) healthState(ctx context.Context, index uint64) (uint64, api.Hea
 	q := c.queryOptions(ctx, index)
 	q.Filter = `Status != "passing"`
 	checks, meta, err := c.client.Health().State(api.HealthAny, q)
+	err = leaderKnown(meta, err)
 	c.metrics.consulRequest(c.cfg.Name, endpointHealthState, start, err)
 	if err != nil {
 		return 0, nil, fmt.Errorf("consul health state: %w", err)
@@ -342,7 +344,8 @@ func (c *Consul) healthService(ctx context.Context, service string) ([]*api.Serv
 		return nil, err
 	}
 	start := time.Now()
-	entries, _, err := c.client.Health().Service(service, "", false, c.queryOptions(ctx, 0))
+	entries, meta, err := c.client.Health().Service(service, "", false, c.queryOptions(ctx, 0))
+	err = leaderKnown(meta, err)
 	c.metrics.consulRequest(c.cfg.Name, endpointHealthService, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("consul health service %s: %w", service, err)
@@ -847,4 +850,17 @@ loop:
 	close(feed)
 	wg.Wait()
 	return context.Cause(ctx)
+}
+
+// errNoLeader is returned for a stale read from a server that knows no
+// leader: it may be a server that restarted and has not caught up with the
+// catalog yet, so its answer could lack services that exist.
+var errNoLeader = errors.New("the Consul server answering knows no leader; its catalog may be behind")
+
+// leaderKnown turns a stale read without a known leader into errNoLeader.
+func leaderKnown(meta *api.QueryMeta, err error) error {
+	if err == nil && meta != nil && !meta.KnownLeader {
+		return errNoLeader
+	}
+	return err
 }
