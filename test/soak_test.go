@@ -264,6 +264,8 @@ func TestSoak(t *testing.T) {
 	consulCli := consulClient(t, consul)
 	zkServer := registries.StartZooKeeper(t)
 	zkCli := registries.ZKClient(t, zkServer.Addr())
+	// discodns reaches ZooKeeper through a proxy that a fault can cut.
+	zkProxy := registries.StartProxy(t, zkServer.Addr())
 
 	churners := []*churner{
 		{name: "etcd",
@@ -345,7 +347,7 @@ name = "zk"
 type = "zookeeper"
 servers = [%q]
 session_timeout = "4s"
-`, etcdClient, consul.Addr(), zkServer.Addr()))
+`, etcdClient, consul.Addr(), zkProxy.Addr()))
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 
@@ -443,6 +445,11 @@ session_timeout = "4s"
 		{"consul kill -9, 3 s down", []string{"consul"}, down(consul, consul.Start, 3*time.Second)},
 		{"zookeeper kill -9, 3 s down", []string{"zk"}, down(zkServer, zkServer.Start, 3*time.Second)},
 		{"zookeeper SIGSTOP 6 s (session 4 s)", []string{"zk"}, paused(zkServer, 6*time.Second)},
+		{"zookeeper cut off 6 s (session 4 s)", nil, func() {
+			zkProxy.Cut()
+			time.Sleep(6 * time.Second)
+			zkProxy.Restore()
+		}},
 		{"consul SIGSTOP 6 s", []string{"consul"}, paused(consul, 6*time.Second)},
 		{"etcd SIGSTOP 6 s", []string{"etcd"}, paused(etcdProc, 6*time.Second)},
 		{"discodns SIGHUP reload", nil, func() {
@@ -534,6 +541,6 @@ session_timeout = "4s"
 		t.Errorf("no SIGHUP reload succeeded: %q %v", v, err)
 	}
 	if !strings.Contains(d.logs(), "new zookeeper session") {
-		t.Errorf("the ZooKeeper session never expired: the SIGSTOP fault did not bite")
+		t.Errorf("the ZooKeeper session never expired: the cut-off fault did not bite")
 	}
 }
