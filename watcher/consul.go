@@ -219,20 +219,21 @@ func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo
 		reported:  map[string]struct{}{},
 		queue:     newWorkQueue(),
 	}
-	catalogIndex, services, err := c.catalogServices(ctx, 0)
+	listCtx := context.WithValue(ctx, leaderReads{}, true)
+	catalogIndex, services, err := c.catalogServices(listCtx, 0)
 	if err != nil {
 		return err
 	}
-	placement, err := c.scanInstances(ctx)
+	placement, err := c.scanInstances(listCtx)
 	if err != nil {
 		return err
 	}
-	healthIndex, checks, err := c.healthState(ctx, 0)
+	healthIndex, checks, err := c.healthState(listCtx, 0)
 	if err != nil {
 		return err
 	}
 	s.wanted = c.wanted(services)
-	if err := s.list(ctx, s.wanted); err != nil {
+	if err := s.list(listCtx, s.wanted); err != nil {
 		return err
 	}
 	c.metrics.relist(c.cfg.Name, reason)
@@ -293,8 +294,15 @@ func (c *Consul) tagged(tags []string) bool {
 	return false
 }
 
+// leaderReads marks a context whose reads are consistent: the list that
+// starts a session. A server that has just restarted can answer stale (and
+// default) reads from a catalog that has not replayed its log yet (seen
+// empty in the soak); a consistent read waits until the leader has.
+type leaderReads struct{}
+
 func (c *Consul) queryOptions(ctx context.Context, index uint64) *api.QueryOptions {
-	q := &api.QueryOptions{AllowStale: true, WaitIndex: index}
+	consistent := ctx.Value(leaderReads{}) != nil
+	q := &api.QueryOptions{AllowStale: !consistent, RequireConsistent: consistent, WaitIndex: index}
 	if index > 0 {
 		q.WaitTime = c.cfg.Wait
 	}
