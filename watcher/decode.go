@@ -106,13 +106,9 @@ type grpcUpdate struct {
 // instance's metadata (strings as they are, other values as compact JSON);
 // any other non-null Metadata becomes the metadata key "metadata".
 func DecodeGRPC(service, id string, value []byte) (cache.Instance, error) {
-	value = bytes.TrimSpace(value)
-	if len(value) == 0 || value[0] != '{' {
-		return cache.Instance{}, fmt.Errorf("value is not a JSON object: %q", abbrev(value))
-	}
 	var up grpcUpdate
-	if err := json.Unmarshal(value, &up); err != nil {
-		return cache.Instance{}, fmt.Errorf("grpc endpoint: %w", err)
+	if err := decodeObject(value, &up, "grpc endpoint"); err != nil {
+		return cache.Instance{}, err
 	}
 	if up.Op != nil {
 		switch *up.Op {
@@ -156,6 +152,19 @@ func DecodeGRPC(service, id string, value []byte) (cache.Instance, error) {
 		in.Meta = map[string]string{"metadata": jsonString(md)}
 	}
 	return in, nil
+}
+
+// decodeObject decodes value, which must be a JSON object, into v; what
+// names the layout's record in errors.
+func decodeObject(value []byte, v any, what string) error {
+	value = bytes.TrimSpace(value)
+	if len(value) == 0 || value[0] != '{' {
+		return fmt.Errorf("value is not a JSON object: %q", abbrev(value))
+	}
+	if err := json.Unmarshal(value, v); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // jsonObject decodes value as a JSON object.

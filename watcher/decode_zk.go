@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,13 +27,9 @@ type curatorInstance struct {
 // "tls"; payload.metadata (an object of strings, as Spring Cloud writes it)
 // becomes the metadata.
 func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
-	value = bytes.TrimSpace(value)
-	if len(value) == 0 || value[0] != '{' {
-		return cache.Instance{}, fmt.Errorf("value is not a JSON object: %q", abbrev(value))
-	}
 	var ci curatorInstance
-	if err := json.Unmarshal(value, &ci); err != nil {
-		return cache.Instance{}, fmt.Errorf("curator instance: %w", err)
+	if err := decodeObject(value, &ci, "curator instance"); err != nil {
+		return cache.Instance{}, err
 	}
 	if ci.Enabled != nil && !*ci.Enabled {
 		return cache.Instance{}, ErrRemoved
@@ -103,13 +98,9 @@ func IsServersetMember(node string) bool { return strings.HasPrefix(node, "membe
 // (others return ErrRemoved); additionalEndpoints become named ports, and
 // shard becomes the metadata key "shard".
 func DecodeServerset(service, id string, value []byte) (cache.Instance, error) {
-	value = bytes.TrimSpace(value)
-	if len(value) == 0 || value[0] != '{' {
-		return cache.Instance{}, fmt.Errorf("value is not a JSON object: %q", abbrev(value))
-	}
 	var m serversetMember
-	if err := json.Unmarshal(value, &m); err != nil {
-		return cache.Instance{}, fmt.Errorf("serverset member: %w", err)
+	if err := decodeObject(value, &m, "serverset member"); err != nil {
+		return cache.Instance{}, err
 	}
 	if m.ServiceEndpoint == nil || m.ServiceEndpoint.Host == "" {
 		return cache.Instance{}, errors.New("serverset member: no serviceEndpoint")

@@ -1,8 +1,6 @@
 package watcher
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -63,13 +61,9 @@ func skydnsSplitter(prefix, zone string) func(key string) (service, id string, o
 // with text and no host is a TXT record alone, not an instance
 // (ErrRemoved).
 func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
-	value = bytes.TrimSpace(value)
-	if len(value) == 0 || value[0] != '{' {
-		return cache.Instance{}, fmt.Errorf("value is not a JSON object: %q", abbrev(value))
-	}
 	var rec skydnsRecord
-	if err := json.Unmarshal(value, &rec); err != nil {
-		return cache.Instance{}, fmt.Errorf("skydns record: %w", err)
+	if err := decodeObject(value, &rec, "skydns record"); err != nil {
+		return cache.Instance{}, err
 	}
 	if rec.Host == "" {
 		if rec.Text != "" {
