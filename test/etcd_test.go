@@ -6,7 +6,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,26 +277,7 @@ func TestEtcdOutage(t *testing.T) {
 	d.waitInstances("web.svc.internal.", 2)
 
 	// Query continuously; every answer must come from the last known state.
-	var queries, failures atomic.Int64
-	var lastFailure atomic.Value
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			queries.Add(1)
-			m, err := d.exchange("web.svc.internal.", dns.TypeA, "udp")
-			if err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) == 0 {
-				failures.Add(1)
-				lastFailure.Store(fmt.Sprintf("%v %v", m, err))
-			}
-		}
-	}()
+	stopQueries := d.queryLoop("web.svc.internal.", 20*time.Millisecond)
 
 	e.stop()
 	stoppedAt := time.Now()
@@ -344,9 +324,8 @@ func TestEtcdOutage(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	<-done
-	if f := failures.Load(); f > 0 || queries.Load() < 100 {
-		t.Errorf("%d of %d queries failed during the outage; last: %v", f, queries.Load(), lastFailure.Load())
+	queries, failures, last := stopQueries()
+	if failures > 0 || queries < 100 {
+		t.Errorf("%d of %d queries failed during the outage; last: %v", failures, queries, last)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -359,4 +360,35 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// queryLoop asks name (A over UDP) every interval until the returned stop
+// is called, which reports how many queries were sent, how many failed (no
+// NOERROR answer with records) and the last failure.
+func (d *discodns) queryLoop(name string, interval time.Duration) (stop func() (queries, failures int64, last string)) {
+	var sent, failed atomic.Int64
+	var lastFailure atomic.Value
+	lastFailure.Store("")
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(interval):
+			}
+			sent.Add(1)
+			m, err := d.exchange(name, dns.TypeA, "udp")
+			if err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) == 0 {
+				failed.Add(1)
+				lastFailure.Store(fmt.Sprintf("%v %v", m, err))
+			}
+		}
+	}()
+	return func() (int64, int64, string) {
+		close(quit)
+		<-done
+		return sent.Load(), failed.Load(), lastFailure.Load().(string)
+	}
 }

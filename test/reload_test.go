@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -53,22 +52,7 @@ prefix = %q
 		return m.Answer[0].(*dns.A).A.String(), m.Answer[0].Header().Ttl
 	}
 
-	var queries, failures atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			queries.Add(1)
-			if ip, _ := answer("web.svc.internal."); ip == "" {
-				failures.Add(1)
-			}
-		}
-	}()
+	stopQueries := d.queryLoop("web.svc.internal.", 5*time.Millisecond)
 
 	// Swap the source's prefix and change the TTL.
 	write(config("9s", "/b", ""))
@@ -102,10 +86,8 @@ prefix = %q
 	write(config("9s", "/b", ""))
 	d.waitInstances("greeter.svc.internal.", 0)
 
-	close(stop)
-	<-done
-	if f := failures.Load(); f > 0 || queries.Load() < 10 {
-		t.Errorf("%d of %d queries failed across the reloads", f, queries.Load())
+	if queries, failures, last := stopQueries(); failures > 0 || queries < 10 {
+		t.Errorf("%d of %d queries failed across the reloads; last: %v", failures, queries, last)
 	}
 	if v, err := d.metric(`discodns_config_reloads_total{result="ok"}`); err != nil || v != "3" {
 		t.Errorf("ok reloads = %q %v, want 3", v, err)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,24 +105,7 @@ func TestZooKeeperSessionExpiryDNS(t *testing.T) {
 	d := startDiscodns(t, zookeeperConfig(proxy.Addr(), ""))
 	d.waitInstances("web.svc.internal.", 2)
 
-	var queries, failures atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			queries.Add(1)
-			m, err := d.exchange("web.svc.internal.", dns.TypeA, "udp")
-			if err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) == 0 {
-				failures.Add(1)
-			}
-		}
-	}()
+	stopQueries := d.queryLoop("web.svc.internal.", 10*time.Millisecond)
 
 	proxy.Cut()
 	eventually(t, 10*time.Second, "zk source stale", func() error {
@@ -156,10 +138,8 @@ func TestZooKeeperSessionExpiryDNS(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	<-done
-	if f := failures.Load(); f > 0 || queries.Load() < 100 {
-		t.Errorf("%d of %d queries failed while ZooKeeper was away", f, queries.Load())
+	if queries, failures, last := stopQueries(); failures > 0 || queries < 100 {
+		t.Errorf("%d of %d queries failed while ZooKeeper was away; last: %v", failures, queries, last)
 	}
 	if !strings.Contains(d.logs(), "new zookeeper session") {
 		t.Errorf("no new session logged")
