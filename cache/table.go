@@ -47,6 +47,11 @@ type Sink interface {
 	Put(source string, in Instance)
 	// Delete removes one instance; deleting an unknown one is a no-op.
 	Delete(source, service, id string)
+	// ReplaceService sets every instance of one service at once, so that
+	// readers never see a state between the old set and the new one (a
+	// service whose instances were all replaced never looks empty); no
+	// instances removes the service.
+	ReplaceService(source, service string, instances []Instance)
 	// SetState records the source's connection state; err explains a stale
 	// state and may be nil otherwise.
 	SetState(source string, state State, err error)
@@ -250,8 +255,7 @@ func (t *Table) Replace(source string, instances []Instance) {
 	t.publish()
 }
 
-// ReplaceService replaces the instances of one service of source with
-// instances (all of that service), publishing once.
+// ReplaceService implements Sink, publishing once.
 func (t *Table) ReplaceService(source, service string, instances []Instance) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -181,6 +181,9 @@ type dnsperfTotals struct {
 	sent, lost     int
 	rcodes         map[string]int
 	runs, failures int
+	// bad lists the queries that got SERVFAIL or NXDOMAIN, with the
+	// time their dnsperf run started.
+	bad []string
 }
 
 var (
@@ -190,10 +193,15 @@ var (
 	rcodeRe  = regexp.MustCompile(`([A-Z]+) (\d+)`)
 )
 
-func (d *dnsperfTotals) add(out string) {
+func (d *dnsperfTotals) add(started time.Time, proto, out string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.runs++
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "> SERVFAIL ") || strings.HasPrefix(line, "> NXDOMAIN ") {
+			d.bad = append(d.bad, fmt.Sprintf("%s run started %s: %s", proto, started.Format("15:04:05.000"), line))
+		}
+	}
 	if m := sentRe.FindStringSubmatch(out); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		d.sent += n
@@ -218,10 +226,11 @@ func load(ctx context.Context, t *testing.T, server, queries, proto string, tota
 	host, port, _ := net.SplitHostPort(server)
 	for ctx.Err() == nil {
 		cmd := exec.CommandContext(ctx, need(t, "dnsperf"), "-s", host, "-p", port, "-m", proto, "-d", queries,
-			"-l", "5", "-Q", "1000", "-c", "2", "-t", "2")
+			"-l", "5", "-Q", "1000", "-c", "2", "-t", "2", "-v")
+		started := time.Now()
 		out, _ := cmd.CombinedOutput()
 		if ctx.Err() == nil {
-			totals.add(string(out))
+			totals.add(started, proto, string(out))
 		}
 	}
 }
@@ -526,7 +535,7 @@ session_timeout = "4s"
 	os.WriteFile(filepath.Join(os.TempDir(), "discodns-soak-report.txt"), []byte(r.String()), 0o644)
 
 	if n := totals.rcodes["SERVFAIL"] + totals.rcodes["NXDOMAIN"]; n > 0 {
-		t.Errorf("%d queries for names that exist got SERVFAIL or NXDOMAIN", n)
+		t.Errorf("%d queries for names that exist got SERVFAIL or NXDOMAIN:\n%s", n, strings.Join(totals.bad, "\n"))
 	}
 	if totals.sent == 0 || totals.rcodes["NOERROR"] == 0 {
 		t.Errorf("no DNS load ran: %+v", totals)

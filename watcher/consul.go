@@ -483,17 +483,23 @@ func (s *consulSession) apply(service string, entries []*api.ServiceEntry, write
 	if !write {
 		return
 	}
+	changed := false
 	for id := range prev {
 		if _, ok := next[id]; !ok {
-			s.sink.Delete(s.c.cfg.Name, service, id)
+			changed = true
 			s.c.metrics.event(s.c.cfg.Name, opDelete)
 		}
 	}
 	for id, in := range next {
 		if old, ok := prev[id]; !ok || !old.Equal(&in) {
-			s.sink.Put(s.c.cfg.Name, in)
+			changed = true
 			s.c.metrics.event(s.c.cfg.Name, opPut)
 		}
+	}
+	if changed {
+		// At once: one by one, a service whose instances were all replaced
+		// between two fetches would be served empty in between.
+		s.sink.ReplaceService(s.c.cfg.Name, service, slices.Collect(maps.Values(next)))
 	}
 }
 

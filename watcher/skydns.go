@@ -129,12 +129,6 @@ func (s *rescalingSink) Replace(source string, instances []cache.Instance) {
 	s.Sink.Replace(source, out)
 }
 
-// serviceReplacer is a sink that can replace one service at once
-// (cache.Table), so that the weights a change rescales publish together.
-type serviceReplacer interface {
-	ReplaceService(source, service string, instances []cache.Instance)
-}
-
 // Put implements cache.Sink.
 func (s *rescalingSink) Put(source string, in cache.Instance) {
 	s.mu.Lock()
@@ -143,16 +137,21 @@ func (s *rescalingSink) Put(source string, in cache.Instance) {
 	s.write(source, in.Service)
 }
 
-// write sends the rescaled instances of service to the sink.
+// ReplaceService implements cache.Sink.
+func (s *rescalingSink) ReplaceService(source, service string, instances []cache.Instance) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.raw, service)
+	for _, in := range instances {
+		s.store(in)
+	}
+	s.write(source, service)
+}
+
+// write sends the rescaled instances of service to the sink at once, so
+// that the weights a change rescales publish together.
 func (s *rescalingSink) write(source, service string) {
-	rescaled := rescaleWeights(s.raw[service])
-	if r, ok := s.Sink.(serviceReplacer); ok {
-		r.ReplaceService(source, service, rescaled)
-		return
-	}
-	for _, in := range rescaled {
-		s.Sink.Put(source, in) // the table ignores a Put that changes nothing
-	}
+	s.Sink.ReplaceService(source, service, rescaleWeights(s.raw[service]))
 }
 
 // Delete implements cache.Sink.
@@ -166,9 +165,6 @@ func (s *rescalingSink) Delete(source, service, id string) {
 	delete(ids, id)
 	if len(ids) == 0 {
 		delete(s.raw, service)
-	}
-	if _, ok := s.Sink.(serviceReplacer); !ok {
-		s.Sink.Delete(source, service, id)
 	}
 	s.write(source, service)
 }

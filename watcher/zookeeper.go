@@ -164,11 +164,20 @@ func (q *eventQueue) drain() []zk.Event {
 	return evs
 }
 
+// zkConn is the part of *zk.Conn a zkRun reads through.
+type zkConn interface {
+	ChildrenW(path string) ([]string, *zk.Stat, <-chan zk.Event, error)
+	ExistsW(path string) (bool, *zk.Stat, <-chan zk.Event, error)
+	GetW(path string) ([]byte, *zk.Stat, <-chan zk.Event, error)
+	SessionID() int64
+	State() zk.State
+}
+
 // zkRun is the state of one Run.
 type zkRun struct {
 	z      *ZooKeeper
 	sink   cache.Sink
-	conn   *zk.Conn
+	conn   zkConn
 	events *eventQueue
 
 	session int64 // the session the table was listed in; 0 before
@@ -233,7 +242,7 @@ func (r *zkRun) handle(ev zk.Event) {
 	case len(parts) == 2:
 		switch ev.Type {
 		case zk.EventNodeDataChanged:
-			err = r.syncInstance(parts[0], parts[1])
+			_, err = r.syncInstance(parts[0], parts[1])
 		case zk.EventNodeDeleted:
 			r.remove(parts[0], parts[1])
 		}
@@ -361,36 +370,51 @@ func (r *zkRun) children(p string) ([]string, error) {
 // the paths that did not decode (already counted and logged unless
 // reported before).
 func (r *zkRun) readService(svc string) (map[string]cache.Instance, []string, error) {
-	nodes, err := r.children(path.Join(r.z.cfg.Prefix, svc))
-	if err != nil {
-		return nil, nil, err
-	}
-	insts := map[string]cache.Instance{}
-	var bad []string
-	for _, node := range nodes {
-		if !r.z.member(node) {
-			continue
-		}
-		in, st, err := r.readInstance(svc, node)
+	for attempt := 1; ; attempt++ {
+		nodes, err := r.children(path.Join(r.z.cfg.Prefix, svc))
 		if err != nil {
 			return nil, nil, err
 		}
-		switch st {
-		case served:
-			insts[node] = in
-		case undecodable:
-			bad = append(bad, path.Join(r.z.cfg.Prefix, svc, node))
+		insts := map[string]cache.Instance{}
+		var bad []string
+		outdated := false
+		for _, node := range nodes {
+			if !r.z.member(node) {
+				continue
+			}
+			in, st, err := r.readInstance(svc, node)
+			if err != nil {
+				return nil, nil, err
+			}
+			switch st {
+			case served:
+				insts[node] = in
+			case undecodable:
+				bad = append(bad, path.Join(r.z.cfg.Prefix, svc, node))
+			case vanished:
+				outdated = true
+			}
+		}
+		if !outdated || attempt == zkChildrenAttempts {
+			return insts, bad, nil
 		}
 	}
-	return insts, bad, nil
 }
+
+// zkChildrenAttempts bounds how often a service's children are listed
+// again because one of them vanished before it was read. Such a list is
+// out of date: served as it is, a service whose instances all changed
+// between the list and the reads would look empty for a moment (the soak
+// saw one NXDOMAIN from that) although it never was.
+const zkChildrenAttempts = 3
 
 // instanceStatus is what reading an instance node found.
 type instanceStatus int
 
 const (
 	served      instanceStatus = iota
-	gone                       // deleted, or not served (ErrRemoved)
+	gone                       // not served (ErrRemoved)
+	vanished                   // deleted since its parent was listed
 	undecodable                // counted, and logged unless reported before
 )
 
@@ -399,7 +423,7 @@ func (r *zkRun) readInstance(svc, node string) (cache.Instance, instanceStatus, 
 	p := path.Join(r.z.cfg.Prefix, svc, node)
 	data, _, _, err := r.conn.GetW(p)
 	if errors.Is(err, zk.ErrNoNode) {
-		return cache.Instance{}, gone, nil // the children watch tells
+		return cache.Instance{}, vanished, nil // the children watch tells
 	}
 	if err != nil {
 		return cache.Instance{}, gone, fmt.Errorf("zookeeper get %s: %w", p, err)
@@ -447,25 +471,36 @@ func (r *zkRun) syncServices() error {
 }
 
 // syncService follows the children of one service: new instance nodes are
-// read, vanished ones removed.
+// read, then vanished ones removed, so that a service that always had an
+// instance is never served empty.
 func (r *zkRun) syncService(svc string) error {
-	nodes, err := r.children(path.Join(r.z.cfg.Prefix, svc))
-	if err != nil {
-		return err
-	}
 	if r.services[svc] == nil {
 		r.services[svc] = map[string]cache.Instance{}
 	}
-	seen := make(map[string]struct{}, len(nodes))
-	for _, node := range nodes {
-		if !r.z.member(node) {
-			continue
+	var seen map[string]struct{}
+	for attempt := 1; ; attempt++ {
+		nodes, err := r.children(path.Join(r.z.cfg.Prefix, svc))
+		if err != nil {
+			return err
 		}
-		seen[node] = struct{}{}
-		if _, known := r.services[svc][node]; !known {
-			if err := r.syncInstance(svc, node); err != nil {
+		seen = make(map[string]struct{}, len(nodes))
+		outdated := false
+		for _, node := range nodes {
+			if !r.z.member(node) {
+				continue
+			}
+			seen[node] = struct{}{}
+			if _, known := r.services[svc][node]; known {
+				continue
+			}
+			st, err := r.syncInstance(svc, node)
+			if err != nil {
 				return err
 			}
+			outdated = outdated || st == vanished
+		}
+		if !outdated || attempt == zkChildrenAttempts {
+			break
 		}
 	}
 	for node := range r.services[svc] {
@@ -477,10 +512,10 @@ func (r *zkRun) syncService(svc string) error {
 }
 
 // syncInstance reads one instance node again and writes the result.
-func (r *zkRun) syncInstance(svc, node string) error {
+func (r *zkRun) syncInstance(svc, node string) (instanceStatus, error) {
 	in, st, err := r.readInstance(svc, node)
 	if err != nil {
-		return err
+		return st, err
 	}
 	p := path.Join(r.z.cfg.Prefix, svc, node)
 	if st == undecodable {
@@ -490,14 +525,14 @@ func (r *zkRun) syncInstance(svc, node string) error {
 	}
 	if st != served {
 		r.remove(svc, node)
-		return nil
+		return st, nil
 	}
 	if r.services[svc] == nil {
 		r.services[svc] = map[string]cache.Instance{}
 	}
 	old, had := r.services[svc][node]
 	if had && old.Equal(&in) {
-		return nil
+		return st, nil
 	}
 	if had && old.ID != in.ID {
 		r.sink.Delete(r.z.cfg.Name, svc, old.ID)
@@ -505,7 +540,7 @@ func (r *zkRun) syncInstance(svc, node string) error {
 	r.services[svc][node] = in
 	r.sink.Put(r.z.cfg.Name, in)
 	r.z.metrics.event(r.z.cfg.Name, opPut)
-	return nil
+	return st, nil
 }
 
 // remove stops serving the instance of node, if any. The service stays

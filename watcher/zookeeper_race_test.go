@@ -1,0 +1,111 @@
+package watcher
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"testing"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/discodns/discodns/cache"
+)
+
+// fakeZK is an in-memory tree for the list logic of zkRun. beforeGet runs
+// once per path, just before that path is read, to change the tree between
+// a list of children and the reads that follow it.
+type fakeZK struct {
+	nodes     map[string][]byte
+	beforeGet map[string]func()
+}
+
+func (f *fakeZK) ChildrenW(p string) ([]string, *zk.Stat, <-chan zk.Event, error) {
+	if _, ok := f.nodes[p]; !ok {
+		return nil, nil, nil, zk.ErrNoNode
+	}
+	var kids []string
+	for n := range f.nodes {
+		if path.Dir(n) == p && n != p {
+			kids = append(kids, path.Base(n))
+		}
+	}
+	slices.Sort(kids)
+	return kids, &zk.Stat{}, nil, nil
+}
+
+func (f *fakeZK) ExistsW(p string) (bool, *zk.Stat, <-chan zk.Event, error) {
+	_, ok := f.nodes[p]
+	return ok, &zk.Stat{}, nil, nil
+}
+
+func (f *fakeZK) GetW(p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
+	if hook := f.beforeGet[p]; hook != nil {
+		delete(f.beforeGet, p)
+		hook()
+	}
+	data, ok := f.nodes[p]
+	if !ok {
+		return nil, nil, nil, zk.ErrNoNode
+	}
+	return data, &zk.Stat{}, nil, nil
+}
+
+func (f *fakeZK) SessionID() int64 { return 1 }
+func (f *fakeZK) State() zk.State  { return zk.StateHasSession }
+func (f *fakeZK) replace(del, add string) func() {
+	return func() {
+		delete(f.nodes, del)
+		f.nodes[add] = []byte(`{}`)
+	}
+}
+
+// TestZooKeeperChildVanishesBeforeRead changes a service's instances
+// between the list of its children and the read of a new child, as a busy
+// registry does. The service always has an instance in ZooKeeper, so it
+// must never be served empty: the list is read again instead.
+func TestZooKeeperChildVanishesBeforeRead(t *testing.T) {
+	z, err := NewZooKeeper(ZooKeeperConfig{Name: "zk", Servers: []string{"unused:2181"}, Prefix: "/services"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const svc = "/services/web"
+	inst := func(n int) string { return fmt.Sprintf("%s/10.0.0.%d:80", svc, n) }
+	f := &fakeZK{
+		nodes:     map[string][]byte{"/services": nil, svc: nil, inst(1): []byte(`{}`)},
+		beforeGet: map[string]func(){},
+	}
+	sink := &emptyWatch{held: map[string]map[string]bool{}}
+	r := &zkRun{z: z, sink: sink, conn: f, events: newEventQueue(),
+		services: map[string]map[string]cache.Instance{}, reported: map[string]struct{}{}}
+
+	// The full list: instance 1 is replaced by 2 after the children are
+	// listed and before 1 is read.
+	f.beforeGet[inst(1)] = f.replace(inst(1), inst(2))
+	r.list(reasonInitial)
+	if got := sink.instances("web"); got != "10.0.0.2:80" {
+		t.Fatalf("after the list, web = %q, want 10.0.0.2:80", got)
+	}
+
+	// A children event: 2 is replaced by 3, whose read races with its
+	// replacement by 4.
+	f.replace(inst(2), inst(3))()
+	f.beforeGet[inst(3)] = f.replace(inst(3), inst(4))
+	if err := r.syncService("web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.instances("web"); got != "10.0.0.4:80" {
+		t.Fatalf("after the sync, web = %q, want 10.0.0.4:80", got)
+	}
+	if len(sink.emptied) > 0 {
+		t.Errorf("web was served with no instance although ZooKeeper always had one (%v)", sink.emptied)
+	}
+
+	// A service that really loses its last instance is emptied.
+	delete(f.nodes, inst(4))
+	if err := r.syncService("web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.instances("web"); got != "" {
+		t.Errorf("web = %q after its last node went, want nothing", got)
+	}
+}
