@@ -86,4 +86,11 @@ func TestRescaleWeights(t *testing.T) {
 	if w := weights(); len(w) != 3 || w["a"] != 99 || w["d"] != 1 {
 		t.Errorf("after a delete: %v, want a 99, d 1, c 100", w)
 	}
+	sink.ReplaceService("sky", "web", []cache.Instance{
+		{Service: "web", ID: "e", Address: "10.0.0.5", Priority: 10, Weight: 50},
+		{Service: "web", ID: "f", Address: "10.0.0.6", Priority: 10, Weight: 150},
+	})
+	if w := weights(); len(w) != 2 || w["e"] != 25 || w["f"] != 75 {
+		t.Errorf("after a service replace: %v, want e 25, f 75", w)
+	}
 }
