@@ -240,11 +240,20 @@ func (r *zkRun) handle(ev zk.Event) {
 			err = r.syncServices()
 		}
 	case len(parts) == 2:
+		// A deleted instance node leaves it to the children of its service
+		// to say what the service holds now: a node created before the
+		// deletion may be announced after it (an event behind this one, or
+		// a reconnect, where the server fires data watches before children
+		// watches), and removing this one alone could leave the service
+		// empty for a moment although it never was.
 		switch ev.Type {
 		case zk.EventNodeDataChanged:
-			_, err = r.syncInstance(parts[0], parts[1])
+			var st instanceStatus
+			if st, err = r.syncInstance(parts[0], parts[1]); err == nil && st == vanished {
+				err = r.syncService(parts[0])
+			}
 		case zk.EventNodeDeleted:
-			r.remove(parts[0], parts[1])
+			err = r.syncService(parts[0])
 		}
 	}
 	if err != nil {
@@ -511,7 +520,9 @@ func (r *zkRun) syncService(svc string) error {
 	return nil
 }
 
-// syncInstance reads one instance node again and writes the result.
+// syncInstance reads one instance node again and writes the result. A
+// node that vanished is left to the caller, which lists its service's
+// children again.
 func (r *zkRun) syncInstance(svc, node string) (instanceStatus, error) {
 	in, st, err := r.readInstance(svc, node)
 	if err != nil {
@@ -523,7 +534,10 @@ func (r *zkRun) syncInstance(svc, node string) (instanceStatus, error) {
 	} else {
 		delete(r.reported, p)
 	}
-	if st != served {
+	switch st {
+	case vanished:
+		return st, nil // the caller lists the children again
+	case gone, undecodable:
 		r.remove(svc, node)
 		return st, nil
 	}

@@ -59,11 +59,12 @@ func (f *fakeZK) replace(del, add string) func() {
 	}
 }
 
-// TestZooKeeperChildVanishesBeforeRead changes a service's instances
-// between the list of its children and the read of a new child, as a busy
+// TestZooKeeperServiceNeverLooksEmpty replaces a service's only instance
+// while the source is between a list of children and a read, or has an
+// event for the old node before the one for the new node, as a busy
 // registry does. The service always has an instance in ZooKeeper, so it
-// must never be served empty: the list is read again instead.
-func TestZooKeeperChildVanishesBeforeRead(t *testing.T) {
+// must never be served empty.
+func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	z, err := NewZooKeeper(ZooKeeperConfig{Name: "zk", Servers: []string{"unused:2181"}, Prefix: "/services"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -100,11 +101,32 @@ func TestZooKeeperChildVanishesBeforeRead(t *testing.T) {
 		t.Errorf("web was served with no instance although ZooKeeper always had one (%v)", sink.emptied)
 	}
 
-	// A service that really loses its last instance is emptied.
-	delete(f.nodes, inst(4))
-	if err := r.syncService("web"); err != nil {
-		t.Fatal(err)
+	// A data event for the only known instance, which meanwhile was
+	// deleted after a new one was created (whose children event would
+	// come next): the new one is served before the old one goes.
+	f.replace(inst(4), inst(5))()
+	r.handle(zk.Event{Type: zk.EventNodeDataChanged, Path: inst(4)})
+	if got := sink.instances("web"); got != "10.0.0.5:80" {
+		t.Fatalf("after the data event, web = %q, want 10.0.0.5:80", got)
 	}
+	if len(sink.emptied) > 0 {
+		t.Errorf("web was served with no instance after a data event (%v)", sink.emptied)
+	}
+
+	// The same for a deletion event, as a reconnect in the same session
+	// delivers it: before the children event that announces the new node.
+	f.replace(inst(5), inst(6))()
+	r.handle(zk.Event{Type: zk.EventNodeDeleted, Path: inst(5)})
+	if got := sink.instances("web"); got != "10.0.0.6:80" {
+		t.Fatalf("after the deletion event, web = %q, want 10.0.0.6:80", got)
+	}
+	if len(sink.emptied) > 0 {
+		t.Errorf("web was served with no instance after a deletion event (%v)", sink.emptied)
+	}
+
+	// A service that really loses its last instance is emptied.
+	delete(f.nodes, inst(6))
+	r.handle(zk.Event{Type: zk.EventNodeDeleted, Path: inst(6)})
 	if got := sink.instances("web"); got != "" {
 		t.Errorf("web = %q after its last node went, want nothing", got)
 	}
