@@ -413,8 +413,8 @@ func (r *zkRun) readService(svc string) (map[string]cache.Instance, []string, er
 // zkChildrenAttempts bounds how often a service's children are listed
 // again because one of them vanished before it was read. Such a list is
 // out of date: served as it is, a service whose instances all changed
-// between the list and the reads would look empty for a moment (the soak
-// saw one NXDOMAIN from that) although it never was.
+// between the list and the reads would look empty for a moment although
+// it never was.
 const zkChildrenAttempts = 3
 
 // instanceStatus is what reading an instance node found.
@@ -432,7 +432,7 @@ func (r *zkRun) readInstance(svc, node string) (cache.Instance, instanceStatus, 
 	p := path.Join(r.z.cfg.Prefix, svc, node)
 	data, _, _, err := r.conn.GetW(p)
 	if errors.Is(err, zk.ErrNoNode) {
-		return cache.Instance{}, vanished, nil // the children watch tells
+		return cache.Instance{}, vanished, nil // its service's children tell
 	}
 	if err != nil {
 		return cache.Instance{}, gone, fmt.Errorf("zookeeper get %s: %w", p, err)
