@@ -79,13 +79,23 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	r := &zkRun{z: z, sink: sink, conn: f, events: newEventQueue(),
 		services: map[string]map[string]cache.Instance{}, reported: map[string]struct{}{}}
 
+	// expect checks what web holds after step, and that it was never
+	// served empty on the way.
+	expect := func(step, want string) {
+		t.Helper()
+		if got := sink.instances("web"); got != want {
+			t.Fatalf("after %s, web = %q, want %q", step, got, want)
+		}
+		if len(sink.emptied) > 0 {
+			t.Fatalf("after %s: web was served with no instance although ZooKeeper always had one", step)
+		}
+	}
+
 	// The full list: instance 1 is replaced by 2 after the children are
 	// listed and before 1 is read.
 	f.beforeGet[inst(1)] = f.replace(inst(1), inst(2))
 	r.list(reasonInitial)
-	if got := sink.instances("web"); got != "10.0.0.2:80" {
-		t.Fatalf("after the list, web = %q, want 10.0.0.2:80", got)
-	}
+	expect("the list", "10.0.0.2:80")
 
 	// A children event: 2 is replaced by 3, whose read races with its
 	// replacement by 4.
@@ -94,35 +104,20 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	if err := r.syncService("web"); err != nil {
 		t.Fatal(err)
 	}
-	if got := sink.instances("web"); got != "10.0.0.4:80" {
-		t.Fatalf("after the sync, web = %q, want 10.0.0.4:80", got)
-	}
-	if len(sink.emptied) > 0 {
-		t.Errorf("web was served with no instance although ZooKeeper always had one (%v)", sink.emptied)
-	}
+	expect("the children event", "10.0.0.4:80")
 
 	// A data event for the only known instance, which meanwhile was
 	// deleted after a new one was created (whose children event would
 	// come next): the new one is served before the old one goes.
 	f.replace(inst(4), inst(5))()
 	r.handle(zk.Event{Type: zk.EventNodeDataChanged, Path: inst(4)})
-	if got := sink.instances("web"); got != "10.0.0.5:80" {
-		t.Fatalf("after the data event, web = %q, want 10.0.0.5:80", got)
-	}
-	if len(sink.emptied) > 0 {
-		t.Errorf("web was served with no instance after a data event (%v)", sink.emptied)
-	}
+	expect("the data event", "10.0.0.5:80")
 
 	// The same for a deletion event, as a reconnect in the same session
 	// delivers it: before the children event that announces the new node.
 	f.replace(inst(5), inst(6))()
 	r.handle(zk.Event{Type: zk.EventNodeDeleted, Path: inst(5)})
-	if got := sink.instances("web"); got != "10.0.0.6:80" {
-		t.Fatalf("after the deletion event, web = %q, want 10.0.0.6:80", got)
-	}
-	if len(sink.emptied) > 0 {
-		t.Errorf("web was served with no instance after a deletion event (%v)", sink.emptied)
-	}
+	expect("the deletion event", "10.0.0.6:80")
 
 	// A service that really loses its last instance is emptied.
 	delete(f.nodes, inst(6))
