@@ -21,15 +21,11 @@ import (
 
 const compareServices, compareInstances = 100, 10
 
-// TestFixedAnswerHelper is the reference of BenchmarkCompareDNS, run as its
-// own process: a bare miekg/dns server that writes one precomputed answer
-// (svc-0.svc.internal. A, ten records) with the query's ID. It does
-// nothing unless DISCODNS_FIXED_ADDR is set.
-func TestFixedAnswerHelper(t *testing.T) {
-	addr := os.Getenv("DISCODNS_FIXED_ADDR")
-	if addr == "" {
-		return // only as a helper process
-	}
+// fixedAnswerServer is the reference of BenchmarkCompareDNS, run as its
+// own process: a bare miekg/dns server on DISCODNS_FIXED_ADDR that writes
+// one precomputed answer (svc-0.svc.internal. A, ten records) with the
+// query's ID.
+func fixedAnswerServer() error {
 	m := new(dns.Msg)
 	m.SetQuestion("svc-0.svc.internal.", dns.TypeA)
 	m.Response, m.Authoritative = true, true
@@ -39,7 +35,7 @@ func TestFixedAnswerHelper(t *testing.T) {
 	}
 	fixed, err := m.Pack()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		out := make([]byte, len(fixed))
@@ -47,8 +43,8 @@ func TestFixedAnswerHelper(t *testing.T) {
 		out[0], out[1] = byte(req.Id>>8), byte(req.Id)
 		w.Write(out)
 	})
-	srv := &dns.Server{Addr: addr, Net: "udp", Handler: handler}
-	t.Fatal(srv.ListenAndServe())
+	srv := &dns.Server{Addr: os.Getenv("DISCODNS_FIXED_ADDR"), Net: "udp", Handler: handler}
+	return srv.ListenAndServe()
 }
 
 // udpReady reports whether a DNS server at addr answers qname over UDP.
@@ -111,8 +107,9 @@ func BenchmarkCompareDNS(b *testing.B) {
 	d := startDiscodns(b, skydnsConfig(e.endpoint()))
 	d.waitInstances("svc-99.svc.internal.", compareInstances)
 	fixedAddr := fmt.Sprintf("127.0.0.1:%d", registries.FreePort(b))
-	registries.StartCommand(b, "reference", []string{"DISCODNS_FIXED_ADDR=" + fixedAddr}, 10*time.Second,
-		udpReady(fixedAddr, "svc-0.svc.internal."), os.Args[0], "-test.run=^TestFixedAnswerHelper$")
+	fixedHelper, fixedArgv := helperArgv("fixed-answer")
+	registries.StartCommand(b, "reference", []string{fixedHelper, "DISCODNS_FIXED_ADDR=" + fixedAddr}, 10*time.Second,
+		udpReady(fixedAddr, "svc-0.svc.internal."), fixedArgv...)
 
 	dir := b.TempDir()
 	queryFile := func(name, zone string) string {

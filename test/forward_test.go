@@ -102,7 +102,8 @@ endpoints = [%q]
 	})
 
 	t.Run("Go resolver", func(t *testing.T) {
-		out, err := inNamespace(t, resolvConf, []string{"DISCODNS_LOOKUP_SRV=web"}, os.Args[0], "-test.run=^TestLookupSRVHelper$", "-test.v")
+		helper, argv := helperArgv("lookup-srv")
+		out, err := inNamespace(t, resolvConf, []string{helper, "DISCODNS_LOOKUP_SRV=web"}, argv...)
 		if err != nil || !strings.Contains(out, "SRV 8080 10-0-0-1-8080.web.svc.internal.") || !strings.Contains(out, "SRV 8080 10-0-0-2-8080.web.svc.internal.") {
 			t.Errorf("Go LookupSRV: %v\n%s", err, out)
 		}
@@ -163,23 +164,21 @@ endpoints = [%q]
 	})
 }
 
-// TestLookupSRVHelper is run by TestSystemResolver inside its namespace:
-// Go's own resolver reading the namespace's /etc/resolv.conf.
-func TestLookupSRVHelper(t *testing.T) {
-	service := os.Getenv("DISCODNS_LOOKUP_SRV")
-	if service == "" {
-		return // only as a helper process
-	}
+// lookupSRV is run by TestSystemResolver inside its namespace: Go's own
+// resolver reading the namespace's /etc/resolv.conf looks up the SRV
+// records of DISCODNS_LOOKUP_SRV and prints them.
+func lookupSRV() error {
 	r := &net.Resolver{PreferGo: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, srvs, err := r.LookupSRV(ctx, service, "tcp", "svc.internal")
+	_, srvs, err := r.LookupSRV(ctx, os.Getenv("DISCODNS_LOOKUP_SRV"), "tcp", "svc.internal")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, s := range srvs {
 		fmt.Printf("SRV %d %s\n", s.Port, s.Target)
 	}
+	return nil
 }
 
 // TestForwardLoopRefused: an upstream that is discodns itself stops it at

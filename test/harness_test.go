@@ -36,6 +36,9 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	if runHelperProcess() {
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "discodns-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

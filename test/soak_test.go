@@ -35,19 +35,14 @@ var soakFor = flag.Duration("soak", 90*time.Second,
 // registries again after a fault heals.
 const convergeWithin = 60 * time.Second
 
-// TestEtcdProcessHelper is etcd as a child process of TestSoak, so that it
-// can be killed with SIGKILL and paused with SIGSTOP. It does nothing
-// unless DISCODNS_ETCD_DIR is set.
-func TestEtcdProcessHelper(t *testing.T) {
-	dir := os.Getenv("DISCODNS_ETCD_DIR")
-	if dir == "" {
-		return // only as a helper process
-	}
+// etcdProcess is etcd as a child process of TestSoak, so that it can be
+// killed with SIGKILL and paused with SIGSTOP; it serves until killed.
+func etcdProcess() error {
 	srv, err := etcdembed.Start(context.Background(), etcdembed.Options{
-		Dir: dir, ClientAddr: os.Getenv("DISCODNS_ETCD_CLIENT"), PeerAddr: os.Getenv("DISCODNS_ETCD_PEER"),
+		Dir: os.Getenv("DISCODNS_ETCD_DIR"), ClientAddr: os.Getenv("DISCODNS_ETCD_CLIENT"), PeerAddr: os.Getenv("DISCODNS_ETCD_PEER"),
 	})
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer srv.Close()
 	select {} // until killed
@@ -260,10 +255,11 @@ func TestSoak(t *testing.T) {
 		}
 		return err == nil
 	}
-	etcdProc := registries.StartCommand(t, "etcd", []string{
+	etcdHelper, etcdArgv := helperArgv("etcd")
+	etcdProc := registries.StartCommand(t, "etcd", []string{etcdHelper,
 		"DISCODNS_ETCD_DIR=" + etcdDir, "DISCODNS_ETCD_CLIENT=" + etcdClient,
 		"DISCODNS_ETCD_PEER=" + fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)),
-	}, 30*time.Second, etcdReady, os.Args[0], "-test.run=^TestEtcdProcessHelper$")
+	}, 30*time.Second, etcdReady, etcdArgv...)
 	etcdCli, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdClient}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
