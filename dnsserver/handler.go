@@ -188,11 +188,27 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // Answer builds the response to req as it would be sent over TCP or UDP
 // to client.
 func (h *Handler) Answer(req *dns.Msg, tcp bool, client netip.Addr) *dns.Msg {
-	return h.answerFrom(h.idx.Load(), req, tcp, client)
+	return h.answerFrom(h.idx.Load(), req, tcp, client, &rotation{off: h.next()})
 }
 
-// answerFrom is Answer from idx.
-func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Addr) *dns.Msg {
+// rotation is where the rotated records of an answer start (off, taken
+// modulo their count), and, once the answer is built, how many distinct
+// starts it has (period: the count of rotated records, 1 when none).
+type rotation struct {
+	off, period int
+}
+
+// start records that n records rotate and returns their first one's index.
+func (r *rotation) start(n int) int {
+	if n == 0 {
+		return 0
+	}
+	r.period = n
+	return r.off % n
+}
+
+// answerFrom is Answer from idx, its rotated records starting at rot.
+func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Addr, rot *rotation) *dns.Msg {
 	m := new(dns.Msg)
 	m.Id = req.Id
 	m.Response = true
@@ -233,7 +249,7 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 	switch {
 	case z != nil:
 		m.Authoritative = true
-		h.answerZone(m, idx, z, labels, q)
+		h.answerZone(m, idx, z, labels, q, rot)
 	case q.Qtype == dns.TypePTR && len(idx.reverse(name)) > 0:
 		m.Authoritative = true
 		m.Answer = rotated(nil, q.Name, idx.reverse(name), 0)
@@ -265,7 +281,7 @@ func (h *Handler) forward(set *settings, req, m *dns.Msg, client netip.Addr, tcp
 
 // answerZone fills m for a name inside zone z; labels are the name's labels
 // below the apex, lowercase.
-func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q dns.Question) {
+func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q dns.Question, rot *rotation) {
 	n := len(labels)
 	switch {
 	case n == 0:
@@ -303,7 +319,7 @@ func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q
 				}
 			}
 			if set != nil && q.Qtype == dns.TypeSRV {
-				h.answerSet(m, q, set)
+				h.answerSet(m, q, set, rot)
 			}
 			h.finish(m, z, q, set != nil)
 		default:
@@ -316,13 +332,13 @@ func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q
 	case cs == nil:
 		h.finish(m, z, q, n == 1 && last == "dns") // parent of ns.dns
 	case n == 1:
-		h.answerSet(m, q, cs.all)
+		h.answerSet(m, q, cs.all, rot)
 		h.finish(m, z, q, true)
 	case n == 2 && cs.insts[labels[0]] != nil:
 		h.answerInstance(m, q, cs.insts[labels[0]])
 		h.finish(m, z, q, true)
 	case n == 2 && cs.tags[labels[0]] != nil:
-		h.answerSet(m, q, cs.tags[labels[0]])
+		h.answerSet(m, q, cs.tags[labels[0]], rot)
 		h.finish(m, z, q, true)
 	case n <= 3 && cs.ports != nil && labels[n-2] == "_tcp":
 		// _<name>._tcp.<svc>, and _tcp.<svc> as its empty non-terminal.
@@ -333,7 +349,7 @@ func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q
 			}
 		}
 		if set != nil && q.Qtype == dns.TypeSRV {
-			h.answerSet(m, q, set)
+			h.answerSet(m, q, set, rot)
 		}
 		h.finish(m, z, q, n == 2 || set != nil)
 	default:
@@ -357,15 +373,16 @@ func (h *Handler) answerApex(m *dns.Msg, z *zone, q dns.Question) {
 }
 
 // answerSet adds the records of set for q's type (A, AAAA or SRV with its
-// targets' addresses), rotated so that trimmed answers spread load.
-func (h *Handler) answerSet(m *dns.Msg, q dns.Question, set *rrsets) {
+// targets' addresses), rotated as rot says so that first picks and trimmed
+// answers spread load.
+func (h *Handler) answerSet(m *dns.Msg, q dns.Question, set *rrsets, rot *rotation) {
 	switch q.Qtype {
 	case dns.TypeA:
-		m.Answer = rotated(m.Answer, q.Name, set.a, h.next())
+		m.Answer = rotated(m.Answer, q.Name, set.a, rot.start(len(set.a)))
 	case dns.TypeAAAA:
-		m.Answer = rotated(m.Answer, q.Name, set.aaaa, h.next())
+		m.Answer = rotated(m.Answer, q.Name, set.aaaa, rot.start(len(set.aaaa)))
 	case dns.TypeSRV:
-		off := h.next()
+		off := rot.start(len(set.srv))
 		m.Answer = rotated(m.Answer, q.Name, set.srv, off)
 		for i := range set.glue {
 			m.Extra = append(m.Extra, set.glue[(i+off)%len(set.glue)]...)

@@ -13,10 +13,6 @@ import (
 // question costs a map lookup, a copy and three patches (ID, flags, the
 // question's spelling) instead of building and packing a message.
 
-// wireVariants is how many rotations of an answer are kept; queries take
-// them in turn, which spreads load as rotating every answer does.
-const wireVariants = 4
-
 // maxWireBytes bounds the packed answers kept per index, and
 // maxWireAnswer the size of one: larger answers (big services over TCP)
 // take the full path every time.
@@ -35,20 +31,27 @@ type wireKey struct {
 	udpSize uint16 // the client's advertised size, echoed nowhere but kept exact
 }
 
-// wireEntry is the packed answer of one key, ID 0, RD and CD clear, the
-// question in lowercase.
+// wireEntry is the packed answers of one key: one variant per rotation of
+// the answer's records (as many as there are records, so that every
+// instance comes first in turn), each packed on first use.
 type wireEntry struct {
-	variants  [][]byte
-	next      atomic.Uint32
+	variants []atomic.Pointer[wireVariant] // empty: not cacheable
+	next     atomic.Uint32
+}
+
+// wireVariant is one packed answer (ID 0, RD and CD clear, the question in
+// lowercase), with what the metrics say of it.
+type wireVariant struct {
+	msg       []byte
 	rcode     int
 	truncated bool
 }
 
-// wireCache is an index's packed answers.
+// wireCache is an index's packed answers, at most maxWireBytes of them.
 type wireCache struct {
 	mu    sync.RWMutex
 	m     map[wireKey]*wireEntry
-	bytes int
+	bytes atomic.Int64
 }
 
 func (c *wireCache) get(k wireKey) *wireEntry {
@@ -57,27 +60,33 @@ func (c *wireCache) get(k wireKey) *wireEntry {
 	return c.m[k]
 }
 
+// put keeps e for k, unless k is there already or the cache is full.
 func (c *wireCache) put(k wireKey, e *wireEntry) {
-	size := len(k.name)
-	for _, v := range e.variants {
-		size += len(v)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[wireKey]*wireEntry{}
 	}
-	if _, dup := c.m[k]; !dup && c.bytes+size <= maxWireBytes {
+	if _, dup := c.m[k]; !dup && c.reserve(len(k.name)+8*len(e.variants)) {
 		c.m[k] = e
-		c.bytes += size
 	}
+}
+
+// reserve takes n bytes of the cache's budget, and reports whether they
+// were there.
+func (c *wireCache) reserve(n int) bool {
+	if c.bytes.Add(int64(n)) > maxWireBytes {
+		c.bytes.Add(-int64(n))
+		return false
+	}
+	return true
 }
 
 // wireAnswer returns the packed answer to req from the wire cache, filling
 // it on a miss, or nil when req needs the full path: anything but one
 // IN question with plain EDNS, or an answer that is not authoritative
 // (forwarded, refused).
-func (h *Handler) wireAnswer(req *dns.Msg, tcp bool) ([]byte, *wireEntry) {
+func (h *Handler) wireAnswer(req *dns.Msg, tcp bool) ([]byte, *wireVariant) {
 	if req.Opcode != dns.OpcodeQuery || len(req.Question) != 1 || req.Question[0].Qclass != dns.ClassINET {
 		return nil, nil
 	}
@@ -101,9 +110,18 @@ func (h *Handler) wireAnswer(req *dns.Msg, tcp bool) ([]byte, *wireEntry) {
 	if len(e.variants) == 0 {
 		return nil, nil // not cacheable: the full path answers
 	}
-	v := e.variants[int(e.next.Add(1))%len(e.variants)]
-	out := make([]byte, len(v))
-	copy(out, v)
+	i := int(e.next.Add(1)-1) % len(e.variants)
+	v := e.variants[i].Load()
+	if v == nil {
+		if v, _ = h.packWire(idx, key, tcp, i); v == nil {
+			return nil, nil
+		}
+		if idx.wire.reserve(len(v.msg)) && !e.variants[i].CompareAndSwap(nil, v) {
+			idx.wire.bytes.Add(-int64(len(v.msg))) // filled meanwhile: give the bytes back
+		}
+	}
+	out := make([]byte, len(v.msg))
+	copy(out, v.msg)
 	out[0], out[1] = byte(req.Id>>8), byte(req.Id)
 	if req.RecursionDesired {
 		out[2] |= 1 // RD
@@ -112,10 +130,10 @@ func (h *Handler) wireAnswer(req *dns.Msg, tcp bool) ([]byte, *wireEntry) {
 		out[3] |= 1 << 4 // CD
 	}
 	// The question as sent: same length as its lowercase form.
-	if off, err := dns.PackDomainName(q.Name, out, 12, nil, false); err != nil || off != 12+wireNameLen(v) {
+	if off, err := dns.PackDomainName(q.Name, out, 12, nil, false); err != nil || off != 12+wireNameLen(v.msg) {
 		return nil, nil
 	}
-	return out, e
+	return out, v
 }
 
 // wireNameLen is the length of the question name in a packed message.
@@ -127,30 +145,43 @@ func wireNameLen(msg []byte) int {
 	return off + 1 - 12
 }
 
-// fillWire builds and packs the answers of key from idx and keeps them;
-// an answer that is not authoritative or too large is kept as an entry
-// without variants, so the next query goes straight to the full path.
+// fillWire packs one variant of key's answer from idx and keeps an entry
+// with room for the others; an answer that is not authoritative or
+// too large is kept as an entry without variants, so the next query goes
+// straight to the full path.
 func (h *Handler) fillWire(idx *index, key wireKey, tcp bool) *wireEntry {
 	if z, _ := idx.findZone(key.name); z == nil && (key.qtype != dns.TypePTR || len(idx.reverse(key.name)) == 0) {
 		return &wireEntry{} // forwarded or refused: never cached, nothing kept
 	}
+	// The first query of each snapshot starts where the handler's rotation
+	// is, not always at the first record.
+	off := h.next()
+	e := &wireEntry{}
+	if v, rot := h.packWire(idx, key, tcp, off); v != nil {
+		e.variants = make([]atomic.Pointer[wireVariant], rot.period)
+		e.next.Store(uint32(off))
+		if idx.wire.reserve(len(v.msg)) {
+			e.variants[off%rot.period].Store(v)
+		}
+	}
+	idx.wire.put(key, e)
+	return e
+}
+
+// packWire builds and packs key's answer from idx with its records rotated
+// by off, or returns nil when it is not authoritative or too large.
+func (h *Handler) packWire(idx *index, key wireKey, tcp bool, off int) (*wireVariant, rotation) {
 	req := new(dns.Msg)
 	req.SetQuestion(key.name, key.qtype)
 	req.RecursionDesired = false
 	if key.edns {
 		req.SetEdns0(key.udpSize, key.do)
 	}
-	e := &wireEntry{}
-	for range wireVariants {
-		resp := h.answerFrom(idx, req, tcp, netip.Addr{})
-		b, err := resp.Pack()
-		if !resp.Authoritative || err != nil || len(b) > maxWireAnswer {
-			e = &wireEntry{}
-			break
-		}
-		e.variants = append(e.variants, b)
-		e.rcode, e.truncated = resp.Rcode, resp.Truncated
+	rot := rotation{off: off, period: 1}
+	resp := h.answerFrom(idx, req, tcp, netip.Addr{}, &rot)
+	b, err := resp.Pack()
+	if !resp.Authoritative || err != nil || len(b) > maxWireAnswer {
+		return nil, rot
 	}
-	idx.wire.put(key, e)
-	return e
+	return &wireVariant{msg: b, rcode: resp.Rcode, truncated: resp.Truncated}, rot
 }

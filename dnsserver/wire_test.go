@@ -113,3 +113,48 @@ func TestWireSkipsForwarding(t *testing.T) {
 		t.Errorf("forwarded names kept in the wire cache: %d", len(h.idx.Load().wire.m))
 	}
 }
+
+// TestWireRotatesEveryInstance: repeated questions answered from the wire
+// cache put every instance first in turn, as the full path does, for
+// services with more instances than one answer rotation, and for answers
+// trimmed to fit (big, 200 instances over plain UDP).
+func TestWireRotatesEveryInstance(t *testing.T) {
+	h, _ := fixture(t, Options{UDPSize: 1232})
+	for _, tc := range []struct {
+		name      string
+		qtype     uint16
+		instances int
+	}{
+		{"mid.svc.internal.", dns.TypeA, 10},
+		{"_mid._tcp.svc.internal.", dns.TypeSRV, 10},
+		{"_admin._tcp.mid.svc.internal.", dns.TypeSRV, 10},
+		{"big.svc.internal.", dns.TypeA, 200},
+	} {
+		first := map[string]int{}
+		for range 3 * tc.instances {
+			out, _ := h.wireAnswer(query(tc.name, tc.qtype), false)
+			if out == nil {
+				t.Fatalf("%s: not answered from the wire cache", tc.name)
+			}
+			m := new(dns.Msg)
+			if err := m.Unpack(out); err != nil || len(m.Answer) == 0 {
+				t.Fatalf("%s: %v %v", tc.name, err, m)
+			}
+			switch rr := m.Answer[0].(type) {
+			case *dns.A:
+				first[rr.A.String()]++
+			case *dns.SRV:
+				first[rr.Target]++
+			}
+		}
+		if len(first) != tc.instances {
+			t.Errorf("%s %s: %d distinct first records over %d queries, want %d: %v",
+				tc.name, dns.TypeToString[tc.qtype], len(first), 3*tc.instances, tc.instances, first)
+		}
+		for rr, n := range first {
+			if n != 3 {
+				t.Errorf("%s: %s first %d times in %d queries, want 3", tc.name, rr, n, 3*tc.instances)
+			}
+		}
+	}
+}

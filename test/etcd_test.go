@@ -69,8 +69,12 @@ func TestEtcdEndToEnd(t *testing.T) {
 	e.put("/services/dual/[2001:db8::5]:53", ``)
 	e.put("/services2/web/10.9.9.9:1", ``) // another prefix: never read
 	e.put("/grpc/greeter/10.0.0.7:50051", `{"Op":0,"Addr":"10.0.0.7:50051","Metadata":null}`)
+	for i := range 10 {
+		e.put(fmt.Sprintf("/services/wide/10.0.3.%d:80", i+1), ``)
+	}
 	d := startDiscodns(t, etcdConfig(e.endpoint()))
 	d.waitInstances("web.svc.internal.", 3)
+	d.waitInstances("wide.svc.internal.", 10)
 	d.waitInstances("greeter.svc.internal.", 1)
 
 	t.Run("dig SRV with priority, weight, port, targets and glue", func(t *testing.T) {
@@ -100,6 +104,35 @@ func TestEtcdEndToEnd(t *testing.T) {
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
 			t.Errorf("SRV %v, want %v", got, want)
+		}
+	})
+
+	t.Run("every instance comes first in turn", func(t *testing.T) {
+		// Repeated questions are answered from packed answers: each of the
+		// ten instances must still lead an A and an SRV answer in turn.
+		for _, q := range []struct {
+			name  string
+			qtype uint16
+		}{{"wide.svc.internal.", dns.TypeA}, {"_wide._tcp.svc.internal.", dns.TypeSRV}} {
+			first := map[string]int{}
+			for range 40 {
+				m := new(dns.Msg)
+				m.SetQuestion(q.name, q.qtype)
+				m.SetEdns0(1232, false)
+				resp, err := dns.Exchange(m, d.dns)
+				if err != nil || len(resp.Answer) != 10 {
+					t.Fatalf("%s: %v %v", q.name, err, resp)
+				}
+				switch rr := resp.Answer[0].(type) {
+				case *dns.A:
+					first[rr.A.String()]++
+				case *dns.SRV:
+					first[rr.Target]++
+				}
+			}
+			if len(first) != 10 {
+				t.Errorf("%s %s: %d distinct first records in 40 queries, want 10: %v", q.name, dns.TypeToString[q.qtype], len(first), first)
+			}
 		}
 	})
 
