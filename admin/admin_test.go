@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -80,21 +81,44 @@ func TestEndpoints(t *testing.T) {
 	}
 }
 
-// TestStatusPage: the page lists sources, services with their instances
-// and recent changes, and escapes what registrants wrote.
+// sourceState is the state the status page shows for a source: its row's
+// data-state, or "" when the page has no row for it.
+func sourceState(page, source string) string {
+	m := regexp.MustCompile(`<tr data-source="` + regexp.QuoteMeta(source) + `" data-state="([a-z]+)">`).FindStringSubmatch(page)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// TestStatusPage: the page lists sources with their state, services with
+// their instances and recent changes, and escapes what registrants wrote.
 func TestStatusPage(t *testing.T) {
 	table := cache.NewTable(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	table.AddSource("etcd", "svc.internal.")
+	table.AddSource("zk", "svc.internal.")
+	h := Handler(table, prometheus.NewRegistry(), nil)
+	_, body := get(t, h, "/")
+	if got := sourceState(body, "etcd"); got != "syncing" {
+		t.Errorf("etcd before its first list: state %q, want syncing", got)
+	}
 	table.Replace("etcd", []cache.Instance{
 		{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80, Tags: []string{"blue"}, Meta: map[string]string{"note": "<script>alert(1)</script>"}},
 		{Service: "db", ID: "x", Address: "10.0.1.1", Port: 5432},
 	})
+	table.Replace("zk", nil)
+	table.SetState("zk", cache.StateStale, errors.New("zk session expired"))
 	table.Delete("etcd", "db", "x")
-	code, body := get(t, Handler(table, prometheus.NewRegistry(), nil), "/")
+	code, body := get(t, h, "/")
 	if code != 200 {
 		t.Fatalf("/ = %d", code)
 	}
-	for _, want := range []string{"<title>discodns</title>", "web.svc.internal.", "10.0.0.1:80", "blue", "connected",
+	for source, want := range map[string]string{"etcd": "connected", "zk": "stale"} {
+		if got := sourceState(body, source); got != want {
+			t.Errorf("source %s: state %q, want %q", source, got, want)
+		}
+	}
+	for _, want := range []string{"<title>discodns</title>", "web.svc.internal.", "10.0.0.1:80", "blue", "zk session expired",
 		`id="filter"`, "gone (was 1)", "&lt;script&gt;"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %q", want)

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,16 @@ func chromium(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// sourceState is the state the status page shows for a source: its row's
+// data-state, or "" when the page has no row for it.
+func sourceState(page, source string) string {
+	m := regexp.MustCompile(`<tr data-source="` + regexp.QuoteMeta(source) + `" data-state="([a-z]+)">`).FindStringSubmatch(page)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
 // TestStatusPageInBrowser loads the status page of a running discodns in
 // headless Chromium: it lists the services, and the filter box (set from
 // the URL, as typing it would) hides the others. It leaves a screenshot in
@@ -39,10 +50,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	d.waitInstances("cache.svc.internal.", 1)
 
 	dom := chromium(t, "--virtual-time-budget=3000", "--dump-dom", d.http+"/")
-	for _, want := range []string{"web.svc.internal.", "db.svc.internal.", "10.0.0.1:8080", "version=1.2", "connected", "3 of 3 services shown"} {
+	for _, want := range []string{"web.svc.internal.", "db.svc.internal.", "10.0.0.1:8080", "version=1.2", "3 of 3 services shown"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page in the browser lacks %q", want)
 		}
+	}
+	if got := sourceState(dom, "etcd"); got != "connected" {
+		t.Errorf("source etcd shown as %q, want connected", got)
 	}
 
 	dom = chromium(t, "--virtual-time-budget=3000", "--dump-dom", d.http+"/#filter=db")
@@ -58,6 +72,23 @@ func TestStatusPageInBrowser(t *testing.T) {
 		if hidden != (fqdn != "db.svc.internal.") {
 			t.Errorf("filter db: %s hidden=%v", fqdn, hidden)
 		}
+	}
+
+	// etcd goes away: the page says the source is stale, and still lists
+	// what it held.
+	e.stop()
+	eventually(t, 30*time.Second, "etcd source stale", func() error {
+		if v := d.gauge(`discodns_source_state{source="etcd",state="stale"}`); v != 1 {
+			return fmt.Errorf("stale gauge %v", v)
+		}
+		return nil
+	})
+	dom = chromium(t, "--virtual-time-budget=3000", "--dump-dom", d.http+"/")
+	if got := sourceState(dom, "etcd"); got != "stale" {
+		t.Errorf("source etcd shown as %q after etcd stopped, want stale", got)
+	}
+	if !strings.Contains(dom, "10.0.0.1:8080") {
+		t.Error("a stale source's instances left the page")
 	}
 
 	shot := filepath.Join(os.TempDir(), "discodns-status.png")
