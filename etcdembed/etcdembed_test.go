@@ -2,6 +2,8 @@ package etcdembed
 
 import (
 	"context"
+	"errors"
+	"net"
 	"log/slog"
 	"testing"
 	"time"
@@ -47,14 +49,36 @@ func TestStartRejectsNonLoopback(t *testing.T) {
 	}
 }
 
+// TestStartCanceled: a context canceled before the server is ready makes
+// Start fail with the context's error and leaves no server running: its
+// ports are free again.
 func TestStartCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	// A canceled context either wins the race with readiness or not; it
-	// must never leave a server running.
-	srv, err := Start(ctx, Options{Dir: t.TempDir()})
+	var opts Options
+	for _, addr := range []*string{&opts.ClientAddr, &opts.PeerAddr} {
+		var err error
+		if *addr, err = loopbackAddr(""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.Dir = t.TempDir()
+	// Election takes a few ticks, so the canceled context wins.
+	srv, err := Start(ctx, opts)
 	if err == nil {
 		srv.Close()
+		t.Fatal("Start with a canceled context returned a server")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v, want context.Canceled", err)
+	}
+	for _, addr := range []string{opts.ClientAddr, opts.PeerAddr} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s still taken after a canceled Start: %v", addr, err)
+			continue
+		}
+		l.Close()
 	}
 }
 
