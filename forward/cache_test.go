@@ -176,13 +176,14 @@ func TestServeStale(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // the silent upstreams' timeouts overlap
 			a := startUpstream(t, answer(60, 120))
 			b := startUpstream(t, answer(60, 120))
 			f, _, clock := newTestForwarder(t, Config{
 				Upstreams: []string{a.addr, b.addr},
 				CacheSize: 10,
 				MaxStale:  time.Hour,
-				Timeout:   100 * time.Millisecond,
+				Timeout:   silentUpstreamTimeout,
 			})
 			mustForward(t, f, query("example.com.", dns.TypeA, true))
 			tt.kill(a)

@@ -182,6 +182,15 @@ var (
 	testAllow   = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 )
 
+// patience is the upstream timeout in tests whose upstreams answer, and
+// the bound of every wait: long enough for a loaded machine.
+const patience = 10 * time.Second
+
+// silentUpstreamTimeout is the upstream timeout in tests that wait for a
+// silent upstream: short, to keep them quick, but far above the time a
+// loopback upstream takes to answer.
+const silentUpstreamTimeout = 2 * time.Second
+
 // newTestForwarder returns a Forwarder for cfg, with defaults for tests,
 // its registry and its clock.
 func newTestForwarder(t testing.TB, cfg Config) (*Forwarder, *prometheus.Registry, *testClock) {
@@ -190,7 +199,7 @@ func newTestForwarder(t testing.TB, cfg Config) (*Forwarder, *prometheus.Registr
 		cfg.Allow = testAllow
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 300 * time.Millisecond
+		cfg.Timeout = patience
 	}
 	reg := prometheus.NewRegistry()
 	f, err := New(cfg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
