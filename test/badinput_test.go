@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // TestRegistryBadInput puts every kind of bad registry entry beside good
@@ -55,7 +57,18 @@ func TestRegistryBadInput(t *testing.T) {
 	}
 	// Touching a sibling does not log the bad entries again.
 	e.put("/services/web/10.0.0.1:80", `{"weight":6}`)
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, 30*time.Second, "the sibling's new weight answered", func() error {
+		m, err := d.exchange("_web._tcp.svc.internal.", dns.TypeSRV, "tcp")
+		if err != nil {
+			return err
+		}
+		for _, rr := range m.Answer {
+			if srv, ok := rr.(*dns.SRV); ok && strings.HasPrefix(srv.Target, "10-0-0-1-80.") && srv.Weight == 6 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no weight 6 for 10.0.0.1:80 in %v", m.Answer)
+	})
 	logs := d.logs()
 	for k := range bad {
 		if n := strings.Count(logs, k); n != 1 {
