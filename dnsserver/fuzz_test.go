@@ -35,7 +35,7 @@ func FuzzAnswer(f *testing.F) {
 	}
 	f.Add([]byte{0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0}, false)                         // two questions promised, none given
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1}, false) // a compression pointer to itself
-	f.Add([]byte{0x12}, false)                                                        // shorter than a header
+	f.Add([]byte{0x12}, false)                                                       // shorter than a header
 
 	h, _ := fixture(f, Options{})
 	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0"}}, h, nil, quiet)
