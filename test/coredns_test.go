@@ -103,7 +103,7 @@ func TestSkyDNSMatchesCoreDNS(t *testing.T) {
 		m := new(dns.Msg)
 		m.SetQuestion(name, qtype)
 		m.SetEdns0(4096, false)
-		c := &dns.Client{Timeout: 2 * time.Second}
+		c := &dns.Client{Timeout: 5 * time.Second}
 		resp, _, err := c.Exchange(m, server)
 		if err != nil {
 			t.Fatalf("%s %s at %s: %v", dns.TypeToString[qtype], name, server, err)

@@ -273,7 +273,7 @@ func TestEtcdEndToEnd(t *testing.T) {
 	})
 
 	t.Run("two pipelined queries on one TCP connection", func(t *testing.T) {
-		conn, err := dns.DialTimeout("tcp", d.dns, 2*time.Second)
+		conn, err := dns.DialTimeout("tcp", d.dns, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -313,7 +313,7 @@ func (d *discodns) metric(prefix string) (string, error) {
 func (d *discodns) exchange(name string, qtype uint16, network string) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
-	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+	c := &dns.Client{Net: network, Timeout: 5 * time.Second}
 	resp, _, err := c.Exchange(m, d.dns)
 	return resp, err
 }
