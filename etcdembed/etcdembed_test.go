@@ -3,8 +3,8 @@ package etcdembed
 import (
 	"context"
 	"errors"
-	"net"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
