@@ -30,7 +30,7 @@ type ZooKeeper struct {
 const ZooKeeperClassPath = "/usr/share/java/*:/etc/zookeeper/conf"
 
 // StartZooKeeper starts a server on a free loopback port and stops it when
-// the test ends. tickTime is 500 ms, so sessions may last 1 s to 10 s.
+// the test ends. tickTime is 500 ms; sessions may last 1 s to 30 s.
 func StartZooKeeper(t testing.TB) *ZooKeeper {
 	t.Helper()
 	if _, err := os.Stat("/usr/share/java/zookeeper.jar"); err != nil {
@@ -42,7 +42,7 @@ func StartZooKeeper(t testing.TB) *ZooKeeper {
 	z := &ZooKeeper{Process: Process{name: "zookeeper"}, t: t, port: FreePort(t), dir: t.TempDir()}
 	cfg := fmt.Sprintf(`tickTime=500
 minSessionTimeout=1000
-maxSessionTimeout=10000
+maxSessionTimeout=30000
 dataDir=%s
 clientPort=%d
 clientPortAddress=127.0.0.1
