@@ -63,6 +63,9 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 				Handler:       h,
 				IdleTimeout:   idle,
 				ReadTimeout:   cfg.TCPIdleTimeout,
+				// miekg/dns closes a connection after 128 queries by
+				// default, dropping those a client already pipelined.
+				MaxTCPQueries: -1,
 				WriteTimeout:  5 * time.Second,
 				MsgAcceptFunc: metrics.acceptFunc,
 			})

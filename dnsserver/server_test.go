@@ -119,6 +119,37 @@ func TestTCPPipelined(t *testing.T) {
 	}
 }
 
+// TestTCPManyQueries: one connection carries any number of queries (RFC
+// 7766), pipelined: none is dropped after some count.
+func TestTCPManyQueries(t *testing.T) {
+	addr, _ := serve(t)
+	conn, err := dns.DialTimeout("tcp", addr, patience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(patience))
+	const n = 500
+	go func() {
+		for i := range n {
+			q := query("web.svc.internal.", dns.TypeA)
+			q.Id = uint16(i)
+			if conn.WriteMsg(q) != nil {
+				return
+			}
+		}
+	}()
+	for i := range n {
+		resp, err := conn.ReadMsg()
+		if err != nil {
+			t.Fatalf("reply %d of %d: %v", i+1, n, err)
+		}
+		if len(resp.Answer) != 3 {
+			t.Fatalf("reply %d: %v", i+1, resp)
+		}
+	}
+}
+
 func TestMalformedPackets(t *testing.T) {
 	addr, metrics := serve(t)
 	conn, err := net.Dial("udp", addr)
