@@ -20,9 +20,14 @@ func benchTable(b *testing.B, services, perService int) *Table {
 }
 
 // BenchmarkPutOneInstance changes one instance of one service in tables of
-// growing size: the cost should follow the service, not the table.
+// 100 and 10,000 services of 10 instances: the table's part of a change
+// (copy the changed shard, publish a snapshot), which should follow the
+// service, not the table. dnsserver's BenchmarkChangeOneInstance measures
+// the whole path, up to answers that show the change.
+//
+//	go test ./cache -run '^$' -bench PutOneInstance
 func BenchmarkPutOneInstance(b *testing.B) {
-	for _, services := range []int{100, 1000, 10000} {
+	for _, services := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
 			tb := benchTable(b, services, 10)
 			b.ReportAllocs()

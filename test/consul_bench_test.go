@@ -23,7 +23,7 @@ import (
 // client holding one connection per service would see: ratio_to_blocking
 // is discodns's median over the reference's.
 //
-//	go test ./test -run '^$' -bench ConsulHealthChange -benchtime 50x
+//	go test ./test -run '^$' -bench ConsulHealthChange -benchtime 100x
 func BenchmarkConsulHealthChange(b *testing.B) {
 	_, client, answers := consulBench(b)
 	var viaDNS, viaBlocking []time.Duration
@@ -102,7 +102,7 @@ func consulBench(b *testing.B) (*discodns, *api.Client, func(s int) int) {
 // costs a fetch of every service in the background (see watcher.Consul);
 // the figure is bounded by that sweep.
 //
-//	go test ./test -run '^$' -bench ConsulRegistration -benchtime 20x
+//	go test ./test -run '^$' -bench ConsulRegistration -benchtime 100x
 func BenchmarkConsulRegistration(b *testing.B) {
 	_, client, answers := consulBench(b)
 	var took []time.Duration

@@ -13,7 +13,8 @@ import (
 // skydns layout) to the first DNS answer that shows it: discodns, and
 // CoreDNS's etcd plugin with `cache 5` on the same etcd, in the same run.
 //
-//	go test ./test -run '^$' -bench Freshness -benchtime 30x
+//	go test ./test -run '^$' -bench Freshness/discodns -benchtime 100x
+//	go test ./test -run '^$' -bench Freshness/coredns -benchtime 20x
 func BenchmarkFreshness(b *testing.B) {
 	e := startEtcd(b)
 	for s := range 10 {

@@ -105,7 +105,7 @@ prefix = "/services"
 // watched and served). The reference, measured in the same run, is a bare
 // client reading the same tree with the same concurrency.
 //
-//	go test ./test -run '^$' -bench ZooKeeperInitialList -benchtime 5x
+//	go test ./test -run '^$' -bench ZooKeeperInitialList -benchtime 10x
 func BenchmarkZooKeeperInitialList(b *testing.B) {
 	server, cli := zkBenchTree(b)
 	var took, ref []time.Duration
