@@ -59,10 +59,10 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 		s.servers = append(s.servers,
 			&dns.Server{PacketConn: pc, Handler: h, MsgAcceptFunc: metrics.acceptFunc},
 			&dns.Server{
-				Listener:      netutil.LimitListener(l, cfg.MaxTCPConnections),
-				Handler:       h,
-				IdleTimeout:   idle,
-				ReadTimeout:   cfg.TCPIdleTimeout,
+				Listener:    netutil.LimitListener(l, cfg.MaxTCPConnections),
+				Handler:     h,
+				IdleTimeout: idle,
+				ReadTimeout: cfg.TCPIdleTimeout,
 				// miekg/dns closes a connection after 128 queries by
 				// default, dropping those a client already pipelined.
 				MaxTCPQueries: -1,
