@@ -11,6 +11,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -123,6 +124,15 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is "text" or "json".
 	Format string `toml:"format"`
+}
+
+// NewLogger returns a logger writing to w at this level and format.
+func (l Log) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // SlogLevel returns Level as a slog.Level (info when Level is not one of

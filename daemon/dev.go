@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -19,10 +19,10 @@ import (
 // printed etcdctl line works as is.
 const devEtcdAddr = "127.0.0.1:2379"
 
-// startDev starts an embedded etcd, points cfg at it, registers a demo
+// StartDev starts an embedded etcd, points cfg at it, registers a demo
 // instance and prints what a newcomer can paste. The returned func stops
 // etcd and removes its data.
-func startDev(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logger) (func(), error) {
+func StartDev(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logger) (func(), error) {
 	dir, err := os.MkdirTemp("", "discodns-dev-etcd")
 	if err != nil {
 		return nil, err
