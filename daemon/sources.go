@@ -13,12 +13,12 @@ import (
 
 // sourceSet runs the configured sources and changes them on a reload.
 type sourceSet struct {
-	ctx      context.Context
-	table    *cache.Table
+	ctx       context.Context
+	table     *cache.Table
 	newSource func(config.Source) (watcher.Source, error)
-	log      *slog.Logger
-	wg       sync.WaitGroup
-	running  map[string]*runningSource
+	log       *slog.Logger
+	wg        sync.WaitGroup
+	running   map[string]*runningSource
 }
 
 // runningSource is a source's watcher while it runs.
@@ -87,4 +87,3 @@ func (s *sourceSet) apply(want []config.Source) error {
 
 // wait waits for every source to stop (after the set's context ended).
 func (s *sourceSet) wait() { s.wg.Wait() }
-
