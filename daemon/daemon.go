@@ -73,8 +73,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	handler := dnsserver.NewHandler(opts, dnsMetrics, log)
 
-	// One shutdown sequence for every way out, in drain order.
-	runCtx, cancel := context.WithCancel(ctx)
+	// One shutdown sequence for every way out, in drain order. The sources
+	// run on their own context, so that they stop after DNS has drained.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	var dnsSrv *dnsserver.Server
 	var httpSrv *http.Server
