@@ -122,7 +122,7 @@ func (h *Handler) SetOptions(opt Options) {
 }
 
 // Follow keeps the handler on the latest snapshot of table until ctx ends.
-func (h *Handler) Follow(ctx context.Context, table *cache.Table) {
+func (h *Handler) Follow(ctx context.Context, table cache.Snapshots) {
 	for {
 		snap := table.Snapshot()
 		h.Update(snap)
