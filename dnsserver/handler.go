@@ -26,19 +26,22 @@ type Forwarder interface {
 	Forward(ctx context.Context, req *dns.Msg, client netip.Addr) (*dns.Msg, error)
 }
 
-// Options configure the answers.
+// Options configure the answers. They are taken as given: config owns
+// every default and check.
 type Options struct {
 	// Zone is the default zone, answered even when no source uses it.
 	Zone string
 	// TTL of positive answers and NegativeTTL (SOA minimum) of negative ones.
 	TTL, NegativeTTL time.Duration
-	// UDPSize caps the size of UDP answers to EDNS clients.
+	// UDPSize caps the size of UDP answers to EDNS clients; below 512
+	// (zero) it is 512, the size every DNS client takes.
 	UDPSize int
 	// NSAddrs are the addresses published for the zones' name server.
 	NSAddrs []netip.Addr
 	// Forwarder resolves names outside the zones; nil refuses them.
 	Forwarder Forwarder
-	// ForwardTimeout bounds one forwarded query.
+	// ForwardTimeout bounds one forwarded query; zero leaves it to the
+	// forwarder's own timeouts.
 	ForwardTimeout time.Duration
 	// ClientRateLimit, when > 0, bounds the queries per second of each
 	// client address (IPv6 by /64). Over it, UDP queries are dropped,
@@ -73,12 +76,7 @@ type settings struct {
 }
 
 func newSettings(opt Options) *settings {
-	if opt.UDPSize < dns.MinMsgSize {
-		opt.UDPSize = 1232
-	}
-	if opt.ForwardTimeout <= 0 {
-		opt.ForwardTimeout = 2 * time.Second
-	}
+	opt.UDPSize = max(opt.UDPSize, dns.MinMsgSize)
 	opt.Zone = dns.CanonicalName(opt.Zone)
 	s := &settings{Options: opt, ttl: uint32(opt.TTL / time.Second), negTTL: uint32(opt.NegativeTTL / time.Second)}
 	if opt.ClientRateLimit > 0 {
@@ -264,8 +262,12 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 }
 
 func (h *Handler) forward(set *settings, req, m *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
-	ctx, cancel := context.WithTimeout(context.Background(), set.ForwardTimeout)
-	defer cancel()
+	ctx := context.Background()
+	if set.ForwardTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, set.ForwardTimeout)
+		defer cancel()
+	}
 	resp, err := set.Forwarder.Forward(ctx, req, client)
 	if err != nil || resp == nil {
 		h.log.Debug("forward failed", "err", err)
