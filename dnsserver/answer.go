@@ -221,4 +221,3 @@ func rotated[T any, P interface {
 	}
 	return dst
 }
-
