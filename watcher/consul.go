@@ -181,16 +181,16 @@ func (c *Consul) Name() string { return c.cfg.Name }
 
 // Run implements Source.
 func (c *Consul) Run(ctx context.Context, sink cache.Sink) error {
-	c.metrics.initSource(c.cfg.Name, reasonInitial, reasonReconnect, reasonPeriodic)
-	bo := newBackoff(minBackoff, maxBackoff)
-	reason := reasonInitial
+	c.metrics.InitSource(c.cfg.Name, ReasonInitial, ReasonReconnect, ReasonPeriodic)
+	bo := NewBackoff(MinBackoff, MaxBackoff)
+	reason := ReasonInitial
 	listed := ^uint64(0) // sessions that had listed at the last warning
 	for {
 		err := c.session(ctx, sink, reason, bo)
 		if ctx.Err() != nil {
 			return nil
 		}
-		c.metrics.registryError(c.cfg.Name)
+		c.metrics.RegistryError(c.cfg.Name)
 		// Log once per outage: a session that listed ends the outage.
 		if n := c.sessions.Load(); n != listed {
 			listed = n
@@ -199,15 +199,15 @@ func (c *Consul) Run(ctx context.Context, sink cache.Sink) error {
 			c.log.Debug("consul still unavailable", "err", err)
 		}
 		sink.SetState(c.cfg.Name, cache.StateStale, err)
-		reason = reasonReconnect
-		if !bo.wait(ctx) {
+		reason = ReasonReconnect
+		if !bo.Wait(ctx) {
 			return nil
 		}
 	}
 }
 
 // session lists everything, then follows changes until an error.
-func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo *backoff) error {
+func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo *Backoff) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := &consulSession{
@@ -236,9 +236,9 @@ func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo
 	if err := s.list(listCtx, s.wanted); err != nil {
 		return err
 	}
-	c.metrics.relist(c.cfg.Name, reason)
+	c.metrics.Relist(c.cfg.Name, reason)
 	c.sessions.Add(1)
-	bo.reset()
+	bo.Reset()
 	c.log.Info("consul listed", "services", len(s.instances), "reason", reason)
 
 	errc := make(chan error, 2)
@@ -259,7 +259,7 @@ func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo
 		case err := <-errc:
 			return err
 		case <-resync.C:
-			c.metrics.relist(c.cfg.Name, reasonPeriodic)
+			c.metrics.Relist(c.cfg.Name, ReasonPeriodic)
 			s.queue.add(false, s.known()...)
 			s.queue.add(false, s.catalog()...)
 		case <-ctx.Done():
@@ -388,7 +388,7 @@ type consulSession struct {
 // list fetches every service with the worker count as concurrency and
 // replaces the source's instances with the result.
 func (s *consulSession) list(ctx context.Context, services []string) error {
-	err := forEach(ctx, services, s.c.cfg.MaxConnections-2, func(ctx context.Context, name string) error {
+	err := ForEach(ctx, services, s.c.cfg.MaxConnections-2, func(ctx context.Context, name string) error {
 		entries, err := s.c.healthService(ctx, name)
 		if err == nil {
 			s.apply(name, entries, false)
@@ -438,7 +438,7 @@ func (s *consulSession) apply(service string, entries []*api.ServiceEntry, write
 		in, ok, err := s.c.decode(e)
 		key := service + "/" + e.Node.Node + "/" + e.Service.ID
 		if err != nil {
-			s.c.metrics.decodeError(s.c.cfg.Name)
+			s.c.metrics.DecodeError(s.c.cfg.Name)
 			s.mu.Lock()
 			_, logged := s.reported[key]
 			s.reported[key] = struct{}{}
@@ -487,13 +487,13 @@ func (s *consulSession) apply(service string, entries []*api.ServiceEntry, write
 	for id := range prev {
 		if _, ok := next[id]; !ok {
 			changed = true
-			s.c.metrics.event(s.c.cfg.Name, opDelete)
+			s.c.metrics.Event(s.c.cfg.Name, OpDelete)
 		}
 	}
 	for id, in := range next {
 		if old, ok := prev[id]; !ok || !old.Equal(&in) {
 			changed = true
-			s.c.metrics.event(s.c.cfg.Name, opPut)
+			s.c.metrics.Event(s.c.cfg.Name, OpPut)
 		}
 	}
 	if changed {
@@ -534,7 +534,7 @@ func (c *Consul) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 	if svc.Port < 0 || svc.Port > 65535 {
 		return in, false, fmt.Errorf("port %d out of range", svc.Port)
 	}
-	weight := defaultWeight
+	weight := DefaultWeight
 	if svc.Weights.Passing > 0 || svc.Weights.Warning > 0 {
 		weight = svc.Weights.Passing
 		if status == api.HealthWarning {
@@ -549,7 +549,7 @@ func (c *Consul) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 		ID:       e.Node.Node + "/" + svc.ID,
 		Address:  address,
 		Port:     uint16(svc.Port),
-		Priority: defaultPriority,
+		Priority: DefaultPriority,
 		Weight:   uint16(weight),
 		Tags:     slices.Clone(svc.Tags),
 		Meta:     maps.Clone(svc.Meta),
@@ -633,7 +633,7 @@ func (c *Consul) scanInstances(ctx context.Context) (map[instanceKey]instanceSta
 	for i, n := range nodes {
 		names[i] = n.Node
 	}
-	err = forEach(ctx, names, c.cfg.MaxConnections-2, func(ctx context.Context, node string) error {
+	err = ForEach(ctx, names, c.cfg.MaxConnections-2, func(ctx context.Context, node string) error {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return err
 		}
@@ -835,35 +835,6 @@ func (q *workQueue) done(name string) {
 	delete(q.inflight, name)
 	q.mu.Unlock()
 	q.signal()
-}
-
-// forEach calls fn for every item with at most workers calls at once, and
-// returns the first error, which cancels the calls not yet made.
-func forEach(ctx context.Context, items []string, workers int, fn func(context.Context, string) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	feed := make(chan string)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for item := range feed {
-				if err := fn(ctx, item); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-loop:
-	for _, item := range items {
-		select {
-		case feed <- item:
-		case <-ctx.Done():
-			break loop
-		}
-	}
-	close(feed)
-	wg.Wait()
-	return context.Cause(ctx)
 }
 
 // errNoLeader is returned for a stale read from a server that knows no

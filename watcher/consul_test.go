@@ -209,8 +209,8 @@ func TestConsulSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitEndpoints("cache")
-	if h.events(opPut) == 0 || h.events(opDelete) == 0 {
-		t.Errorf("events put %v delete %v, want both counted", h.events(opPut), h.events(opDelete))
+	if h.events(OpPut) == 0 || h.events(OpDelete) == 0 {
+		t.Errorf("events put %v delete %v, want both counted", h.events(OpPut), h.events(OpDelete))
 	}
 }
 
@@ -263,8 +263,8 @@ func TestConsulRestart(t *testing.T) {
 	h.waitEndpoints("web", "dev/web-2=10.0.0.2:80")
 	h.waitEndpoints("cache", "dev/cache-1=10.0.2.1:6379")
 	h.waitEndpoints("db")
-	if h.relists(reasonReconnect) == 0 || h.registryErrors() == 0 {
-		t.Errorf("reconnect relists %v, errors %v: want both counted", h.relists(reasonReconnect), h.registryErrors())
+	if h.relists(ReasonReconnect) == 0 || h.registryErrors() == 0 {
+		t.Errorf("reconnect relists %v, errors %v: want both counted", h.relists(ReasonReconnect), h.registryErrors())
 	}
 }
 

@@ -22,8 +22,8 @@ var ErrRemoved = errors.New("entry marks the instance as removed")
 
 // Defaults for attributes a registrant did not set, as Consul's DNS uses.
 const (
-	defaultPriority = 1
-	defaultWeight   = 1
+	DefaultPriority = 1
+	DefaultWeight   = 1
 )
 
 // DecodeDiscox decodes the layout of the discox library: the last element
@@ -34,7 +34,7 @@ const (
 // same name. A JSON null counts as absent.
 func DecodeDiscox(service, id string, value []byte) (cache.Instance, error) {
 	addr := id[strings.LastIndexByte(id, '/')+1:]
-	host, port, err := parseHostPort(addr)
+	host, port, err := ParseHostPort(addr)
 	if err != nil {
 		return cache.Instance{}, err
 	}
@@ -43,8 +43,8 @@ func DecodeDiscox(service, id string, value []byte) (cache.Instance, error) {
 		ID:       id,
 		Address:  host,
 		Port:     port,
-		Priority: defaultPriority,
-		Weight:   defaultWeight,
+		Priority: DefaultPriority,
+		Weight:   DefaultWeight,
 	}
 	value = bytes.TrimSpace(value)
 	if len(value) == 0 {
@@ -56,7 +56,7 @@ func DecodeDiscox(service, id string, value []byte) (cache.Instance, error) {
 	}
 	var meta map[string]string
 	for name, raw := range fields {
-		if isNull(raw) {
+		if IsNull(raw) {
 			continue
 		}
 		switch name {
@@ -76,7 +76,7 @@ func DecodeDiscox(service, id string, value []byte) (cache.Instance, error) {
 			if in.Meta == nil {
 				in.Meta = map[string]string{}
 			}
-			in.Meta[name] = jsonString(raw)
+			in.Meta[name] = JSONString(raw)
 		}
 		if err != nil {
 			return cache.Instance{}, err
@@ -107,7 +107,7 @@ type grpcUpdate struct {
 // any other non-null Metadata becomes the metadata key "metadata".
 func DecodeGRPC(service, id string, value []byte) (cache.Instance, error) {
 	var up grpcUpdate
-	if err := decodeObject(value, &up, "grpc endpoint"); err != nil {
+	if err := DecodeObject(value, &up, "grpc endpoint"); err != nil {
 		return cache.Instance{}, err
 	}
 	if up.Op != nil {
@@ -122,7 +122,7 @@ func DecodeGRPC(service, id string, value []byte) (cache.Instance, error) {
 	if up.Addr == "" {
 		return cache.Instance{}, errors.New("grpc endpoint: no Addr")
 	}
-	host, port, err := parseHostPort(up.Addr)
+	host, port, err := ParseHostPort(up.Addr)
 	if err != nil {
 		return cache.Instance{}, fmt.Errorf("grpc endpoint: %w", err)
 	}
@@ -131,12 +131,12 @@ func DecodeGRPC(service, id string, value []byte) (cache.Instance, error) {
 		ID:       id,
 		Address:  host,
 		Port:     port,
-		Priority: defaultPriority,
-		Weight:   defaultWeight,
+		Priority: DefaultPriority,
+		Weight:   DefaultWeight,
 	}
 	md := bytes.TrimSpace(up.Metadata)
 	switch {
-	case len(md) == 0 || isNull(md):
+	case len(md) == 0 || IsNull(md):
 	case md[0] == '{':
 		var fields map[string]json.RawMessage
 		if err := json.Unmarshal(md, &fields); err != nil {
@@ -145,18 +145,18 @@ func DecodeGRPC(service, id string, value []byte) (cache.Instance, error) {
 		if len(fields) > 0 {
 			in.Meta = make(map[string]string, len(fields))
 			for k, v := range fields {
-				in.Meta[k] = jsonString(v)
+				in.Meta[k] = JSONString(v)
 			}
 		}
 	default:
-		in.Meta = map[string]string{"metadata": jsonString(md)}
+		in.Meta = map[string]string{"metadata": JSONString(md)}
 	}
 	return in, nil
 }
 
-// decodeObject decodes value, which must be a JSON object, into v; what
+// DecodeObject decodes value, which must be a JSON object, into v; what
 // names the layout's record in errors.
-func decodeObject(value []byte, v any, what string) error {
+func DecodeObject(value []byte, v any, what string) error {
 	value = bytes.TrimSpace(value)
 	if len(value) == 0 || value[0] != '{' {
 		return fmt.Errorf("value is not a JSON object: %q", abbrev(value))
@@ -189,9 +189,9 @@ func uint16Field(name string, raw json.RawMessage) (uint16, error) {
 	return n, nil
 }
 
-// jsonString returns a JSON string's text, or any other JSON value as
+// JSONString returns a JSON string's text, or any other JSON value as
 // compact JSON.
-func jsonString(raw json.RawMessage) string {
+func JSONString(raw json.RawMessage) string {
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
 		return s
@@ -203,7 +203,8 @@ func jsonString(raw json.RawMessage) string {
 	return b.String()
 }
 
-func isNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
+// IsNull reports whether raw is the JSON null.
+func IsNull(raw []byte) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 // abbrev shortens a value quoted in an error message.
 func abbrev(b []byte) string {
@@ -218,8 +219,8 @@ func abbrev(b []byte) string {
 // attributes fit in far less, and a larger value is a mistake or an attack.
 const MaxValueSize = 64 << 10
 
-// limitSize makes decode refuse values larger than MaxValueSize.
-func limitSize(decode Decoder) Decoder {
+// LimitSize makes decode refuse values larger than MaxValueSize.
+func LimitSize(decode Decoder) Decoder {
 	return func(service, id string, value []byte) (cache.Instance, error) {
 		if len(value) > MaxValueSize {
 			return cache.Instance{}, fmt.Errorf("value of %d bytes is over the limit of %d", len(value), MaxValueSize)

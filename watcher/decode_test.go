@@ -185,9 +185,9 @@ func TestSplitKey(t *testing.T) {
 		{"/services2/web/10.0.0.1:80", "", "", false},
 		{"/other/web/10.0.0.1:80", "", "", false},
 	} {
-		service, id, ok := splitKey("/services/", tc.key)
+		service, id, ok := SplitKey("/services/", tc.key)
 		if service != tc.service || id != tc.id || ok != tc.ok {
-			t.Errorf("splitKey(%q) = %q, %q, %v; want %q, %q, %v", tc.key, service, id, ok, tc.service, tc.id, tc.ok)
+			t.Errorf("SplitKey(%q) = %q, %q, %v; want %q, %q, %v", tc.key, service, id, ok, tc.service, tc.id, tc.ok)
 		}
 	}
 }

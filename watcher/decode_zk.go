@@ -28,7 +28,7 @@ type curatorInstance struct {
 // becomes the metadata.
 func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 	var ci curatorInstance
-	if err := decodeObject(value, &ci, "curator instance"); err != nil {
+	if err := DecodeObject(value, &ci, "curator instance"); err != nil {
 		return cache.Instance{}, err
 	}
 	if ci.Enabled != nil && !*ci.Enabled {
@@ -41,8 +41,8 @@ func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 		Service:  service,
 		ID:       id,
 		Address:  strings.Trim(ci.Address, "[]"),
-		Priority: defaultPriority,
-		Weight:   defaultWeight,
+		Priority: DefaultPriority,
+		Weight:   DefaultWeight,
 	}
 	if ci.ID != "" {
 		in.ID = ci.ID
@@ -66,7 +66,7 @@ func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 			in.Port = tls
 		}
 	}
-	if len(ci.Payload) > 0 && !isNull(ci.Payload) {
+	if len(ci.Payload) > 0 && !IsNull(ci.Payload) {
 		var payload struct {
 			Metadata map[string]string `json:"metadata"`
 		}
@@ -99,7 +99,7 @@ func IsServersetMember(node string) bool { return strings.HasPrefix(node, "membe
 // shard becomes the metadata key "shard".
 func DecodeServerset(service, id string, value []byte) (cache.Instance, error) {
 	var m serversetMember
-	if err := decodeObject(value, &m, "serverset member"); err != nil {
+	if err := DecodeObject(value, &m, "serverset member"); err != nil {
 		return cache.Instance{}, err
 	}
 	if m.ServiceEndpoint == nil || m.ServiceEndpoint.Host == "" {
@@ -117,8 +117,8 @@ func DecodeServerset(service, id string, value []byte) (cache.Instance, error) {
 		ID:       id,
 		Address:  strings.Trim(m.ServiceEndpoint.Host, "[]"),
 		Port:     port,
-		Priority: defaultPriority,
-		Weight:   defaultWeight,
+		Priority: DefaultPriority,
+		Weight:   DefaultWeight,
 	}
 	for name, ep := range m.AdditionalEndpoints {
 		label := cache.Label(name)

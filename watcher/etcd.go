@@ -20,10 +20,6 @@ const (
 )
 
 const (
-	// minBackoff and maxBackoff bound the delay between retries, both ours
-	// and gRPC's reconnection attempts.
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 2 * time.Second
 	// listTimeout bounds one Get of the whole prefix once connected.
 	listTimeout = 30 * time.Second
 	// A connection that silently stops carrying packets (no RST, no FIN)
@@ -116,16 +112,16 @@ func NewEtcd(cfg EtcdConfig, metrics *Metrics, log *slog.Logger) (*Etcd, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	metrics.initSource(cfg.Name, reasonInitial, reasonCompacted, reasonWatchClosed,
-		reasonReconnect, reasonPeriodic, reasonError)
+	metrics.InitSource(cfg.Name, ReasonInitial, reasonCompacted, reasonWatchClosed,
+		ReasonReconnect, ReasonPeriodic, ReasonError)
 	e := &Etcd{
 		cfg:     cfg,
 		prefix:  strings.TrimRight(cfg.Prefix, "/") + "/",
-		decode:  limitSize(decode),
+		decode:  LimitSize(decode),
 		metrics: metrics,
 		log:     log.With("source", cfg.Name),
 	}
-	e.split = func(key string) (string, string, bool) { return splitKey(e.prefix, key) }
+	e.split = func(key string) (string, string, bool) { return SplitKey(e.prefix, key) }
 	if cfg.Format == "skydns" {
 		e.split = skydnsSplitter(e.prefix, cfg.Zone)
 	}
@@ -145,7 +141,7 @@ func (e *Etcd) Run(ctx context.Context, sink cache.Sink) error {
 	}
 	defer cli.Close()
 	r.cli = cli
-	r.loop(ctx, reasonInitial)
+	r.loop(ctx, ReasonInitial)
 	return nil
 }
 
@@ -156,7 +152,7 @@ func (e *Etcd) newRun(sink cache.Sink) *etcdRun {
 	return &etcdRun{
 		Etcd:     e,
 		sink:     sink,
-		bo:       newBackoff(minBackoff, maxBackoff),
+		bo:       NewBackoff(MinBackoff, MaxBackoff),
 		reported: map[string]struct{}{},
 	}
 }
@@ -166,7 +162,7 @@ type etcdRun struct {
 	*Etcd
 	sink cache.Sink
 	cli  *clientv3.Client
-	bo   *backoff
+	bo   *Backoff
 	// reported holds the keys whose decode error was logged; a key leaves
 	// it when it decodes again or is deleted.
 	reported map[string]struct{}
@@ -179,7 +175,7 @@ type etcdRun struct {
 // again whenever follow asks to, until ctx is done.
 func (r *etcdRun) loop(ctx context.Context, reason string) {
 	for {
-		r.metrics.relist(r.cfg.Name, reason)
+		r.metrics.Relist(r.cfg.Name, reason)
 		rev, ok := r.list(ctx, reason)
 		if !ok {
 			return
@@ -188,10 +184,10 @@ func (r *etcdRun) loop(ctx context.Context, reason string) {
 		if ctx.Err() != nil {
 			return
 		}
-		if reason == reasonError || reason == reasonWatchClosed {
+		if reason == ReasonError || reason == reasonWatchClosed {
 			// A watch that keeps failing must not turn into a busy loop
 			// of lists.
-			if !r.bo.wait(ctx) {
+			if !r.bo.Wait(ctx) {
 				return
 			}
 		}
@@ -201,7 +197,7 @@ func (r *etcdRun) loop(ctx context.Context, reason string) {
 // decodeFailed counts a value that did not decode and logs it unless it was
 // logged before.
 func (r *etcdRun) decodeFailed(key string, err error) {
-	r.metrics.decodeError(r.cfg.Name)
+	r.metrics.DecodeError(r.cfg.Name)
 	if _, ok := r.reported[key]; !ok {
 		r.log.Warn("skipping registry entry that does not decode", "key", key, "err", err)
 	}
@@ -210,7 +206,7 @@ func (r *etcdRun) decodeFailed(key string, err error) {
 // fail records a registry error: the source is stale and keeps its last
 // instances.
 func (r *etcdRun) fail(err error) {
-	r.metrics.registryError(r.cfg.Name)
+	r.metrics.RegistryError(r.cfg.Name)
 	r.sink.SetState(r.cfg.Name, cache.StateStale, err)
 	if !r.failing {
 		r.log.Warn("etcd source unavailable; serving its last known instances", "err", err)

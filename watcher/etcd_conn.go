@@ -29,10 +29,10 @@ func (r *etcdRun) connect(ctx context.Context) (*clientv3.Client, error) {
 			// gRPC's default reconnection backoff grows to 120 s, which
 			// would keep the source stale long after etcd is back.
 			Backoff: grpcbackoff.Config{
-				BaseDelay:  minBackoff,
+				BaseDelay:  MinBackoff,
 				Multiplier: 1.6,
 				Jitter:     0.2,
-				MaxDelay:   maxBackoff,
+				MaxDelay:   MaxBackoff,
 			},
 			MinConnectTimeout: r.cfg.DialTimeout,
 		})},
@@ -54,7 +54,7 @@ func (r *etcdRun) connect(ctx context.Context) (*clientv3.Client, error) {
 			return nil, fmt.Errorf("etcd source %s: %w", r.cfg.Name, err)
 		}
 		r.fail(err)
-		if !r.bo.wait(ctx) {
+		if !r.bo.Wait(ctx) {
 			return nil, nil
 		}
 	}

@@ -31,7 +31,7 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 				return 0, false
 			}
 			r.fail(err)
-			if !r.bo.wait(ctx) {
+			if !r.bo.Wait(ctx) {
 				return 0, false
 			}
 			continue
@@ -39,7 +39,7 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 		if r.failing {
 			r.log.Info("etcd source recovered", "reason", reason)
 			r.failing = false
-		} else if reason != reasonInitial && reason != reasonPeriodic {
+		} else if reason != ReasonInitial && reason != ReasonPeriodic {
 			r.log.Info("etcd source re-listed", "reason", reason)
 		}
 		return rev, true

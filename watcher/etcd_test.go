@@ -51,7 +51,7 @@ func TestEtcdDiscox(t *testing.T) {
 	if got := h.logLines("does not decode", "/services/web/10.0.0.3:80"); got != 1 {
 		t.Fatalf("decode error logged %d times, want 1", got)
 	}
-	if got := h.relists(reasonInitial); got != 1 {
+	if got := h.relists(ReasonInitial); got != 1 {
 		t.Fatalf("initial lists = %v, want 1", got)
 	}
 
@@ -81,8 +81,8 @@ func TestEtcdDiscox(t *testing.T) {
 	put(t, cli, "/services/web/10.0.0.5:80", "")
 	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80", "10.0.0.5:80=10.0.0.5:80")
 
-	if h.events(opPut) < 4 || h.events(opDelete) < 2 {
-		t.Fatalf("events put=%v delete=%v, want at least 4 and 2", h.events(opPut), h.events(opDelete))
+	if h.events(OpPut) < 4 || h.events(OpDelete) < 2 {
+		t.Fatalf("events put=%v delete=%v, want at least 4 and 2", h.events(OpPut), h.events(OpDelete))
 	}
 	if st := h.status(); st.State != cache.StateConnected {
 		t.Fatalf("state %s (%s), want connected", st.State, st.Err)
@@ -179,7 +179,7 @@ func TestEtcdCompacted(t *testing.T) {
 	}
 	defer rcli.Close()
 	r.cli = rcli
-	rev, ok := r.list(ctx, reasonInitial)
+	rev, ok := r.list(ctx, ReasonInitial)
 	if !ok {
 		t.Fatal("list failed")
 	}
@@ -258,8 +258,8 @@ func TestEtcdOutage(t *testing.T) {
 	srv3 := restartEtcd(t, opts)
 	h.waitEndpoints("web", "10.0.0.2:80=10.0.0.2:80", "10.0.0.3:80=10.0.0.3:80")
 	h.waitState(cache.StateConnected)
-	if h.relists(reasonReconnect) < 1 {
-		t.Fatalf("reconnect re-lists = %v, want at least 1", h.relists(reasonReconnect))
+	if h.relists(ReasonReconnect) < 1 {
+		t.Fatalf("reconnect re-lists = %v, want at least 1", h.relists(ReasonReconnect))
 	}
 	if got := h.registryErrors(); got < 1 {
 		t.Fatalf("registry errors = %v, want at least 1", got)
@@ -339,8 +339,8 @@ func TestEtcdPeriodicResync(t *testing.T) {
 	h.table.Delete(h.name, "web", "10.0.0.1:80")
 	h.waitEndpoints("web", "bogus=10.9.9.9:1")
 	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
-	if h.relists(reasonPeriodic) < 1 {
-		t.Fatalf("periodic re-lists = %v, want at least 1", h.relists(reasonPeriodic))
+	if h.relists(ReasonPeriodic) < 1 {
+		t.Fatalf("periodic re-lists = %v, want at least 1", h.relists(ReasonPeriodic))
 	}
 
 	h.waitFor("three lists with the bad value", func() bool { return h.decodeErrors() >= 3 },

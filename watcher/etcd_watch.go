@@ -25,8 +25,8 @@ func (r *etcdRun) follow(ctx context.Context, rev int64) string {
 	// the next failure starts with a short delay again.
 	start := time.Now()
 	defer func() {
-		if time.Since(start) >= maxBackoff {
-			r.bo.reset()
+		if time.Since(start) >= MaxBackoff {
+			r.bo.Reset()
 		}
 	}()
 
@@ -61,15 +61,15 @@ func (r *etcdRun) follow(ctx context.Context, rev int64) string {
 			return ""
 		case st := <-down:
 			r.fail(fmt.Errorf("etcd %s: connection lost (%s)", strings.Join(r.cfg.Endpoints, ","), st))
-			return reasonReconnect
+			return ReasonReconnect
 		case <-resync:
-			return reasonPeriodic
+			return ReasonPeriodic
 		case resp, ok := <-wch:
 			if !ok {
 				if ctx.Err() != nil {
 					return ""
 				}
-				r.metrics.registryError(r.cfg.Name)
+				r.metrics.RegistryError(r.cfg.Name)
 				r.log.Warn("etcd watch closed; re-listing", "prefix", r.prefix)
 				return reasonWatchClosed
 			}
@@ -77,7 +77,7 @@ func (r *etcdRun) follow(ctx context.Context, rev int64) string {
 				return r.watchFailed(ctx, err)
 			}
 			r.apply(resp.Events)
-			r.bo.reset()
+			r.bo.Reset()
 		}
 	}
 }
@@ -93,13 +93,13 @@ func (r *etcdRun) watchFailed(ctx context.Context, err error) string {
 		return reasonCompacted
 	case errors.Is(err, context.Canceled), status.Code(err) == codes.Canceled,
 		errors.Is(err, rpctypes.ErrGRPCWatchCanceled):
-		r.metrics.registryError(r.cfg.Name)
+		r.metrics.RegistryError(r.cfg.Name)
 		r.log.Warn("etcd watch canceled; re-listing", "prefix", r.prefix, "err", err)
 		return reasonWatchClosed
 	default:
-		r.metrics.registryError(r.cfg.Name)
+		r.metrics.RegistryError(r.cfg.Name)
 		r.log.Warn("etcd watch failed; re-listing", "prefix", r.prefix, "err", err)
-		return reasonError
+		return ReasonError
 	}
 }
 
@@ -114,7 +114,7 @@ func (r *etcdRun) apply(events []*clientv3.Event) {
 		if ev.Type == mvccpb.DELETE {
 			delete(r.reported, key)
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.event(r.cfg.Name, opDelete)
+			r.metrics.Event(r.cfg.Name, OpDelete)
 			continue
 		}
 		in, err := r.decode(service, id, ev.Kv.Value)
@@ -122,18 +122,18 @@ func (r *etcdRun) apply(events []*clientv3.Event) {
 		case err == nil:
 			delete(r.reported, key)
 			r.sink.Put(r.cfg.Name, in)
-			r.metrics.event(r.cfg.Name, opPut)
+			r.metrics.Event(r.cfg.Name, OpPut)
 		case errors.Is(err, ErrRemoved):
 			delete(r.reported, key)
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.event(r.cfg.Name, opDelete)
+			r.metrics.Event(r.cfg.Name, OpDelete)
 		default:
 			// The new value replaces one that may have decoded: the
 			// instance it described is gone.
 			r.decodeFailed(key, err)
 			r.reported[key] = struct{}{}
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.event(r.cfg.Name, opDelete)
+			r.metrics.Event(r.cfg.Name, OpDelete)
 		}
 	}
 }

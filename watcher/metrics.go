@@ -9,24 +9,24 @@ import (
 
 // Event operations, the op label of discodns_watcher_events_total.
 const (
-	opPut    = "put"
-	opDelete = "delete"
+	OpPut    = "put"
+	OpDelete = "delete"
 )
 
 // Re-list reasons, the reason label of discodns_watcher_relists_total.
 const (
-	// reasonInitial is the first list of a run.
-	reasonInitial = "initial"
+	// ReasonInitial is the first list of a run.
+	ReasonInitial = "initial"
 	// reasonCompacted: the watch start revision had been compacted away.
 	reasonCompacted = "compacted"
 	// reasonWatchClosed: the watch ended without an error.
 	reasonWatchClosed = "watch_closed"
-	// reasonReconnect: the connection to the registry was lost.
-	reasonReconnect = "reconnect"
-	// reasonPeriodic: the resync interval elapsed.
-	reasonPeriodic = "periodic"
-	// reasonError: the watch failed with an error.
-	reasonError = "error"
+	// ReasonReconnect: the connection to the registry was lost.
+	ReasonReconnect = "reconnect"
+	// ReasonPeriodic: the resync interval elapsed.
+	ReasonPeriodic = "periodic"
+	// ReasonError: the watch failed with an error.
+	ReasonError = "error"
 )
 
 // Metrics counts what every source does. A nil *Metrics is valid and counts
@@ -107,14 +107,15 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	panic(err)
 }
 
-// initSource creates the source's series at zero, so they are exported
-// before anything happens.
-func (m *Metrics) initSource(source string, reasons ...string) {
+// InitSource creates the source's series at zero, so they are exported
+// before anything happens: the events, decode errors and registry errors
+// of source, and its re-lists for each of reasons.
+func (m *Metrics) InitSource(source string, reasons ...string) {
 	if m == nil {
 		return
 	}
-	m.events.WithLabelValues(source, opPut)
-	m.events.WithLabelValues(source, opDelete)
+	m.events.WithLabelValues(source, OpPut)
+	m.events.WithLabelValues(source, OpDelete)
 	m.decodeErrors.WithLabelValues(source)
 	m.errors.WithLabelValues(source)
 	for _, r := range reasons {
@@ -122,25 +123,32 @@ func (m *Metrics) initSource(source string, reasons ...string) {
 	}
 }
 
-func (m *Metrics) event(source, op string) {
+// Event counts a change of source applied to the table; op is OpPut or
+// OpDelete.
+func (m *Metrics) Event(source, op string) {
 	if m != nil {
 		m.events.WithLabelValues(source, op).Inc()
 	}
 }
 
-func (m *Metrics) decodeError(source string) {
+// DecodeError counts an entry of source that did not decode and was
+// skipped.
+func (m *Metrics) DecodeError(source string) {
 	if m != nil {
 		m.decodeErrors.WithLabelValues(source).Inc()
 	}
 }
 
-func (m *Metrics) relist(source, reason string) {
+// Relist counts a full list of source, caused by reason.
+func (m *Metrics) Relist(source, reason string) {
 	if m != nil {
 		m.relists.WithLabelValues(source, reason).Inc()
 	}
 }
 
-func (m *Metrics) registryError(source string) {
+// RegistryError counts an error of source's registry: a failed list or
+// watch, a lost connection.
+func (m *Metrics) RegistryError(source string) {
 	if m != nil {
 		m.errors.WithLabelValues(source).Inc()
 	}

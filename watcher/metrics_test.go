@@ -10,20 +10,20 @@ import (
 
 func TestNilMetrics(t *testing.T) {
 	var m *Metrics
-	m.initSource("s", reasonInitial)
-	m.event("s", opPut)
-	m.decodeError("s")
-	m.relist("s", reasonInitial)
-	m.registryError("s")
+	m.InitSource("s", ReasonInitial)
+	m.Event("s", OpPut)
+	m.DecodeError("s")
+	m.Relist("s", ReasonInitial)
+	m.RegistryError("s")
 }
 
 func TestMetricsRegisterTwice(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a := NewMetrics(reg)
 	b := NewMetrics(reg)
-	a.event("s", opPut)
-	b.event("s", opPut)
-	if got := testutil.ToFloat64(a.events.WithLabelValues("s", opPut)); got != 2 {
+	a.Event("s", OpPut)
+	b.Event("s", OpPut)
+	if got := testutil.ToFloat64(a.events.WithLabelValues("s", OpPut)); got != 2 {
 		t.Fatalf("events = %v, want 2 (both Metrics share the registered collectors)", got)
 	}
 }
@@ -31,7 +31,7 @@ func TestMetricsRegisterTwice(t *testing.T) {
 func TestMetricsExported(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	m.initSource("etcd", reasonInitial)
+	m.InitSource("etcd", ReasonInitial)
 	const want = `
 # HELP discodns_watcher_relists_total Full lists of a registry, by source and what caused them (initial, compacted, watch_closed, reconnect, periodic, error). Retries of a failed list are not counted again.
 # TYPE discodns_watcher_relists_total counter

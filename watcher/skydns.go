@@ -62,7 +62,7 @@ func skydnsSplitter(prefix, zone string) func(key string) (service, id string, o
 // (ErrRemoved).
 func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 	var rec skydnsRecord
-	if err := decodeObject(value, &rec, "skydns record"); err != nil {
+	if err := DecodeObject(value, &rec, "skydns record"); err != nil {
 		return cache.Instance{}, err
 	}
 	if rec.Host == "" {

@@ -95,7 +95,7 @@ func NewZooKeeper(cfg ZooKeeperConfig, metrics *Metrics, log *slog.Logger) (*Zoo
 	default:
 		return nil, fmt.Errorf("zookeeper source %s: unknown format %q", cfg.Name, cfg.Format)
 	}
-	z.decode = limitSize(z.decode)
+	z.decode = LimitSize(z.decode)
 	return z, nil
 }
 
@@ -104,7 +104,7 @@ func (z *ZooKeeper) Name() string { return z.cfg.Name }
 
 // Run implements Source.
 func (z *ZooKeeper) Run(ctx context.Context, sink cache.Sink) error {
-	z.metrics.initSource(z.cfg.Name, reasonInitial, reasonSession, reasonError)
+	z.metrics.InitSource(z.cfg.Name, ReasonInitial, reasonSession, ReasonError)
 	r := &zkRun{
 		z:        z,
 		sink:     sink,
@@ -203,7 +203,7 @@ func (r *zkRun) loop(ctx context.Context) {
 			r.handle(ev)
 		}
 		if r.dirty && r.conn.State() == zk.StateHasSession {
-			r.list(reasonError)
+			r.list(ReasonError)
 		}
 		if r.dirty {
 			retry.Reset(time.Second)
@@ -266,7 +266,7 @@ func (r *zkRun) sessionEvent(ev zk.Event) {
 	switch ev.State {
 	case zk.StateHasSession:
 		if id := r.conn.SessionID(); id != r.session {
-			reason := reasonInitial
+			reason := ReasonInitial
 			if r.session != 0 {
 				reason = reasonSession
 				r.z.log.Info("new zookeeper session; listing everything again")
@@ -278,16 +278,16 @@ func (r *zkRun) sessionEvent(ev zk.Event) {
 		r.sink.SetState(name, cache.StateConnected, nil)
 	case zk.StateDisconnected:
 		if r.session != 0 {
-			r.z.metrics.registryError(name)
+			r.z.metrics.RegistryError(name)
 			r.z.log.Warn("zookeeper disconnected; serving the last known instances")
 		}
 		r.sink.SetState(name, cache.StateStale, errors.New("disconnected from zookeeper"))
 	case zk.StateExpired:
-		r.z.metrics.registryError(name)
+		r.z.metrics.RegistryError(name)
 		r.z.log.Warn("zookeeper session expired; serving the last known instances until a new session lists")
 		r.sink.SetState(name, cache.StateStale, errors.New("zookeeper session expired"))
 	case zk.StateAuthFailed:
-		r.z.metrics.registryError(name)
+		r.z.metrics.RegistryError(name)
 		r.sink.SetState(name, cache.StateStale, errors.New("zookeeper authentication failed"))
 	}
 }
@@ -295,7 +295,7 @@ func (r *zkRun) sessionEvent(ev zk.Event) {
 // failed records an error while following changes: some watch may not be
 // armed, so the whole tree is listed again once connected.
 func (r *zkRun) failed(err error) {
-	r.z.metrics.registryError(r.z.cfg.Name)
+	r.z.metrics.RegistryError(r.z.cfg.Name)
 	r.z.log.Warn("zookeeper read failed; listing again when connected", "err", err)
 	r.dirty = true
 }
@@ -313,7 +313,7 @@ func (r *zkRun) list(reason string) {
 	found := make(map[string]map[string]cache.Instance, len(services))
 	failed := map[string]struct{}{}
 	var mu sync.Mutex
-	err = forEach(context.Background(), services, zkListWorkers, func(_ context.Context, svc string) error {
+	err = ForEach(context.Background(), services, zkListWorkers, func(_ context.Context, svc string) error {
 		insts, bad, err := r.readService(svc)
 		if err != nil {
 			return err
@@ -341,12 +341,12 @@ func (r *zkRun) list(reason string) {
 	r.reported = failed
 	r.session = session
 	r.dirty = false
-	r.z.metrics.relist(r.z.cfg.Name, reason)
+	r.z.metrics.Relist(r.z.cfg.Name, reason)
 	r.z.log.Info("zookeeper listed", "services", len(found), "instances", len(all), "reason", reason, "took", time.Since(start))
 }
 
 func (r *zkRun) listFailed(err error) {
-	r.z.metrics.registryError(r.z.cfg.Name)
+	r.z.metrics.RegistryError(r.z.cfg.Name)
 	r.z.log.Warn("zookeeper list failed; retrying", "err", err)
 	if r.session != 0 {
 		r.sink.SetState(r.z.cfg.Name, cache.StateStale, err)
@@ -444,7 +444,7 @@ func (r *zkRun) readInstance(svc, node string) (cache.Instance, instanceStatus, 
 	case errors.Is(err, ErrRemoved):
 		return cache.Instance{}, gone, nil
 	default:
-		r.z.metrics.decodeError(r.z.cfg.Name)
+		r.z.metrics.DecodeError(r.z.cfg.Name)
 		if _, logged := r.reported[p]; !logged {
 			r.z.log.Warn("skipping registry entry that does not decode", "path", p, "err", err)
 		}
@@ -553,7 +553,7 @@ func (r *zkRun) syncInstance(svc, node string) (instanceStatus, error) {
 	}
 	r.services[svc][node] = in
 	r.sink.Put(r.z.cfg.Name, in)
-	r.z.metrics.event(r.z.cfg.Name, opPut)
+	r.z.metrics.Event(r.z.cfg.Name, OpPut)
 	return st, nil
 }
 
@@ -567,5 +567,5 @@ func (r *zkRun) remove(svc, node string) {
 	}
 	delete(insts, node)
 	r.sink.Delete(r.z.cfg.Name, svc, in.ID)
-	r.z.metrics.event(r.z.cfg.Name, opDelete)
+	r.z.metrics.Event(r.z.cfg.Name, OpDelete)
 }

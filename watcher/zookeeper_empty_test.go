@@ -94,7 +94,7 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	// The full list: instance 1 is replaced by 2 after the children are
 	// listed and before 1 is read.
 	f.beforeGet[inst(1)] = f.replace(inst(1), inst(2))
-	r.list(reasonInitial)
+	r.list(ReasonInitial)
 	expect("the list", "10.0.0.2:80")
 
 	// A children event: 2 is replaced by 3, whose read races with its
