@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -92,9 +91,6 @@ type Consul struct {
 	limiter *rate.Limiter
 	metrics *Metrics
 	log     *slog.Logger
-	// sessions counts the sessions that listed, so that an outage is
-	// logged once.
-	sessions atomic.Uint64
 }
 
 // NewConsul checks cfg and returns a Consul source. metrics may be nil; log
@@ -183,22 +179,17 @@ func (c *Consul) Name() string { return c.cfg.Name }
 func (c *Consul) Run(ctx context.Context, sink cache.Sink) error {
 	c.metrics.InitSource(c.cfg.Name, ReasonInitial, ReasonReconnect, ReasonPeriodic)
 	bo := NewBackoff(MinBackoff, MaxBackoff)
+	// Logged once per outage: a session that listed ends the outage.
+	outage := &Outage{Source: c.cfg.Name, Sink: sink, Metrics: c.metrics, Log: c.log,
+		Down:  "consul unavailable; serving the last known instances",
+		Still: "consul still unavailable"}
 	reason := ReasonInitial
-	listed := ^uint64(0) // sessions that had listed at the last warning
 	for {
-		err := c.session(ctx, sink, reason, bo)
+		err := c.session(ctx, sink, reason, bo, outage)
 		if ctx.Err() != nil {
 			return nil
 		}
-		c.metrics.RegistryError(c.cfg.Name)
-		// Log once per outage: a session that listed ends the outage.
-		if n := c.sessions.Load(); n != listed {
-			listed = n
-			c.log.Warn("consul unavailable; serving the last known instances", "err", err)
-		} else {
-			c.log.Debug("consul still unavailable", "err", err)
-		}
-		sink.SetState(c.cfg.Name, cache.StateStale, err)
+		outage.Fail(err)
 		reason = ReasonReconnect
 		if !bo.Wait(ctx) {
 			return nil
@@ -207,18 +198,10 @@ func (c *Consul) Run(ctx context.Context, sink cache.Sink) error {
 }
 
 // session lists everything, then follows changes until an error.
-func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo *Backoff) error {
+func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo *Backoff, outage *Outage) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &consulSession{
-		c:         c,
-		sink:      sink,
-		instances: map[string]map[string]cache.Instance{},
-		nodes:     map[string]map[string]struct{}{},
-		placed:    map[string]map[string]struct{}{},
-		reported:  map[string]struct{}{},
-		queue:     newWorkQueue(),
-	}
+	s := c.newSession(sink)
 	listCtx := context.WithValue(ctx, leaderReads{}, true)
 	catalogIndex, services, err := c.catalogServices(listCtx, 0)
 	if err != nil {
@@ -237,7 +220,7 @@ func (c *Consul) session(ctx context.Context, sink cache.Sink, reason string, bo
 		return err
 	}
 	c.metrics.Relist(c.cfg.Name, reason)
-	c.sessions.Add(1)
+	outage.Recover()
 	bo.Reset()
 	c.log.Info("consul listed", "services", len(s.instances), "reason", reason)
 
@@ -370,6 +353,18 @@ func nextIndex(prev, index uint64) uint64 {
 	return max(index, 1)
 }
 
+func (c *Consul) newSession(sink cache.Sink) *consulSession {
+	return &consulSession{
+		c:         c,
+		sink:      sink,
+		instances: map[string]map[string]cache.Instance{},
+		nodes:     map[string]map[string]struct{}{},
+		placed:    map[string]map[string]struct{}{},
+		decodes:   &DecodeLog{Source: c.cfg.Name, Metrics: c.metrics, Log: c.log, Msg: "consul instance skipped"},
+		queue:     newWorkQueue(),
+	}
+}
+
 // consulSession is the state of one Consul session: what was written to
 // the sink, and the services waiting to be fetched.
 type consulSession struct {
@@ -382,7 +377,7 @@ type consulSession struct {
 	instances map[string]map[string]cache.Instance // service -> id -> instance, as written
 	nodes     map[string]map[string]struct{}       // node -> services with an instance on it
 	placed    map[string]map[string]struct{}       // service -> nodes it has an instance on
-	reported  map[string]struct{}                  // service/id whose decode error was logged
+	decodes   *DecodeLog                           // by service/node/id
 }
 
 // list fetches every service with the worker count as concurrency and
@@ -438,14 +433,7 @@ func (s *consulSession) apply(service string, entries []*api.ServiceEntry, write
 		in, ok, err := s.c.decode(e)
 		key := service + "/" + e.Node.Node + "/" + e.Service.ID
 		if err != nil {
-			s.c.metrics.DecodeError(s.c.cfg.Name)
-			s.mu.Lock()
-			_, logged := s.reported[key]
-			s.reported[key] = struct{}{}
-			s.mu.Unlock()
-			if !logged {
-				s.c.log.Warn("consul instance skipped", "service", service, "node", e.Node.Node, "id", e.Service.ID, "err", err)
-			}
+			s.decodes.Failed(key, err, "service", service, "node", e.Node.Node, "id", e.Service.ID)
 			continue
 		}
 		if ok {

@@ -150,10 +150,14 @@ func (e *Etcd) newRun(sink cache.Sink) *etcdRun {
 		sink = newRescalingSink(sink)
 	}
 	return &etcdRun{
-		Etcd:     e,
-		sink:     sink,
-		bo:       NewBackoff(MinBackoff, MaxBackoff),
-		reported: map[string]struct{}{},
+		Etcd: e,
+		sink: sink,
+		bo:   NewBackoff(MinBackoff, MaxBackoff),
+		outage: &Outage{Source: e.cfg.Name, Sink: sink, Metrics: e.metrics, Log: e.log,
+			Down:  "etcd source unavailable; serving its last known instances",
+			Still: "etcd source still unavailable"},
+		decodes: &DecodeLog{Source: e.cfg.Name, Metrics: e.metrics, Log: e.log,
+			Msg: "skipping registry entry that does not decode"},
 	}
 }
 
@@ -163,12 +167,12 @@ type etcdRun struct {
 	sink cache.Sink
 	cli  *clientv3.Client
 	bo   *Backoff
-	// reported holds the keys whose decode error was logged; a key leaves
-	// it when it decodes again or is deleted.
-	reported map[string]struct{}
-	// failing is true from the first registry error until the next
-	// successful list; it keeps the log to one line per outage.
-	failing bool
+	// outage marks the source stale on a registry error; it logs once from
+	// the first error until the next successful list.
+	outage *Outage
+	// decodes logs a key that does not decode once, until it decodes
+	// again or is deleted.
+	decodes *DecodeLog
 }
 
 // loop lists, counted under reason, then follows the changes and lists
@@ -191,27 +195,5 @@ func (r *etcdRun) loop(ctx context.Context, reason string) {
 				return
 			}
 		}
-	}
-}
-
-// decodeFailed counts a value that did not decode and logs it unless it was
-// logged before.
-func (r *etcdRun) decodeFailed(key string, err error) {
-	r.metrics.DecodeError(r.cfg.Name)
-	if _, ok := r.reported[key]; !ok {
-		r.log.Warn("skipping registry entry that does not decode", "key", key, "err", err)
-	}
-}
-
-// fail records a registry error: the source is stale and keeps its last
-// instances.
-func (r *etcdRun) fail(err error) {
-	r.metrics.RegistryError(r.cfg.Name)
-	r.sink.SetState(r.cfg.Name, cache.StateStale, err)
-	if !r.failing {
-		r.log.Warn("etcd source unavailable; serving its last known instances", "err", err)
-		r.failing = true
-	} else {
-		r.log.Debug("etcd source still unavailable", "err", err)
 	}
 }

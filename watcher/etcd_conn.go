@@ -53,7 +53,7 @@ func (r *etcdRun) connect(ctx context.Context) (*clientv3.Client, error) {
 		if r.cfg.Username == "" {
 			return nil, fmt.Errorf("etcd source %s: %w", r.cfg.Name, err)
 		}
-		r.fail(err)
+		r.outage.Fail(err)
 		if !r.bo.Wait(ctx) {
 			return nil, nil
 		}

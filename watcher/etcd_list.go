@@ -22,7 +22,7 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 			// waitReady has waited DialTimeout while gRPC reconnects with
 			// its own backoff; wait again at once, so that a connection
 			// coming back is used without delay.
-			r.fail(err)
+			r.outage.Fail(err)
 			continue
 		}
 		rev, err := r.listOnce(ctx)
@@ -30,15 +30,14 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 			if ctx.Err() != nil {
 				return 0, false
 			}
-			r.fail(err)
+			r.outage.Fail(err)
 			if !r.bo.Wait(ctx) {
 				return 0, false
 			}
 			continue
 		}
-		if r.failing {
+		if r.outage.Recover() {
 			r.log.Info("etcd source recovered", "reason", reason)
-			r.failing = false
 		} else if reason != ReasonInitial && reason != ReasonPeriodic {
 			r.log.Info("etcd source re-listed", "reason", reason)
 		}
@@ -55,7 +54,7 @@ func (r *etcdRun) listOnce(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("etcd list %s: %w", r.prefix, err)
 	}
 	instances := make([]cache.Instance, 0, len(resp.Kvs))
-	failed := map[string]struct{}{}
+	r.decodes.StartList()
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		service, id, ok := r.split(key)
@@ -68,11 +67,10 @@ func (r *etcdRun) listOnce(ctx context.Context) (int64, error) {
 			instances = append(instances, in)
 		case errors.Is(err, ErrRemoved):
 		default:
-			r.decodeFailed(key, err)
-			failed[key] = struct{}{}
+			r.decodes.Failed(key, err, "key", key)
 		}
 	}
-	r.reported = failed
+	r.decodes.EndList(true)
 	r.sink.Replace(r.cfg.Name, instances)
 	return resp.Header.Revision, nil
 }

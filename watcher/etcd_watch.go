@@ -60,7 +60,7 @@ func (r *etcdRun) follow(ctx context.Context, rev int64) string {
 		case <-ctx.Done():
 			return ""
 		case st := <-down:
-			r.fail(fmt.Errorf("etcd %s: connection lost (%s)", strings.Join(r.cfg.Endpoints, ","), st))
+			r.outage.Fail(fmt.Errorf("etcd %s: connection lost (%s)", strings.Join(r.cfg.Endpoints, ","), st))
 			return ReasonReconnect
 		case <-resync:
 			return ReasonPeriodic
@@ -112,7 +112,7 @@ func (r *etcdRun) apply(events []*clientv3.Event) {
 			continue
 		}
 		if ev.Type == mvccpb.DELETE {
-			delete(r.reported, key)
+			r.decodes.Forget(key)
 			r.sink.Delete(r.cfg.Name, service, id)
 			r.metrics.Event(r.cfg.Name, OpDelete)
 			continue
@@ -120,18 +120,17 @@ func (r *etcdRun) apply(events []*clientv3.Event) {
 		in, err := r.decode(service, id, ev.Kv.Value)
 		switch {
 		case err == nil:
-			delete(r.reported, key)
+			r.decodes.Forget(key)
 			r.sink.Put(r.cfg.Name, in)
 			r.metrics.Event(r.cfg.Name, OpPut)
 		case errors.Is(err, ErrRemoved):
-			delete(r.reported, key)
+			r.decodes.Forget(key)
 			r.sink.Delete(r.cfg.Name, service, id)
 			r.metrics.Event(r.cfg.Name, OpDelete)
 		default:
 			// The new value replaces one that may have decoded: the
 			// instance it described is gone.
-			r.decodeFailed(key, err)
-			r.reported[key] = struct{}{}
+			r.decodes.Failed(key, err, "key", key)
 			r.sink.Delete(r.cfg.Name, service, id)
 			r.metrics.Event(r.cfg.Name, OpDelete)
 		}

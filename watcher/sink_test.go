@@ -62,14 +62,7 @@ func (e *emptyWatch) instances(service string) string {
 // an empty moment.
 func TestConsulApplyAtOnce(t *testing.T) {
 	sink := &emptyWatch{held: map[string]map[string]bool{}}
-	s := &consulSession{
-		c:         &Consul{cfg: ConsulConfig{Name: "consul"}},
-		sink:      sink,
-		instances: map[string]map[string]cache.Instance{},
-		nodes:     map[string]map[string]struct{}{},
-		placed:    map[string]map[string]struct{}{},
-		reported:  map[string]struct{}{},
-	}
+	s := (&Consul{cfg: ConsulConfig{Name: "consul"}}).newSession(sink)
 	entry := func(id string) *api.ServiceEntry {
 		return &api.ServiceEntry{
 			Node:    &api.Node{Node: "n1", Address: "10.0.0.9"},

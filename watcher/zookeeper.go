@@ -105,13 +105,7 @@ func (z *ZooKeeper) Name() string { return z.cfg.Name }
 // Run implements Source.
 func (z *ZooKeeper) Run(ctx context.Context, sink cache.Sink) error {
 	z.metrics.InitSource(z.cfg.Name, ReasonInitial, reasonSession, ReasonError)
-	r := &zkRun{
-		z:        z,
-		sink:     sink,
-		events:   newEventQueue(),
-		services: map[string]map[string]cache.Instance{},
-		reported: map[string]struct{}{},
-	}
+	r := z.newRun(sink)
 	conn, _, err := zk.Connect(z.cfg.Servers, z.cfg.SessionTimeout,
 		zk.WithEventCallback(r.events.push),
 		zk.WithLogger(zkLogger{z.log}),
@@ -128,6 +122,18 @@ func (z *ZooKeeper) Run(ctx context.Context, sink cache.Sink) error {
 	r.conn = conn
 	r.loop(ctx)
 	return nil
+}
+
+func (z *ZooKeeper) newRun(sink cache.Sink) *zkRun {
+	return &zkRun{
+		z:        z,
+		sink:     sink,
+		events:   newEventQueue(),
+		services: map[string]map[string]cache.Instance{},
+		outage:   &Outage{Source: z.cfg.Name, Sink: sink, Metrics: z.metrics},
+		decodes: &DecodeLog{Source: z.cfg.Name, Metrics: z.metrics, Log: z.log,
+			Msg: "skipping registry entry that does not decode"},
+	}
 }
 
 // zkLogger sends the client's own messages to slog at debug level.
@@ -185,7 +191,8 @@ type zkRun struct {
 	// services maps every service node watched to its instance nodes
 	// served, and those to their instances.
 	services map[string]map[string]cache.Instance
-	reported map[string]struct{} // node paths whose decode error was logged
+	outage   *Outage
+	decodes  *DecodeLog // by node path
 }
 
 func (r *zkRun) loop(ctx context.Context) {
@@ -277,18 +284,19 @@ func (r *zkRun) sessionEvent(ev zk.Event) {
 		r.z.log.Info("zookeeper reconnected in the same session")
 		r.sink.SetState(name, cache.StateConnected, nil)
 	case zk.StateDisconnected:
-		if r.session != 0 {
-			r.z.metrics.RegistryError(name)
-			r.z.log.Warn("zookeeper disconnected; serving the last known instances")
+		err := errors.New("disconnected from zookeeper")
+		if r.session == 0 {
+			// Nothing listed yet: no outage to count.
+			r.sink.SetState(name, cache.StateStale, err)
+			return
 		}
-		r.sink.SetState(name, cache.StateStale, errors.New("disconnected from zookeeper"))
+		r.z.log.Warn("zookeeper disconnected; serving the last known instances")
+		r.outage.Stale(err)
 	case zk.StateExpired:
-		r.z.metrics.RegistryError(name)
 		r.z.log.Warn("zookeeper session expired; serving the last known instances until a new session lists")
-		r.sink.SetState(name, cache.StateStale, errors.New("zookeeper session expired"))
+		r.outage.Stale(errors.New("zookeeper session expired"))
 	case zk.StateAuthFailed:
-		r.z.metrics.RegistryError(name)
-		r.sink.SetState(name, cache.StateStale, errors.New("zookeeper authentication failed"))
+		r.outage.Stale(errors.New("zookeeper authentication failed"))
 	}
 }
 
@@ -305,25 +313,22 @@ func (r *zkRun) failed(err error) {
 func (r *zkRun) list(reason string) {
 	session := r.conn.SessionID()
 	start := time.Now()
+	r.decodes.StartList()
 	services, err := r.children(r.z.cfg.Prefix)
 	if err != nil {
 		r.listFailed(err)
 		return
 	}
 	found := make(map[string]map[string]cache.Instance, len(services))
-	failed := map[string]struct{}{}
 	var mu sync.Mutex
 	err = ForEach(context.Background(), services, zkListWorkers, func(_ context.Context, svc string) error {
-		insts, bad, err := r.readService(svc)
+		insts, err := r.readService(svc)
 		if err != nil {
 			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		found[svc] = insts
-		for _, p := range bad {
-			failed[p] = struct{}{}
-		}
 		return nil
 	})
 	if err != nil {
@@ -338,7 +343,7 @@ func (r *zkRun) list(reason string) {
 	}
 	r.sink.Replace(r.z.cfg.Name, all)
 	r.services = found
-	r.reported = failed
+	r.decodes.EndList(true)
 	r.session = session
 	r.dirty = false
 	r.z.metrics.Relist(r.z.cfg.Name, reason)
@@ -346,6 +351,7 @@ func (r *zkRun) list(reason string) {
 }
 
 func (r *zkRun) listFailed(err error) {
+	r.decodes.EndList(false)
 	r.z.metrics.RegistryError(r.z.cfg.Name)
 	r.z.log.Warn("zookeeper list failed; retrying", "err", err)
 	if r.session != 0 {
@@ -375,17 +381,14 @@ func (r *zkRun) children(p string) ([]string, error) {
 	return kids, nil
 }
 
-// readService reads every instance of svc, arming the watches. It returns
-// the paths that did not decode (already counted and logged unless
-// reported before).
-func (r *zkRun) readService(svc string) (map[string]cache.Instance, []string, error) {
+// readService reads every instance of svc, arming the watches.
+func (r *zkRun) readService(svc string) (map[string]cache.Instance, error) {
 	for attempt := 1; ; attempt++ {
 		nodes, err := r.children(path.Join(r.z.cfg.Prefix, svc))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		insts := map[string]cache.Instance{}
-		var bad []string
 		outdated := false
 		for _, node := range nodes {
 			if !r.z.member(node) {
@@ -393,19 +396,17 @@ func (r *zkRun) readService(svc string) (map[string]cache.Instance, []string, er
 			}
 			in, st, err := r.readInstance(svc, node)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			switch st {
 			case served:
 				insts[node] = in
-			case undecodable:
-				bad = append(bad, path.Join(r.z.cfg.Prefix, svc, node))
 			case vanished:
 				outdated = true
 			}
 		}
 		if !outdated || attempt == zkChildrenAttempts {
-			return insts, bad, nil
+			return insts, nil
 		}
 	}
 }
@@ -444,10 +445,7 @@ func (r *zkRun) readInstance(svc, node string) (cache.Instance, instanceStatus, 
 	case errors.Is(err, ErrRemoved):
 		return cache.Instance{}, gone, nil
 	default:
-		r.z.metrics.DecodeError(r.z.cfg.Name)
-		if _, logged := r.reported[p]; !logged {
-			r.z.log.Warn("skipping registry entry that does not decode", "path", p, "err", err)
-		}
+		r.decodes.Failed(p, err, "path", p)
 		return cache.Instance{}, undecodable, nil
 	}
 }
@@ -528,11 +526,8 @@ func (r *zkRun) syncInstance(svc, node string) (instanceStatus, error) {
 	if err != nil {
 		return st, err
 	}
-	p := path.Join(r.z.cfg.Prefix, svc, node)
-	if st == undecodable {
-		r.reported[p] = struct{}{}
-	} else {
-		delete(r.reported, p)
+	if st != undecodable {
+		r.decodes.Forget(path.Join(r.z.cfg.Prefix, svc, node))
 	}
 	switch st {
 	case vanished:

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/go-zookeeper/zk"
-
-	"github.com/discodns/discodns/cache"
 )
 
 // fakeZK is an in-memory tree for the list logic of zkRun. beforeGet runs
@@ -76,8 +74,8 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 		beforeGet: map[string]func(){},
 	}
 	sink := &emptyWatch{held: map[string]map[string]bool{}}
-	r := &zkRun{z: z, sink: sink, conn: f, events: newEventQueue(),
-		services: map[string]map[string]cache.Instance{}, reported: map[string]struct{}{}}
+	r := z.newRun(sink)
+	r.conn = f
 
 	// expect checks what web holds after step, and that it was never
 	// served empty on the way.
