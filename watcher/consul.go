@@ -32,15 +32,6 @@ const (
 	DefaultConsulWait = time.Minute
 )
 
-// Consul API endpoints, the endpoint label of the request metrics.
-const (
-	endpointCatalogServices     = "catalog_services"
-	endpointHealthState         = "health_state"
-	endpointHealthService       = "health_service"
-	endpointCatalogNodes        = "catalog_nodes"
-	endpointCatalogNodeServices = "catalog_node_services"
-)
-
 // ConsulConfig configures a Consul source.
 type ConsulConfig struct {
 	// Name names the source in the table, in metrics and in logs.
@@ -90,6 +81,7 @@ type Consul struct {
 	client  *api.Client
 	limiter *rate.Limiter
 	metrics *Metrics
+	agent   *agentMetrics
 	log     *slog.Logger
 }
 
@@ -124,7 +116,8 @@ func NewConsul(cfg ConsulConfig, metrics *Metrics, log *slog.Logger) (*Consul, e
 		return nil, fmt.Errorf("consul source %s: tls: %w", cfg.Name, err)
 	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
-	gauge := metrics.consulConnectionsGauge(cfg.Name)
+	agent := newAgentMetrics(metrics, cfg.Name)
+	gauge := agent.connectionsGauge()
 	transport := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := dialer.DialContext(ctx, network, addr)
@@ -156,6 +149,7 @@ func NewConsul(cfg ConsulConfig, metrics *Metrics, log *slog.Logger) (*Consul, e
 		client:  client,
 		limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateLimit),
 		metrics: metrics,
+		agent:   agent,
 		log:     log,
 	}, nil
 }
@@ -301,7 +295,7 @@ func (c *Consul) catalogServices(ctx context.Context, index uint64) (uint64, map
 	start := time.Now()
 	services, meta, err := c.client.Catalog().Services(c.queryOptions(ctx, index))
 	err = leaderKnown(meta, err)
-	c.metrics.consulRequest(c.cfg.Name, endpointCatalogServices, start, err)
+	c.agent.request(endpointCatalogServices, start, err)
 	if err != nil {
 		return 0, nil, fmt.Errorf("consul catalog services: %w", err)
 	}
@@ -322,7 +316,7 @@ func (c *Consul) healthState(ctx context.Context, index uint64) (uint64, api.Hea
 	q.Filter = `Status != "passing"`
 	checks, meta, err := c.client.Health().State(api.HealthAny, q)
 	err = leaderKnown(meta, err)
-	c.metrics.consulRequest(c.cfg.Name, endpointHealthState, start, err)
+	c.agent.request(endpointHealthState, start, err)
 	if err != nil {
 		return 0, nil, fmt.Errorf("consul health state: %w", err)
 	}
@@ -337,7 +331,7 @@ func (c *Consul) healthService(ctx context.Context, service string) ([]*api.Serv
 	start := time.Now()
 	entries, meta, err := c.client.Health().Service(service, "", false, c.queryOptions(ctx, 0))
 	err = leaderKnown(meta, err)
-	c.metrics.consulRequest(c.cfg.Name, endpointHealthService, start, err)
+	c.agent.request(endpointHealthService, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("consul health service %s: %w", service, err)
 	}
@@ -611,7 +605,7 @@ func (c *Consul) scanInstances(ctx context.Context) (map[instanceKey]instanceSta
 	}
 	start := time.Now()
 	nodes, _, err := c.client.Catalog().Nodes(c.queryOptions(ctx, 0))
-	c.metrics.consulRequest(c.cfg.Name, endpointCatalogNodes, start, err)
+	c.agent.request(endpointCatalogNodes, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("consul catalog nodes: %w", err)
 	}
@@ -627,7 +621,7 @@ func (c *Consul) scanInstances(ctx context.Context) (map[instanceKey]instanceSta
 		}
 		start := time.Now()
 		list, _, err := c.client.Catalog().NodeServiceList(node, c.queryOptions(ctx, 0))
-		c.metrics.consulRequest(c.cfg.Name, endpointCatalogNodeServices, start, err)
+		c.agent.request(endpointCatalogNodeServices, start, err)
 		if err != nil {
 			return fmt.Errorf("consul catalog node services %s: %w", node, err)
 		}

@@ -44,3 +44,25 @@ discodns_watcher_relists_total{reason="initial",source="etcd"} 0
 		t.Fatalf("series = %d, %v; want 5 (events put and delete, decode errors, errors, relists initial)", n, err)
 	}
 }
+
+// TestRegister: a registry package's collector is registered once, however
+// many sources create it, and a nil Metrics leaves it unregistered.
+func TestRegister(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	newGauge := func() *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "discodns_watcher_test", Help: "A test gauge."}, []string{"source"})
+	}
+	a := Register(m, newGauge())
+	b := Register(m, newGauge())
+	if a != b {
+		t.Fatal("a second registration returned a new collector, want the registered one")
+	}
+	a.WithLabelValues("s").Set(1)
+	if n, err := testutil.GatherAndCount(reg, "discodns_watcher_test"); err != nil || n != 1 {
+		t.Fatalf("series = %d, %v; want 1", n, err)
+	}
+	if c := newGauge(); Register(nil, c) != c {
+		t.Fatal("Register with a nil Metrics did not return its collector")
+	}
+}
