@@ -32,6 +32,7 @@ import (
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/dnsserver"
 	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/watcher/etcd"
 )
 
 func main() {
@@ -261,7 +262,7 @@ wait:
 func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (watcher.Source, error) {
 	switch sc.Type {
 	case "etcd":
-		return watcher.NewEtcd(watcher.EtcdConfig{
+		return etcd.New(etcd.Config{
 			Name:           sc.Name,
 			Endpoints:      sc.Endpoints,
 			Prefix:         sc.Prefix,

@@ -6,18 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/discodns/discodns/cache"
-	"github.com/discodns/discodns/etcdembed"
 )
 
 const (
@@ -26,30 +22,6 @@ const (
 	// deadline against hangs, not a latency requirement.
 	waitTimeout = 15 * time.Second
 )
-
-// startEtcd starts an embedded etcd that the test closes when it ends.
-func startEtcd(t *testing.T) *etcdembed.Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := etcdembed.Start(ctx, etcdembed.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// newClient returns an etcd client for the test's own reads and writes.
-func newClient(t *testing.T, endpoints []string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 // logBuffer collects log output safely across goroutines.
 type logBuffer struct {
@@ -78,19 +50,6 @@ type harness struct {
 	logs    *logBuffer
 	log     *slog.Logger
 	src     Source
-}
-
-func newHarness(t *testing.T, cfg EtcdConfig) *harness {
-	t.Helper()
-	if cfg.Name == "" {
-		cfg.Name = "etcd"
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "/services"
-	}
-	return newSourceHarness(t, cfg.Name, func(m *Metrics, log *slog.Logger) (Source, error) {
-		return NewEtcd(cfg, m, log)
-	})
 }
 
 // newSourceHarness builds the source named name with build, logging to a
@@ -216,37 +175,4 @@ func (h *harness) registryErrors() float64 {
 
 func (h *harness) events(op string) float64 {
 	return testutil.ToFloat64(h.metrics.events.WithLabelValues(h.name, op))
-}
-
-// logLines counts log lines that contain every one of parts.
-func (h *harness) logLines(parts ...string) int {
-	n := 0
-	for line := range strings.Lines(h.logs.String()) {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-func put(t *testing.T, cli *clientv3.Client, key, value string, opts ...clientv3.OpOption) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Put(ctx, key, value, opts...); err != nil {
-		t.Fatalf("put %s: %v", key, err)
-	}
-}
-
-func del(t *testing.T, cli *clientv3.Client, key string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Delete(ctx, key); err != nil {
-		t.Fatalf("delete %s: %v", key, err)
-	}
 }

@@ -12,14 +12,11 @@ const (
 	OpDelete = "delete"
 )
 
-// Re-list reasons, the reason label of discodns_watcher_relists_total.
+// Re-list reasons shared by several registries, the reason label of
+// discodns_watcher_relists_total; a registry package may add its own.
 const (
 	// ReasonInitial is the first list of a run.
 	ReasonInitial = "initial"
-	// reasonCompacted: the watch start revision had been compacted away.
-	reasonCompacted = "compacted"
-	// reasonWatchClosed: the watch ended without an error.
-	reasonWatchClosed = "watch_closed"
 	// ReasonReconnect: the connection to the registry was lost.
 	ReasonReconnect = "reconnect"
 	// ReasonPeriodic: the resync interval elapsed.

@@ -1,4 +1,4 @@
-package watcher
+package etcd
 
 import (
 	"context"
@@ -8,12 +8,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
 )
 
 // list gets the whole prefix and replaces the source's instances with it,
 // retrying until it succeeds. It returns the revision listed, or false
 // when ctx ended.
-func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
+func (r *run) list(ctx context.Context, reason string) (int64, bool) {
 	for {
 		if err := r.waitReady(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, errClientClosed) {
@@ -38,7 +39,7 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 		}
 		if r.outage.Recover() {
 			r.log.Info("etcd source recovered", "reason", reason)
-		} else if reason != ReasonInitial && reason != ReasonPeriodic {
+		} else if reason != watcher.ReasonInitial && reason != watcher.ReasonPeriodic {
 			r.log.Info("etcd source re-listed", "reason", reason)
 		}
 		return rev, true
@@ -46,7 +47,7 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 }
 
 // listOnce gets the prefix, decodes it and replaces the sink's instances.
-func (r *etcdRun) listOnce(ctx context.Context) (int64, error) {
+func (r *run) listOnce(ctx context.Context) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.prefix, clientv3.WithPrefix())
@@ -65,7 +66,7 @@ func (r *etcdRun) listOnce(ctx context.Context) (int64, error) {
 		switch {
 		case err == nil:
 			instances = append(instances, in)
-		case errors.Is(err, ErrRemoved):
+		case errors.Is(err, watcher.ErrRemoved):
 		default:
 			r.decodes.Failed(key, err, "key", key)
 		}

@@ -1,4 +1,4 @@
-package watcher
+package etcd
 
 import (
 	"context"
@@ -13,19 +13,21 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
+
+	"github.com/discodns/discodns/watcher"
 )
 
 // follow watches the prefix from the revision after rev and applies every
 // change until it needs a new list, and returns the reason for that list.
 // It returns "" when ctx ends.
-func (r *etcdRun) follow(ctx context.Context, rev int64) string {
+func (r *run) follow(ctx context.Context, rev int64) string {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// A watch that served for a while or delivered events was healthy:
 	// the next failure starts with a short delay again.
 	start := time.Now()
 	defer func() {
-		if time.Since(start) >= MaxBackoff {
+		if time.Since(start) >= watcher.MaxBackoff {
 			r.bo.Reset()
 		}
 	}()
@@ -61,9 +63,9 @@ func (r *etcdRun) follow(ctx context.Context, rev int64) string {
 			return ""
 		case st := <-down:
 			r.outage.Fail(fmt.Errorf("etcd %s: connection lost (%s)", strings.Join(r.cfg.Endpoints, ","), st))
-			return ReasonReconnect
+			return watcher.ReasonReconnect
 		case <-resync:
-			return ReasonPeriodic
+			return watcher.ReasonPeriodic
 		case resp, ok := <-wch:
 			if !ok {
 				if ctx.Err() != nil {
@@ -84,7 +86,7 @@ func (r *etcdRun) follow(ctx context.Context, rev int64) string {
 
 // watchFailed classifies a watch error into a re-list reason. Every
 // failure but a compaction counts as a registry error.
-func (r *etcdRun) watchFailed(ctx context.Context, err error) string {
+func (r *run) watchFailed(ctx context.Context, err error) string {
 	switch {
 	case ctx.Err() != nil:
 		return ""
@@ -99,12 +101,12 @@ func (r *etcdRun) watchFailed(ctx context.Context, err error) string {
 	default:
 		r.metrics.RegistryError(r.cfg.Name)
 		r.log.Warn("etcd watch failed; re-listing", "prefix", r.prefix, "err", err)
-		return ReasonError
+		return watcher.ReasonError
 	}
 }
 
 // apply writes watch events to the sink.
-func (r *etcdRun) apply(events []*clientv3.Event) {
+func (r *run) apply(events []*clientv3.Event) {
 	for _, ev := range events {
 		key := string(ev.Kv.Key)
 		service, id, ok := r.split(key)
@@ -114,7 +116,7 @@ func (r *etcdRun) apply(events []*clientv3.Event) {
 		if ev.Type == mvccpb.DELETE {
 			r.decodes.Forget(key)
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.Event(r.cfg.Name, OpDelete)
+			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
 			continue
 		}
 		in, err := r.decode(service, id, ev.Kv.Value)
@@ -122,17 +124,17 @@ func (r *etcdRun) apply(events []*clientv3.Event) {
 		case err == nil:
 			r.decodes.Forget(key)
 			r.sink.Put(r.cfg.Name, in)
-			r.metrics.Event(r.cfg.Name, OpPut)
-		case errors.Is(err, ErrRemoved):
+			r.metrics.Event(r.cfg.Name, watcher.OpPut)
+		case errors.Is(err, watcher.ErrRemoved):
 			r.decodes.Forget(key)
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.Event(r.cfg.Name, OpDelete)
+			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
 		default:
 			// The new value replaces one that may have decoded: the
 			// instance it described is gone.
 			r.decodes.Failed(key, err, "key", key)
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.Event(r.cfg.Name, OpDelete)
+			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
 		}
 	}
 }
