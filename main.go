@@ -33,6 +33,7 @@ import (
 	"github.com/discodns/discodns/dnsserver"
 	"github.com/discodns/discodns/watcher"
 	"github.com/discodns/discodns/watcher/etcd"
+	"github.com/discodns/discodns/watcher/zookeeper"
 )
 
 func main() {
@@ -289,7 +290,7 @@ func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (wa
 			ResyncInterval: sc.ResyncInterval,
 		}, metrics, log)
 	case "zookeeper":
-		return watcher.NewZooKeeper(watcher.ZooKeeperConfig{
+		return zookeeper.New(zookeeper.Config{
 			Name:           sc.Name,
 			Servers:        sc.Servers,
 			Prefix:         sc.Prefix,

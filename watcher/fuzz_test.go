@@ -10,6 +10,5 @@ import (
 // FuzzDecoders feeds arbitrary registry values to the decoders of the
 // layouts that several registries share (see watchertest.FuzzDecoders).
 func FuzzDecoders(f *testing.F) {
-	watchertest.FuzzDecoders(f, map[string]watcher.Decoder{"discox": watcher.DecodeDiscox,
-		"curator": watcher.DecodeCurator, "serverset": watcher.DecodeServerset})
+	watchertest.FuzzDecoders(f, map[string]watcher.Decoder{"discox": watcher.DecodeDiscox})
 }

@@ -165,10 +165,6 @@ func (h *harness) relists(reason string) float64 {
 	return testutil.ToFloat64(h.metrics.relists.WithLabelValues(h.name, reason))
 }
 
-func (h *harness) decodeErrors() float64 {
-	return testutil.ToFloat64(h.metrics.decodeErrors.WithLabelValues(h.name))
-}
-
 func (h *harness) registryErrors() float64 {
 	return testutil.ToFloat64(h.metrics.errors.WithLabelValues(h.name))
 }

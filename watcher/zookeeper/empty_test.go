@@ -1,4 +1,4 @@
-package watcher
+package zookeeper
 
 import (
 	"fmt"
@@ -7,9 +7,12 @@ import (
 	"testing"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/watcher/internal/watchertest"
 )
 
-// fakeZK is an in-memory tree for the list logic of zkRun. beforeGet runs
+// fakeZK is an in-memory tree for the list logic of run. beforeGet runs
 // once per path, just before that path is read, to change the tree between
 // a list of children and the reads that follow it.
 type fakeZK struct {
@@ -63,7 +66,7 @@ func (f *fakeZK) replace(del, add string) func() {
 // registry does. The service always has an instance in ZooKeeper, so it
 // must never be served empty.
 func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
-	z, err := NewZooKeeper(ZooKeeperConfig{Name: "zk", Servers: []string{"unused:2181"}, Prefix: "/services"}, nil, nil)
+	z, err := New(Config{Name: "zk", Servers: []string{"unused:2181"}, Prefix: "/services"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +76,7 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 		nodes:     map[string][]byte{"/services": nil, svc: nil, inst(1): []byte(`{}`)},
 		beforeGet: map[string]func(){},
 	}
-	sink := &emptyWatch{held: map[string]map[string]bool{}}
+	sink := watchertest.NewEmptyWatch()
 	r := z.newRun(sink)
 	r.conn = f
 
@@ -81,10 +84,10 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	// served empty on the way.
 	expect := func(step, want string) {
 		t.Helper()
-		if got := sink.instances("web"); got != want {
+		if got := sink.Instances("web"); got != want {
 			t.Fatalf("after %s, web = %q, want %q", step, got, want)
 		}
-		if len(sink.emptied) > 0 {
+		if len(sink.Emptied) > 0 {
 			t.Fatalf("after %s: web was served with no instance although ZooKeeper always had one", step)
 		}
 	}
@@ -92,7 +95,7 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	// The full list: instance 1 is replaced by 2 after the children are
 	// listed and before 1 is read.
 	f.beforeGet[inst(1)] = f.replace(inst(1), inst(2))
-	r.list(ReasonInitial)
+	r.list(watcher.ReasonInitial)
 	expect("the list", "10.0.0.2:80")
 
 	// A children event: 2 is replaced by 3, whose read races with its
@@ -120,7 +123,7 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	// A service that really loses its last instance is emptied.
 	delete(f.nodes, inst(6))
 	r.handle(zk.Event{Type: zk.EventNodeDeleted, Path: inst(6)})
-	if got := sink.instances("web"); got != "" {
+	if got := sink.Instances("web"); got != "" {
 		t.Errorf("web = %q after its last node went, want nothing", got)
 	}
 }
