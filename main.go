@@ -32,6 +32,7 @@ import (
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/dnsserver"
 	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/watcher/consul"
 	"github.com/discodns/discodns/watcher/etcd"
 	"github.com/discodns/discodns/watcher/zookeeper"
 )
@@ -275,7 +276,7 @@ func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (wa
 			ResyncInterval: sc.ResyncInterval,
 		}, metrics, log)
 	case "consul":
-		return watcher.NewConsul(watcher.ConsulConfig{
+		return consul.New(consul.Config{
 			Name:           sc.Name,
 			Address:        sc.Address,
 			Datacenter:     sc.Datacenter,

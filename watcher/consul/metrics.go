@@ -1,9 +1,11 @@
-package watcher
+package consul
 
 import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/discodns/discodns/watcher"
 )
 
 // Consul API endpoints, the endpoint label of the request metrics.
@@ -27,22 +29,22 @@ type agentMetrics struct {
 // newAgentMetrics registers the Consul metrics with the registry of m, and
 // creates the connections gauge of source at zero. It returns nil for a
 // nil m.
-func newAgentMetrics(m *Metrics, source string) *agentMetrics {
+func newAgentMetrics(m *watcher.Metrics, source string) *agentMetrics {
 	if m == nil {
 		return nil
 	}
-	connections := Register(m, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	connections := watcher.Register(m, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "discodns_watcher_consul_connections",
 		Help: "Open TCP connections to the Consul agent, by source (bounded by max_connections).",
 	}, []string{"source"}))
 	return &agentMetrics{
 		source: source,
-		requests: Register(m, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		requests: watcher.Register(m, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "discodns_watcher_consul_request_duration_seconds",
 			Help:    "Consul HTTP API requests by source and endpoint (catalog_services and health_state block until a change; health_service does not).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 		}, []string{"source", "endpoint"})),
-		errors: Register(m, prometheus.NewCounterVec(prometheus.CounterOpts{
+		errors: watcher.Register(m, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "discodns_watcher_consul_request_errors_total",
 			Help: "Consul HTTP API requests that failed, by source and endpoint.",
 		}, []string{"source", "endpoint"})),
