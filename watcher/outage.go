@@ -17,7 +17,8 @@ type Outage struct {
 	Metrics *Metrics
 	Log     *slog.Logger
 	// Down is logged at warning level by the first Fail of an outage;
-	// Still at debug level by the others.
+	// Still at debug level by the others. Stale alone needs neither, nor
+	// Log.
 	Down, Still string
 
 	failing bool
