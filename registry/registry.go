@@ -12,6 +12,9 @@ import (
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/register"
 	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/watcher/consul"
+	"github.com/discodns/discodns/watcher/etcd"
+	"github.com/discodns/discodns/watcher/zookeeper"
 )
 
 // Type is what discodns does with one kind of registry.
@@ -27,7 +30,7 @@ type Type struct {
 var types = map[string]Type{
 	config.TypeEtcd: {
 		NewSource: func(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (watcher.Source, error) {
-			return watcher.NewEtcd(watcher.EtcdConfig{
+			return etcd.New(etcd.Config{
 				Name:           sc.Name,
 				Endpoints:      sc.Endpoints,
 				Prefix:         sc.Prefix,
@@ -45,7 +48,7 @@ var types = map[string]Type{
 	},
 	config.TypeConsul: {
 		NewSource: func(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (watcher.Source, error) {
-			return watcher.NewConsul(watcher.ConsulConfig{
+			return consul.New(consul.Config{
 				Name:           sc.Name,
 				Address:        sc.Address,
 				Datacenter:     sc.Datacenter,
@@ -67,7 +70,7 @@ var types = map[string]Type{
 	},
 	config.TypeZooKeeper: {
 		NewSource: func(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (watcher.Source, error) {
-			return watcher.NewZooKeeper(watcher.ZooKeeperConfig{
+			return zookeeper.New(zookeeper.Config{
 				Name:           sc.Name,
 				Servers:        sc.Servers,
 				Prefix:         sc.Prefix,

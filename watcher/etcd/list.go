@@ -1,4 +1,4 @@
-package watcher
+package etcd
 
 import (
 	"context"
@@ -8,12 +8,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
 )
 
 // list gets the whole prefix and replaces the source's instances with it,
 // retrying until it succeeds. It returns the revision listed, or false
 // when ctx ended.
-func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
+func (r *run) list(ctx context.Context, reason string) (int64, bool) {
 	for {
 		if err := r.waitReady(ctx); err != nil {
 			if ctx.Err() != nil || errors.Is(err, errClientClosed) {
@@ -22,7 +23,7 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 			// waitReady has waited DialTimeout while gRPC reconnects with
 			// its own backoff; wait again at once, so that a connection
 			// coming back is used without delay.
-			r.fail(err)
+			r.outage.Fail(err)
 			continue
 		}
 		rev, err := r.listOnce(ctx)
@@ -30,16 +31,15 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 			if ctx.Err() != nil {
 				return 0, false
 			}
-			r.fail(err)
-			if !r.bo.wait(ctx) {
+			r.outage.Fail(err)
+			if !r.bo.Wait(ctx) {
 				return 0, false
 			}
 			continue
 		}
-		if r.failing {
+		if r.outage.Recover() {
 			r.log.Info("etcd source recovered", "reason", reason)
-			r.failing = false
-		} else if reason != reasonInitial && reason != reasonPeriodic {
+		} else if reason != watcher.ReasonInitial && reason != watcher.ReasonPeriodic {
 			r.log.Info("etcd source re-listed", "reason", reason)
 		}
 		return rev, true
@@ -47,7 +47,7 @@ func (r *etcdRun) list(ctx context.Context, reason string) (int64, bool) {
 }
 
 // listOnce gets the prefix, decodes it and replaces the sink's instances.
-func (r *etcdRun) listOnce(ctx context.Context) (int64, error) {
+func (r *run) listOnce(ctx context.Context) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.prefix, clientv3.WithPrefix())
@@ -55,7 +55,7 @@ func (r *etcdRun) listOnce(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("etcd list %s: %w", r.prefix, err)
 	}
 	instances := make([]cache.Instance, 0, len(resp.Kvs))
-	failed := map[string]struct{}{}
+	r.decodes.StartList()
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		service, id, ok := r.split(key)
@@ -66,13 +66,12 @@ func (r *etcdRun) listOnce(ctx context.Context) (int64, error) {
 		switch {
 		case err == nil:
 			instances = append(instances, in)
-		case errors.Is(err, ErrRemoved):
+		case errors.Is(err, watcher.ErrRemoved):
 		default:
-			r.decodeFailed(key, err)
-			failed[key] = struct{}{}
+			r.decodes.Failed(key, err, "key", key)
 		}
 	}
-	r.reported = failed
+	r.decodes.EndList(true)
 	r.sink.Replace(r.cfg.Name, instances)
 	return resp.Header.Revision, nil
 }

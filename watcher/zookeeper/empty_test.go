@@ -1,17 +1,19 @@
-package watcher
+package zookeeper
 
 import (
 	"fmt"
 	"path"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/watcher/internal/watchertest"
 )
 
-// fakeZK is an in-memory tree for the list logic of zkRun. beforeGet runs
+// fakeZK is an in-memory tree for the list logic of run. beforeGet runs
 // once per path, just before that path is read, to change the tree between
 // a list of children and the reads that follow it.
 type fakeZK struct {
@@ -65,7 +67,7 @@ func (f *fakeZK) replace(del, add string) func() {
 // registry does. The service always has an instance in ZooKeeper, so it
 // must never be served empty.
 func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
-	z, err := NewZooKeeper(ZooKeeperConfig{Name: "zk", Servers: []string{"unused:2181"}, Prefix: "/services"}, nil, nil)
+	z, err := New(Config{Name: "zk", Servers: []string{"unused:2181"}, Prefix: "/services", SessionTimeout: time.Second}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,18 +77,18 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 		nodes:     map[string][]byte{"/services": nil, svc: nil, inst(1): []byte(`{}`)},
 		beforeGet: map[string]func(){},
 	}
-	sink := &emptyWatch{held: map[string]map[string]bool{}}
-	r := &zkRun{z: z, sink: sink, conn: f, events: newEventQueue(),
-		services: map[string]map[string]cache.Instance{}, reported: map[string]struct{}{}}
+	sink := watchertest.NewEmptyWatch()
+	r := z.newRun(sink)
+	r.conn = f
 
 	// expect checks what web holds after step, and that it was never
 	// served empty on the way.
 	expect := func(step, want string) {
 		t.Helper()
-		if got := sink.instances("web"); got != want {
+		if got := sink.Instances("web"); got != want {
 			t.Fatalf("after %s, web = %q, want %q", step, got, want)
 		}
-		if len(sink.emptied) > 0 {
+		if len(sink.Emptied) > 0 {
 			t.Fatalf("after %s: web was served with no instance although ZooKeeper always had one", step)
 		}
 	}
@@ -94,7 +96,7 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	// The full list: instance 1 is replaced by 2 after the children are
 	// listed and before 1 is read.
 	f.beforeGet[inst(1)] = f.replace(inst(1), inst(2))
-	r.list(reasonInitial)
+	r.list(watcher.ReasonInitial)
 	expect("the list", "10.0.0.2:80")
 
 	// A children event: 2 is replaced by 3, whose read races with its
@@ -122,7 +124,7 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	// A service that really loses its last instance is emptied.
 	delete(f.nodes, inst(6))
 	r.handle(zk.Event{Type: zk.EventNodeDeleted, Path: inst(6)})
-	if got := sink.instances("web"); got != "" {
+	if got := sink.Instances("web"); got != "" {
 		t.Errorf("web = %q after its last node went, want nothing", got)
 	}
 }

@@ -1,4 +1,4 @@
-package watcher
+package etcd
 
 import (
 	"context"
@@ -11,13 +11,15 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+
+	"github.com/discodns/discodns/watcher"
 )
 
 // connect creates the client. Without authentication, creating it does
 // not touch the network, so an error is a setup problem and is returned.
 // With authentication it authenticates, which is retried until it works
 // or ctx ends (then it returns nil, nil).
-func (r *etcdRun) connect(ctx context.Context) (*clientv3.Client, error) {
+func (r *run) connect(ctx context.Context) (*clientv3.Client, error) {
 	cfg := clientv3.Config{
 		Endpoints:            r.cfg.Endpoints,
 		Username:             r.cfg.Username,
@@ -29,10 +31,10 @@ func (r *etcdRun) connect(ctx context.Context) (*clientv3.Client, error) {
 			// gRPC's default reconnection backoff grows to 120 s, which
 			// would keep the source stale long after etcd is back.
 			Backoff: grpcbackoff.Config{
-				BaseDelay:  minBackoff,
+				BaseDelay:  watcher.MinBackoff,
 				Multiplier: 1.6,
 				Jitter:     0.2,
-				MaxDelay:   maxBackoff,
+				MaxDelay:   watcher.MaxBackoff,
 			},
 			MinConnectTimeout: r.cfg.DialTimeout,
 		})},
@@ -53,8 +55,8 @@ func (r *etcdRun) connect(ctx context.Context) (*clientv3.Client, error) {
 		if r.cfg.Username == "" {
 			return nil, fmt.Errorf("etcd source %s: %w", r.cfg.Name, err)
 		}
-		r.fail(err)
-		if !r.bo.wait(ctx) {
+		r.outage.Fail(err)
+		if !r.bo.Wait(ctx) {
 			return nil, nil
 		}
 	}
@@ -65,7 +67,7 @@ var errClientClosed = errors.New("etcd client closed")
 
 // waitReady waits up to DialTimeout for the client connection to be ready,
 // so a list during an outage fails after DialTimeout, not listTimeout.
-func (r *etcdRun) waitReady(ctx context.Context) error {
+func (r *run) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
 	conn := r.cli.ActiveConnection()

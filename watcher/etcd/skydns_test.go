@@ -1,11 +1,14 @@
-package watcher
+package etcd
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/watcher/internal/watchertest"
 )
 
 func TestSkyDNSSplitter(t *testing.T) {
@@ -54,14 +57,14 @@ func TestDecodeSkyDNS(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.value, got, tc.want)
 		}
 	}
-	if _, err := DecodeSkyDNS("web", "a", []byte(`{"text":"hello"}`)); !errors.Is(err, ErrRemoved) {
-		t.Errorf("a TXT-only record: %v, want ErrRemoved", err)
+	if _, err := DecodeSkyDNS("web", "a", []byte(`{"text":"hello"}`)); !errors.Is(err, watcher.ErrRemoved) {
+		t.Errorf("a TXT-only record: %v, want watcher.ErrRemoved", err)
 	}
 }
 
 func TestRescaleWeights(t *testing.T) {
 	tb := cache.NewTable(nil)
-	tb.AddSource("sky", testZone)
+	tb.AddSource("sky", watchertest.Zone)
 	sink := newRescalingSink(tb)
 	sink.Replace("sky", []cache.Instance{
 		{Service: "web", ID: "a", Address: "10.0.0.1", Priority: 10, Weight: 100},
@@ -70,7 +73,7 @@ func TestRescaleWeights(t *testing.T) {
 	})
 	weights := func() map[string]uint16 {
 		out := map[string]uint16{}
-		for _, ep := range tb.Snapshot().Services.Get("web." + testZone).Endpoints {
+		for _, ep := range tb.Snapshot().Services.Get("web." + watchertest.Zone).Endpoints {
 			out[ep.ID] = ep.Weight
 		}
 		return out
@@ -94,3 +97,5 @@ func TestRescaleWeights(t *testing.T) {
 		t.Errorf("after a service replace: %v, want e 25, f 75", w)
 	}
 }
+
+func itoa(p uint16) string { return strconv.Itoa(int(p)) }

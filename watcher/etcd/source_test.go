@@ -1,4 +1,4 @@
-package watcher
+package etcd
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/discodns/discodns/cache"
 	"github.com/discodns/discodns/etcdembed"
+	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/watcher/internal/watchertest"
 )
 
 // TestEtcdDiscox: the initial list decodes every discox entry under the
@@ -31,27 +33,27 @@ func TestEtcdDiscox(t *testing.T) {
 	put(t, cli, "/services2/web/10.0.0.9:80", "")
 	put(t, cli, "/services/db/[2001:db8::1]:5432", "")
 
-	h := newHarness(t, EtcdConfig{Endpoints: srv.Endpoints(), Prefix: "/services", Format: "discox"})
-	h.run()
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:8080=10.0.0.2:8080")
-	h.waitEndpoints("db", "[2001:db8::1]:5432=2001:db8::1:5432")
-	if st := h.status(); st.State != cache.StateConnected || !st.Listed {
+	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services", Format: "discox"})
+	h.Run()
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:8080=10.0.0.2:8080")
+	h.WaitEndpoints("db", "[2001:db8::1]:5432=2001:db8::1:5432")
+	if st := h.Status(); st.State != cache.StateConnected || !st.Listed {
 		t.Fatalf("after the list: state %s, listed %v", st.State, st.Listed)
 	}
-	in, _ := h.instance("web", "10.0.0.2:8080")
+	in, _ := h.Instance("web", "10.0.0.2:8080")
 	want := cache.Instance{Service: "web", ID: "10.0.0.2:8080", Address: "10.0.0.2", Port: 8080,
 		Priority: 2, Weight: 5, Tags: []string{"blue"},
 		Meta: map[string]string{"version": "1.2", "zone": "a"}, Source: "etcd"}
 	if !in.Equal(&want) {
 		t.Fatalf("decoded\n got %+v\nwant %+v", in, want)
 	}
-	if got := h.decodeErrors(); got != 1 {
+	if got := h.DecodeErrors(); got != 1 {
 		t.Fatalf("decode errors after the list = %v, want 1", got)
 	}
-	if got := h.logLines("does not decode", "/services/web/10.0.0.3:80"); got != 1 {
+	if got := h.LogLines("does not decode", "/services/web/10.0.0.3:80"); got != 1 {
 		t.Fatalf("decode error logged %d times, want 1", got)
 	}
-	if got := h.relists(reasonInitial); got != 1 {
+	if got := h.Relists(watcher.ReasonInitial); got != 1 {
 		t.Fatalf("initial lists = %v, want 1", got)
 	}
 
@@ -59,32 +61,32 @@ func TestEtcdDiscox(t *testing.T) {
 	put(t, cli, "/services/web/10.0.0.4:80", "")
 	put(t, cli, "/services/web/10.0.0.1:80", `{"weight":7}`)
 	del(t, cli, "/services/web/10.0.0.2:8080")
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80")
-	h.waitFor("updated weight", func() bool {
-		in, ok := h.instance("web", "10.0.0.1:80")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80")
+	h.WaitFor("updated weight", func() bool {
+		in, ok := h.Instance("web", "10.0.0.1:80")
 		return ok && in.Weight == 7
-	}, func() string { in, _ := h.instance("web", "10.0.0.1:80"); return in.Address })
+	}, func() string { in, _ := h.Instance("web", "10.0.0.1:80"); return in.Address })
 
 	// A value that stops decoding removes that instance only; fixing it
 	// brings it back.
 	put(t, cli, "/services/web/10.0.0.1:80", `{"weight":"heavy"}`)
-	h.waitEndpoints("web", "10.0.0.4:80=10.0.0.4:80")
-	if got := h.decodeErrors(); got != 2 {
+	h.WaitEndpoints("web", "10.0.0.4:80=10.0.0.4:80")
+	if got := h.DecodeErrors(); got != 2 {
 		t.Fatalf("decode errors = %v, want 2", got)
 	}
 	put(t, cli, "/services/web/10.0.0.1:80", "")
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80")
 
 	// Keys under /services2 are not under /services/; the sentinel after
 	// them proves the watch has passed their revision.
 	put(t, cli, "/services2/web/10.0.0.10:80", "")
 	put(t, cli, "/services/web/10.0.0.5:80", "")
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80", "10.0.0.5:80=10.0.0.5:80")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80", "10.0.0.5:80=10.0.0.5:80")
 
-	if h.events(opPut) < 4 || h.events(opDelete) < 2 {
-		t.Fatalf("events put=%v delete=%v, want at least 4 and 2", h.events(opPut), h.events(opDelete))
+	if h.Events(watcher.OpPut) < 4 || h.Events(watcher.OpDelete) < 2 {
+		t.Fatalf("events put=%v delete=%v, want at least 4 and 2", h.Events(watcher.OpPut), h.Events(watcher.OpDelete))
 	}
-	if st := h.status(); st.State != cache.StateConnected {
+	if st := h.Status(); st.State != cache.StateConnected {
 		t.Fatalf("state %s (%s), want connected", st.State, st.Err)
 	}
 }
@@ -94,7 +96,7 @@ func TestEtcdDiscox(t *testing.T) {
 // removes its instance.
 func TestEtcdGRPC(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), watchertest.WaitTimeout)
 	defer cancel()
 	srv := startEtcd(t)
 	cli := newClient(t, srv.Endpoints())
@@ -111,10 +113,10 @@ func TestEtcdGRPC(t *testing.T) {
 	add("/services/greeter/10.0.0.7:50051", "10.0.0.7:50051", map[string]any{"version": "2", "weight": 3})
 	add("/services/greeter/b", "10.0.0.8:50051", nil)
 
-	h := newHarness(t, EtcdConfig{Endpoints: srv.Endpoints(), Prefix: "/services/", Format: "grpc"})
-	h.run()
-	h.waitEndpoints("greeter", "10.0.0.7:50051=10.0.0.7:50051", "b=10.0.0.8:50051")
-	in, _ := h.instance("greeter", "10.0.0.7:50051")
+	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services/", Format: "grpc"})
+	h.Run()
+	h.WaitEndpoints("greeter", "10.0.0.7:50051=10.0.0.7:50051", "b=10.0.0.8:50051")
+	in, _ := h.Instance("greeter", "10.0.0.7:50051")
 	if want := map[string]string{"version": "2", "weight": "3"}; !maps.Equal(in.Meta, want) || in.Weight != 1 || in.Priority != 1 {
 		t.Fatalf("decoded %+v, want meta %v, weight 1, priority 1", in, want)
 	}
@@ -123,14 +125,14 @@ func TestEtcdGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	add("/services/greeter/c", "greeter-3.internal:50051", "blue")
-	h.waitEndpoints("greeter", "10.0.0.7:50051=10.0.0.7:50051", "c=greeter-3.internal:50051")
-	if in, _ := h.instance("greeter", "c"); in.Meta["metadata"] != "blue" {
+	h.WaitEndpoints("greeter", "10.0.0.7:50051=10.0.0.7:50051", "c=greeter-3.internal:50051")
+	if in, _ := h.Instance("greeter", "c"); in.Meta["metadata"] != "blue" {
 		t.Fatalf("string metadata: got %v", in.Meta)
 	}
 
 	put(t, cli, "/services/greeter/10.0.0.7:50051", `{"Op":1,"Addr":"10.0.0.7:50051"}`)
-	h.waitEndpoints("greeter", "c=greeter-3.internal:50051")
-	if got := h.decodeErrors(); got != 0 {
+	h.WaitEndpoints("greeter", "c=greeter-3.internal:50051")
+	if got := h.DecodeErrors(); got != 0 {
 		t.Fatalf("decode errors = %v, want 0 (Op 1 is a removal, not an error)", got)
 	}
 }
@@ -139,23 +141,23 @@ func TestEtcdGRPC(t *testing.T) {
 // alive disappears when etcd expires the lease (a DELETE event).
 func TestEtcdLeaseExpiry(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), watchertest.WaitTimeout)
 	defer cancel()
 	srv := startEtcd(t)
 	cli := newClient(t, srv.Endpoints())
 	put(t, cli, "/services/web/10.0.0.1:80", "")
 
-	h := newHarness(t, EtcdConfig{Endpoints: srv.Endpoints(), Prefix: "/services"})
-	h.run()
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services"})
+	h.Run()
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
 
 	lease, err := cli.Grant(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	put(t, cli, "/services/web/10.0.0.2:80", "", clientv3.WithLease(lease.ID))
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
 }
 
 // TestEtcdCompacted drives the real compacted path: a watch started from a
@@ -171,19 +173,19 @@ func TestEtcdCompacted(t *testing.T) {
 	put(t, cli, "/services/web/10.0.0.1:80", "")
 	put(t, cli, "/services/web/10.0.0.2:80", "")
 
-	h := newHarness(t, EtcdConfig{Endpoints: srv.Endpoints(), Prefix: "/services"})
-	r := h.src.(*Etcd).newRun(h.table)
+	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services"})
+	r := h.Src.(*Source).newRun(h.Table)
 	rcli, err := r.connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rcli.Close()
 	r.cli = rcli
-	rev, ok := r.list(ctx, reasonInitial)
+	rev, ok := r.list(ctx, watcher.ReasonInitial)
 	if !ok {
 		t.Fatal("list failed")
 	}
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
 
 	// Changes the source does not see, then a compaction past them.
 	put(t, cli, "/services/web/10.0.0.3:80", "")
@@ -206,12 +208,12 @@ func TestEtcdCompacted(t *testing.T) {
 	}()
 	defer func() { cancel(); <-done }()
 
-	h.waitEndpoints("web", "10.0.0.2:80=10.0.0.2:80", "10.0.0.3:80=10.0.0.3:80")
-	if got := h.relists(reasonCompacted); got != 1 {
+	h.WaitEndpoints("web", "10.0.0.2:80=10.0.0.2:80", "10.0.0.3:80=10.0.0.3:80")
+	if got := h.Relists(reasonCompacted); got != 1 {
 		t.Fatalf("compacted re-lists = %v, want 1", got)
 	}
 	put(t, cli, "/services/web/10.0.0.4:80", "")
-	h.waitEndpoints("web", "10.0.0.2:80=10.0.0.2:80", "10.0.0.3:80=10.0.0.3:80", "10.0.0.4:80=10.0.0.4:80")
+	h.WaitEndpoints("web", "10.0.0.2:80=10.0.0.2:80", "10.0.0.3:80=10.0.0.3:80", "10.0.0.4:80=10.0.0.4:80")
 }
 
 // TestEtcdOutage: when etcd stops, the source turns stale and keeps serving
@@ -226,17 +228,17 @@ func TestEtcdOutage(t *testing.T) {
 	put(t, cli, "/services/web/10.0.0.1:80", "")
 	put(t, cli, "/services/web/10.0.0.2:80", "")
 
-	h := newHarness(t, EtcdConfig{Endpoints: srv.Endpoints(), Prefix: "/services", DialTimeout: time.Second})
-	h.run()
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
-	h.waitState(cache.StateConnected)
+	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services", DialTimeout: time.Second})
+	h.Run()
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
+	h.WaitState(cache.StateConnected)
 
 	srv.Close()
-	h.waitState(cache.StateStale)
-	if st := h.status(); st.Err == "" || !st.Listed {
+	h.WaitState(cache.StateStale)
+	if st := h.Status(); st.Err == "" || !st.Listed {
 		t.Fatalf("stale status %+v, want an error and listed", st)
 	}
-	if got := h.endpoints("web"); len(got) != 2 {
+	if got := h.Endpoints("web"); len(got) != 2 {
 		t.Fatalf("stale source serves %v, want the last two instances", got)
 	}
 
@@ -250,18 +252,18 @@ func TestEtcdOutage(t *testing.T) {
 	del(t, cli2, "/services/web/10.0.0.1:80")
 	cli2.Close()
 	srv2.Close()
-	if st := h.status(); st.State != cache.StateStale || len(h.endpoints("web")) != 2 {
-		t.Fatalf("source changed while etcd was away from it: %s %v", st.State, h.endpoints("web"))
+	if st := h.Status(); st.State != cache.StateStale || len(h.Endpoints("web")) != 2 {
+		t.Fatalf("source changed while etcd was away from it: %s %v", st.State, h.Endpoints("web"))
 	}
 
 	// Back on the original address.
 	srv3 := restartEtcd(t, opts)
-	h.waitEndpoints("web", "10.0.0.2:80=10.0.0.2:80", "10.0.0.3:80=10.0.0.3:80")
-	h.waitState(cache.StateConnected)
-	if h.relists(reasonReconnect) < 1 {
-		t.Fatalf("reconnect re-lists = %v, want at least 1", h.relists(reasonReconnect))
+	h.WaitEndpoints("web", "10.0.0.2:80=10.0.0.2:80", "10.0.0.3:80=10.0.0.3:80")
+	h.WaitState(cache.StateConnected)
+	if h.Relists(watcher.ReasonReconnect) < 1 {
+		t.Fatalf("reconnect re-lists = %v, want at least 1", h.Relists(watcher.ReasonReconnect))
 	}
-	if got := h.registryErrors(); got < 1 {
+	if got := h.RegistryErrors(); got < 1 {
 		t.Fatalf("registry errors = %v, want at least 1", got)
 	}
 
@@ -269,7 +271,7 @@ func TestEtcdOutage(t *testing.T) {
 	cli3 := newClient(t, srv3.Endpoints())
 	put(t, cli3, "/services/web/10.0.0.4:80", "")
 	del(t, cli3, "/services/web/10.0.0.2:80")
-	h.waitEndpoints("web", "10.0.0.3:80=10.0.0.3:80", "10.0.0.4:80=10.0.0.4:80")
+	h.WaitEndpoints("web", "10.0.0.3:80=10.0.0.3:80", "10.0.0.4:80=10.0.0.4:80")
 }
 
 // TestEtcdOneEndpointDown: with several endpoints, one that does not answer
@@ -286,15 +288,15 @@ func TestEtcdOneEndpointDown(t *testing.T) {
 	dead := l.Addr().String()
 	l.Close()
 
-	h := newHarness(t, EtcdConfig{Endpoints: []string{dead, srv.Endpoints()[0]}, Prefix: "/services", DialTimeout: time.Second})
-	h.run()
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	h := newHarness(t, Config{Endpoints: []string{dead, srv.Endpoints()[0]}, Prefix: "/services", DialTimeout: time.Second})
+	h.Run()
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
 	put(t, cli, "/services/web/10.0.0.2:80", "")
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
-	if st := h.status(); st.State != cache.StateConnected {
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
+	if st := h.Status(); st.State != cache.StateConnected {
 		t.Fatalf("state %s (%s), want connected", st.State, st.Err)
 	}
-	if got := h.registryErrors(); got != 0 {
+	if got := h.RegistryErrors(); got != 0 {
 		t.Fatalf("registry errors = %v, want 0", got)
 	}
 }
@@ -308,15 +310,15 @@ func TestEtcdStartsBeforeEtcd(t *testing.T) {
 	put(t, newClient(t, srv.Endpoints()), "/services/web/10.0.0.1:80", "")
 	srv.Close()
 
-	h := newHarness(t, EtcdConfig{Endpoints: srv.Endpoints(), Prefix: "/services", DialTimeout: 500 * time.Millisecond})
-	h.run()
-	h.waitState(cache.StateStale)
-	if h.status().Listed {
+	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services", DialTimeout: 500 * time.Millisecond})
+	h.Run()
+	h.WaitState(cache.StateStale)
+	if h.Status().Listed {
 		t.Fatal("listed without etcd")
 	}
 	restartEtcd(t, opts)
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
-	h.waitState(cache.StateConnected)
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	h.WaitState(cache.StateConnected)
 }
 
 // TestEtcdPeriodicResync: the periodic re-list repairs a table that
@@ -331,48 +333,49 @@ func TestEtcdPeriodicResync(t *testing.T) {
 	const bad = "/services/web/10.0.0.3:80"
 	put(t, cli, bad, "{")
 
-	h := newHarness(t, EtcdConfig{Endpoints: srv.Endpoints(), Prefix: "/services", ResyncInterval: 200 * time.Millisecond})
-	h.run()
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services", ResyncInterval: 200 * time.Millisecond})
+	h.Run()
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
 
-	h.table.Put(h.name, cache.Instance{Service: "web", ID: "bogus", Address: "10.9.9.9", Port: 1})
-	h.table.Delete(h.name, "web", "10.0.0.1:80")
-	h.waitEndpoints("web", "bogus=10.9.9.9:1")
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
-	if h.relists(reasonPeriodic) < 1 {
-		t.Fatalf("periodic re-lists = %v, want at least 1", h.relists(reasonPeriodic))
+	h.Table.Put(h.Name, cache.Instance{Service: "web", ID: "bogus", Address: "10.9.9.9", Port: 1})
+	h.Table.Delete(h.Name, "web", "10.0.0.1:80")
+	h.WaitEndpoints("web", "bogus=10.9.9.9:1")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	if h.Relists(watcher.ReasonPeriodic) < 1 {
+		t.Fatalf("periodic re-lists = %v, want at least 1", h.Relists(watcher.ReasonPeriodic))
 	}
 
-	h.waitFor("three lists with the bad value", func() bool { return h.decodeErrors() >= 3 },
-		func() string { return strings.TrimSpace(h.logs.String()) })
-	if got := h.logLines("does not decode", bad); got != 1 {
+	h.WaitFor("three lists with the bad value", func() bool { return h.DecodeErrors() >= 3 },
+		func() string { return strings.TrimSpace(h.Logs.String()) })
+	if got := h.LogLines("does not decode", bad); got != 1 {
 		t.Fatalf("bad value logged %d times over several lists, want 1", got)
 	}
 	put(t, cli, bad, "")
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80")
 	put(t, cli, bad, "{")
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
-	h.waitFor("bad value logged again", func() bool { return h.logLines("does not decode", bad) == 2 },
-		func() string { return strings.TrimSpace(h.logs.String()) })
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	h.WaitFor("bad value logged again", func() bool { return h.LogLines("does not decode", bad) == 2 },
+		func() string { return strings.TrimSpace(h.Logs.String()) })
 }
 
 func TestNewEtcdErrors(t *testing.T) {
-	ok := EtcdConfig{Name: "e", Endpoints: []string{"127.0.0.1:2379"}, Prefix: "/services"}
+	ok := Config{Name: "e", Endpoints: []string{"127.0.0.1:2379"}, Prefix: "/services", DialTimeout: time.Second}
 	for _, tc := range []struct {
 		name   string
-		change func(*EtcdConfig)
+		change func(*Config)
 		want   string
 	}{
-		{"skydns without a zone", func(c *EtcdConfig) { c.Format = "skydns" }, "etcd source e: format skydns needs the zone"},
-		{"unknown format", func(c *EtcdConfig) { c.Format = "json" }, `unknown format "json"`},
-		{"no name", func(c *EtcdConfig) { c.Name = "" }, "no name"},
-		{"no endpoints", func(c *EtcdConfig) { c.Endpoints = nil }, "no endpoints"},
-		{"no prefix", func(c *EtcdConfig) { c.Prefix = "" }, "no prefix"},
-		{"password alone", func(c *EtcdConfig) { c.Password = "x" }, "username and password"},
+		{"skydns without a zone", func(c *Config) { c.Format = "skydns" }, "etcd source e: format skydns needs the zone"},
+		{"unknown format", func(c *Config) { c.Format = "json" }, `unknown format "json"`},
+		{"no name", func(c *Config) { c.Name = "" }, "no name"},
+		{"no endpoints", func(c *Config) { c.Endpoints = nil }, "no endpoints"},
+		{"no prefix", func(c *Config) { c.Prefix = "" }, "no prefix"},
+		{"password alone", func(c *Config) { c.Password = "x" }, "username and password"},
+		{"no dial timeout", func(c *Config) { c.DialTimeout = 0 }, "dial timeout 0s"},
 	} {
 		cfg := ok
 		tc.change(&cfg)
-		_, err := NewEtcd(cfg, nil, nil)
+		_, err := New(cfg, nil, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to contain %q", tc.name, err, tc.want)
 		}
@@ -380,7 +383,7 @@ func TestNewEtcdErrors(t *testing.T) {
 	for _, format := range []string{"", "discox", "grpc"} {
 		cfg := ok
 		cfg.Format = format
-		if _, err := NewEtcd(cfg, nil, nil); err != nil {
+		if _, err := New(cfg, nil, nil); err != nil {
 			t.Errorf("format %q: %v", format, err)
 		}
 	}

@@ -1,4 +1,7 @@
-package watcher
+// Package etcd mirrors an etcd key prefix into the table: the Source, and
+// the decoders of the layouts only etcd holds (grpc, skydns). The discox
+// layout, which ZooKeeper holds too, is decoded by watcher.DecodeDiscox.
+package etcd
 
 import (
 	"context"
@@ -11,19 +14,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
 )
 
-// Defaults for EtcdConfig fields left zero.
+// Re-list reasons of etcd alone (see watcher.ReasonInitial for the
+// others).
 const (
-	DefaultEtcdDialTimeout    = 5 * time.Second
-	DefaultEtcdResyncInterval = 5 * time.Minute
+	// reasonCompacted: the watch start revision had been compacted away.
+	reasonCompacted = "compacted"
+	// reasonWatchClosed: the watch ended without an error.
+	reasonWatchClosed = "watch_closed"
 )
 
 const (
-	// minBackoff and maxBackoff bound the delay between retries, both ours
-	// and gRPC's reconnection attempts.
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 2 * time.Second
 	// listTimeout bounds one Get of the whole prefix once connected.
 	listTimeout = 30 * time.Second
 	// A connection that silently stops carrying packets (no RST, no FIN)
@@ -33,8 +36,9 @@ const (
 	keepAliveTimeout = 5 * time.Second
 )
 
-// EtcdConfig configures an etcd source.
-type EtcdConfig struct {
+// Config configures an etcd source, as a config.Source of type etcd
+// says: config owns each setting's default and check.
+type Config struct {
 	// Name names the source in the table, in metrics and in logs.
 	Name string
 	// Endpoints are the etcd client addresses, host:port or URLs.
@@ -51,16 +55,15 @@ type EtcdConfig struct {
 	Zone string
 	// Username and Password enable etcd authentication when both are set.
 	Username, Password string
-	// DialTimeout bounds connecting and authenticating; zero means
-	// DefaultEtcdDialTimeout.
+	// DialTimeout bounds connecting and authenticating; > 0.
 	DialTimeout time.Duration
 	// ResyncInterval is how often the source re-lists the prefix even when
 	// the watch looks healthy, since etcd has lost watch events in real
-	// bugs. Zero means DefaultEtcdResyncInterval; negative disables it.
+	// bugs. Zero or less disables it.
 	ResyncInterval time.Duration
 }
 
-// Etcd is a Source that mirrors one etcd key prefix.
+// Source is a watcher.Source that mirrors one etcd key prefix.
 //
 // It lists the prefix, replaces the source's instances in the sink, and
 // watches from the revision after the list. It lists again, replacing
@@ -68,19 +71,19 @@ type EtcdConfig struct {
 // or fails, after the connection to etcd was lost, and every
 // ResyncInterval. While etcd is unreachable it marks the source stale and
 // keeps the last instances in the sink.
-type Etcd struct {
-	cfg    EtcdConfig
+type Source struct {
+	cfg    Config
 	prefix string // with a trailing slash
-	decode Decoder
+	decode watcher.Decoder
 	// split turns a key into service and id; ok is false for other keys.
 	split   func(key string) (service, id string, ok bool)
-	metrics *Metrics
+	metrics *watcher.Metrics
 	log     *slog.Logger
 }
 
-// NewEtcd checks cfg and returns an etcd source. metrics may be nil; log
+// New checks cfg and returns an etcd source. metrics may be nil; log
 // nil means slog.Default().
-func NewEtcd(cfg EtcdConfig, metrics *Metrics, log *slog.Logger) (*Etcd, error) {
+func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("etcd source: no name")
 	}
@@ -93,10 +96,10 @@ func NewEtcd(cfg EtcdConfig, metrics *Metrics, log *slog.Logger) (*Etcd, error) 
 	if (cfg.Username == "") != (cfg.Password == "") {
 		return nil, fmt.Errorf("etcd source %s: username and password must be set together", cfg.Name)
 	}
-	var decode Decoder
+	var decode watcher.Decoder
 	switch cfg.Format {
 	case "", "discox":
-		decode = DecodeDiscox
+		decode = watcher.DecodeDiscox
 	case "grpc":
 		decode = DecodeGRPC
 	case "skydns":
@@ -108,36 +111,34 @@ func NewEtcd(cfg EtcdConfig, metrics *Metrics, log *slog.Logger) (*Etcd, error) 
 		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc or skydns)", cfg.Name, cfg.Format)
 	}
 	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = DefaultEtcdDialTimeout
-	}
-	if cfg.ResyncInterval == 0 {
-		cfg.ResyncInterval = DefaultEtcdResyncInterval
+		return nil, fmt.Errorf("etcd source %s: dial timeout %v, want more than 0", cfg.Name, cfg.DialTimeout)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	metrics.initSource(cfg.Name, reasonInitial, reasonCompacted, reasonWatchClosed,
-		reasonReconnect, reasonPeriodic, reasonError)
-	e := &Etcd{
+	metrics.InitSource(cfg.Name, watcher.ReasonInitial, reasonCompacted, reasonWatchClosed,
+		watcher.ReasonReconnect, watcher.ReasonPeriodic, watcher.ReasonError)
+	e := &Source{
 		cfg:     cfg,
 		prefix:  strings.TrimRight(cfg.Prefix, "/") + "/",
-		decode:  limitSize(decode),
+		decode:  watcher.LimitSize(decode),
 		metrics: metrics,
 		log:     log.With("source", cfg.Name),
 	}
-	e.split = func(key string) (string, string, bool) { return splitKey(e.prefix, key) }
+	e.split = func(key string) (string, string, bool) { return watcher.SplitKey(e.prefix, key) }
 	if cfg.Format == "skydns" {
 		e.split = skydnsSplitter(e.prefix, cfg.Zone)
 	}
 	return e, nil
 }
 
-// Name implements Source.
-func (e *Etcd) Name() string { return e.cfg.Name }
+// Name implements watcher.Source.
+func (e *Source) Name() string { return e.cfg.Name }
 
-// Run implements Source. It returns an error only when the etcd client
-// cannot be configured; it retries everything else until ctx is done.
-func (e *Etcd) Run(ctx context.Context, sink cache.Sink) error {
+// Run implements watcher.Source. It returns an error only when the etcd
+// client cannot be configured; it retries everything else until ctx is
+// done.
+func (e *Source) Run(ctx context.Context, sink cache.Sink) error {
 	r := e.newRun(sink)
 	cli, err := r.connect(ctx)
 	if err != nil || cli == nil {
@@ -145,41 +146,45 @@ func (e *Etcd) Run(ctx context.Context, sink cache.Sink) error {
 	}
 	defer cli.Close()
 	r.cli = cli
-	r.loop(ctx, reasonInitial)
+	r.loop(ctx, watcher.ReasonInitial)
 	return nil
 }
 
-func (e *Etcd) newRun(sink cache.Sink) *etcdRun {
+func (e *Source) newRun(sink cache.Sink) *run {
 	if e.cfg.Format == "skydns" {
 		sink = newRescalingSink(sink)
 	}
-	return &etcdRun{
-		Etcd:     e,
-		sink:     sink,
-		bo:       newBackoff(minBackoff, maxBackoff),
-		reported: map[string]struct{}{},
+	return &run{
+		Source: e,
+		sink:   sink,
+		bo:     watcher.NewBackoff(watcher.MinBackoff, watcher.MaxBackoff),
+		outage: &watcher.Outage{Source: e.cfg.Name, Sink: sink, Metrics: e.metrics, Log: e.log,
+			Down:  "etcd source unavailable; serving its last known instances",
+			Still: "etcd source still unavailable"},
+		decodes: &watcher.DecodeLog{Source: e.cfg.Name, Metrics: e.metrics, Log: e.log,
+			Msg: "skipping registry entry that does not decode"},
 	}
 }
 
-// etcdRun is the state of one Run.
-type etcdRun struct {
-	*Etcd
+// run is the state of one Run.
+type run struct {
+	*Source
 	sink cache.Sink
 	cli  *clientv3.Client
-	bo   *backoff
-	// reported holds the keys whose decode error was logged; a key leaves
-	// it when it decodes again or is deleted.
-	reported map[string]struct{}
-	// failing is true from the first registry error until the next
-	// successful list; it keeps the log to one line per outage.
-	failing bool
+	bo   *watcher.Backoff
+	// outage marks the source stale on a registry error; it logs once from
+	// the first error until the next successful list.
+	outage *watcher.Outage
+	// decodes logs a key that does not decode once, until it decodes
+	// again or is deleted.
+	decodes *watcher.DecodeLog
 }
 
 // loop lists, counted under reason, then follows the changes and lists
 // again whenever follow asks to, until ctx is done.
-func (r *etcdRun) loop(ctx context.Context, reason string) {
+func (r *run) loop(ctx context.Context, reason string) {
 	for {
-		r.metrics.relist(r.cfg.Name, reason)
+		r.metrics.Relist(r.cfg.Name, reason)
 		rev, ok := r.list(ctx, reason)
 		if !ok {
 			return
@@ -188,34 +193,12 @@ func (r *etcdRun) loop(ctx context.Context, reason string) {
 		if ctx.Err() != nil {
 			return
 		}
-		if reason == reasonError || reason == reasonWatchClosed {
+		if reason == watcher.ReasonError || reason == reasonWatchClosed {
 			// A watch that keeps failing must not turn into a busy loop
 			// of lists.
-			if !r.bo.wait(ctx) {
+			if !r.bo.Wait(ctx) {
 				return
 			}
 		}
-	}
-}
-
-// decodeFailed counts a value that did not decode and logs it unless it was
-// logged before.
-func (r *etcdRun) decodeFailed(key string, err error) {
-	r.metrics.decodeError(r.cfg.Name)
-	if _, ok := r.reported[key]; !ok {
-		r.log.Warn("skipping registry entry that does not decode", "key", key, "err", err)
-	}
-}
-
-// fail records a registry error: the source is stale and keeps its last
-// instances.
-func (r *etcdRun) fail(err error) {
-	r.metrics.registryError(r.cfg.Name)
-	r.sink.SetState(r.cfg.Name, cache.StateStale, err)
-	if !r.failing {
-		r.log.Warn("etcd source unavailable; serving its last known instances", "err", err)
-		r.failing = true
-	} else {
-		r.log.Debug("etcd source still unavailable", "err", err)
 	}
 }

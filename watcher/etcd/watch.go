@@ -1,4 +1,4 @@
-package watcher
+package etcd
 
 import (
 	"context"
@@ -13,20 +13,22 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
+
+	"github.com/discodns/discodns/watcher"
 )
 
 // follow watches the prefix from the revision after rev and applies every
 // change until it needs a new list, and returns the reason for that list.
 // It returns "" when ctx ends.
-func (r *etcdRun) follow(ctx context.Context, rev int64) string {
+func (r *run) follow(ctx context.Context, rev int64) string {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// A watch that served for a while or delivered events was healthy:
 	// the next failure starts with a short delay again.
 	start := time.Now()
 	defer func() {
-		if time.Since(start) >= maxBackoff {
-			r.bo.reset()
+		if time.Since(start) >= watcher.MaxBackoff {
+			r.bo.Reset()
 		}
 	}()
 
@@ -60,16 +62,16 @@ func (r *etcdRun) follow(ctx context.Context, rev int64) string {
 		case <-ctx.Done():
 			return ""
 		case st := <-down:
-			r.fail(fmt.Errorf("etcd %s: connection lost (%s)", strings.Join(r.cfg.Endpoints, ","), st))
-			return reasonReconnect
+			r.outage.Fail(fmt.Errorf("etcd %s: connection lost (%s)", strings.Join(r.cfg.Endpoints, ","), st))
+			return watcher.ReasonReconnect
 		case <-resync:
-			return reasonPeriodic
+			return watcher.ReasonPeriodic
 		case resp, ok := <-wch:
 			if !ok {
 				if ctx.Err() != nil {
 					return ""
 				}
-				r.metrics.registryError(r.cfg.Name)
+				r.metrics.RegistryError(r.cfg.Name)
 				r.log.Warn("etcd watch closed; re-listing", "prefix", r.prefix)
 				return reasonWatchClosed
 			}
@@ -77,14 +79,14 @@ func (r *etcdRun) follow(ctx context.Context, rev int64) string {
 				return r.watchFailed(ctx, err)
 			}
 			r.apply(resp.Events)
-			r.bo.reset()
+			r.bo.Reset()
 		}
 	}
 }
 
 // watchFailed classifies a watch error into a re-list reason. Every
 // failure but a compaction counts as a registry error.
-func (r *etcdRun) watchFailed(ctx context.Context, err error) string {
+func (r *run) watchFailed(ctx context.Context, err error) string {
 	switch {
 	case ctx.Err() != nil:
 		return ""
@@ -93,18 +95,18 @@ func (r *etcdRun) watchFailed(ctx context.Context, err error) string {
 		return reasonCompacted
 	case errors.Is(err, context.Canceled), status.Code(err) == codes.Canceled,
 		errors.Is(err, rpctypes.ErrGRPCWatchCanceled):
-		r.metrics.registryError(r.cfg.Name)
+		r.metrics.RegistryError(r.cfg.Name)
 		r.log.Warn("etcd watch canceled; re-listing", "prefix", r.prefix, "err", err)
 		return reasonWatchClosed
 	default:
-		r.metrics.registryError(r.cfg.Name)
+		r.metrics.RegistryError(r.cfg.Name)
 		r.log.Warn("etcd watch failed; re-listing", "prefix", r.prefix, "err", err)
-		return reasonError
+		return watcher.ReasonError
 	}
 }
 
 // apply writes watch events to the sink.
-func (r *etcdRun) apply(events []*clientv3.Event) {
+func (r *run) apply(events []*clientv3.Event) {
 	for _, ev := range events {
 		key := string(ev.Kv.Key)
 		service, id, ok := r.split(key)
@@ -112,28 +114,27 @@ func (r *etcdRun) apply(events []*clientv3.Event) {
 			continue
 		}
 		if ev.Type == mvccpb.DELETE {
-			delete(r.reported, key)
+			r.decodes.Forget(key)
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.event(r.cfg.Name, opDelete)
+			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
 			continue
 		}
 		in, err := r.decode(service, id, ev.Kv.Value)
 		switch {
 		case err == nil:
-			delete(r.reported, key)
+			r.decodes.Forget(key)
 			r.sink.Put(r.cfg.Name, in)
-			r.metrics.event(r.cfg.Name, opPut)
-		case errors.Is(err, ErrRemoved):
-			delete(r.reported, key)
+			r.metrics.Event(r.cfg.Name, watcher.OpPut)
+		case errors.Is(err, watcher.ErrRemoved):
+			r.decodes.Forget(key)
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.event(r.cfg.Name, opDelete)
+			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
 		default:
 			// The new value replaces one that may have decoded: the
 			// instance it described is gone.
-			r.decodeFailed(key, err)
-			r.reported[key] = struct{}{}
+			r.decodes.Failed(key, err, "key", key)
 			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.event(r.cfg.Name, opDelete)
+			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
 		}
 	}
 }

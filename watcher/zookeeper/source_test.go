@@ -1,4 +1,4 @@
-package watcher
+package zookeeper
 
 import (
 	"errors"
@@ -11,7 +11,10 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/test/registries"
+	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/watcher/internal/watchertest"
 )
 
 func TestDecodeCurator(t *testing.T) {
@@ -36,8 +39,8 @@ func TestDecodeCurator(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in, err := DecodeCurator("orders", "node-1", []byte(tc.value))
 			if tc.removed {
-				if !errors.Is(err, ErrRemoved) {
-					t.Fatalf("err %v, want ErrRemoved", err)
+				if !errors.Is(err, watcher.ErrRemoved) {
+					t.Fatalf("err %v, want watcher.ErrRemoved", err)
 				}
 				return
 			}
@@ -67,12 +70,12 @@ func TestDecodeServerset(t *testing.T) {
 	}
 	for _, status := range []string{"DEAD", "STARTING", "STOPPING", "STOPPED", "WARNING"} {
 		_, err := DecodeServerset("search", "member_1", []byte(`{"serviceEndpoint":{"host":"10.10.0.1","port":1},"status":"`+status+`"}`))
-		if !errors.Is(err, ErrRemoved) {
-			t.Errorf("status %s: %v, want ErrRemoved", status, err)
+		if !errors.Is(err, watcher.ErrRemoved) {
+			t.Errorf("status %s: %v, want watcher.ErrRemoved", status, err)
 		}
 	}
 	for _, bad := range []string{`{}`, `{"serviceEndpoint":{"host":"h","port":0},"status":"ALIVE"}`, `[1]`, ``} {
-		if _, err := DecodeServerset("search", "member_1", []byte(bad)); err == nil || errors.Is(err, ErrRemoved) {
+		if _, err := DecodeServerset("search", "member_1", []byte(bad)); err == nil || errors.Is(err, watcher.ErrRemoved) {
 			t.Errorf("%q: %v, want a decode error", bad, err)
 		}
 	}
@@ -94,11 +97,14 @@ func fmtMeta(m map[string]string) string {
 	return "map[" + strings.Join(parts, " ") + "]"
 }
 
-func newZooKeeperHarness(t *testing.T, cfg ZooKeeperConfig) *harness {
+func newZooKeeperHarness(t *testing.T, cfg Config) *watchertest.Harness {
 	t.Helper()
 	cfg.Name = "zk"
-	return newSourceHarness(t, cfg.Name, func(m *Metrics, log *slog.Logger) (Source, error) {
-		return NewZooKeeper(cfg, m, log)
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = config.DefaultSource(config.TypeZooKeeper).SessionTimeout
+	}
+	return watchertest.New(t, cfg.Name, func(m *watcher.Metrics, log *slog.Logger) (watcher.Source, error) {
+		return New(cfg, m, log)
 	})
 }
 
@@ -110,53 +116,53 @@ func TestZooKeeperLayouts(t *testing.T) {
 		registries.ZKPut(t, cli, "/discox/web/10.0.0.1:8080", `{"weight":5,"tags":["blue"]}`, 0)
 		registries.ZKPut(t, cli, "/discox/web/10.0.0.2:8080", ``, zk.FlagEphemeral)
 		registries.ZKPut(t, cli, "/discox/web/10.0.0.9:9", `{{ garbage`, 0)
-		h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{server.Addr()}, Prefix: "/discox", Format: "discox", SessionTimeout: 4 * time.Second})
-		h.run()
-		h.waitState(cache.StateConnected)
-		h.waitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080")
-		if h.decodeErrors() != 1 {
-			t.Errorf("decode errors %v, want 1", h.decodeErrors())
+		h := newZooKeeperHarness(t, Config{Servers: []string{server.Addr()}, Prefix: "/discox", Format: "discox", SessionTimeout: 4 * time.Second})
+		h.Run()
+		h.WaitState(cache.StateConnected)
+		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080")
+		if h.DecodeErrors() != 1 {
+			t.Errorf("decode errors %v, want 1", h.DecodeErrors())
 		}
 		// A data change shows; a new service appears without restart.
 		registries.ZKPut(t, cli, "/discox/web/10.0.0.1:8080", `{"weight":9}`, 0)
-		h.waitFor("weight 9", func() bool { in, _ := h.instance("web", "10.0.0.1:8080"); return in.Weight == 9 }, func() string {
-			in, _ := h.instance("web", "10.0.0.1:8080")
+		h.WaitFor("weight 9", func() bool { in, _ := h.Instance("web", "10.0.0.1:8080"); return in.Weight == 9 }, func() string {
+			in, _ := h.Instance("web", "10.0.0.1:8080")
 			return itoa(in.Weight)
 		})
 		registries.ZKPut(t, cli, "/discox/db/10.0.1.1:5432", ``, 0)
-		h.waitEndpoints("db", "10.0.1.1:5432=10.0.1.1:5432")
+		h.WaitEndpoints("db", "10.0.1.1:5432=10.0.1.1:5432")
 		// The garbage value is fixed: it is served.
 		registries.ZKPut(t, cli, "/discox/web/10.0.0.9:9", ``, 0)
-		h.waitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.9:9=10.0.0.9:9")
+		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.9:9=10.0.0.9:9")
 		// A deleted node and an ephemeral node whose session closed vanish.
 		registries.ZKDelete(t, cli, "/discox/web/10.0.0.9:9")
 		other := registries.ZKClient(t, server.Addr())
 		registries.ZKPut(t, other, "/discox/web/10.0.0.3:8080", ``, zk.FlagEphemeral)
-		h.waitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.3:8080=10.0.0.3:8080")
+		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.3:8080=10.0.0.3:8080")
 		other.Close()
-		h.waitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080")
+		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080")
 		// A whole service removed.
 		registries.ZKDelete(t, cli, "/discox/db/10.0.1.1:5432")
 		registries.ZKDelete(t, cli, "/discox/db")
-		h.waitEndpoints("db")
+		h.WaitEndpoints("db")
 	})
 
 	t.Run("curator", func(t *testing.T) {
 		registries.ZKPut(t, cli, "/curator/orders/41d7", `{"name":"orders","id":"41d7","address":"10.9.0.1","port":8080,"sslPort":8443,
 			"payload":{"@class":"x","metadata":{"zone":"a"}},"serviceType":"DYNAMIC"}`, 0)
 		registries.ZKPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8080,"enabled":false}`, 0)
-		h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{server.Addr()}, Prefix: "/curator", Format: "curator"})
-		h.run()
-		h.waitEndpoints("orders", "41d7=10.9.0.1:8080")
-		in, _ := h.instance("orders", "41d7")
+		h := newZooKeeperHarness(t, Config{Servers: []string{server.Addr()}, Prefix: "/curator", Format: "curator"})
+		h.Run()
+		h.WaitEndpoints("orders", "41d7=10.9.0.1:8080")
+		in, _ := h.Instance("orders", "41d7")
 		if in.Ports["tls"] != 8443 || in.Meta["zone"] != "a" {
 			t.Errorf("instance %+v, want tls port 8443 and zone meta", in)
 		}
 		// Enabling serves it; a port change shows.
 		registries.ZKPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8081}`, 0)
-		h.waitEndpoints("orders", "41d7=10.9.0.1:8080", "off=10.9.0.2:8081")
+		h.WaitEndpoints("orders", "41d7=10.9.0.1:8080", "off=10.9.0.2:8081")
 		registries.ZKPut(t, cli, "/curator/orders/off", `{"name":"orders","id":"off","address":"10.9.0.2","port":8081,"enabled":false}`, 0)
-		h.waitEndpoints("orders", "41d7=10.9.0.1:8080")
+		h.WaitEndpoints("orders", "41d7=10.9.0.1:8080")
 	})
 
 	t.Run("serverset", func(t *testing.T) {
@@ -167,18 +173,18 @@ func TestZooKeeperLayouts(t *testing.T) {
 		registries.ZKPut(t, cli, "/aurora/prod/search/member_0000000001", member(31000, "ALIVE"), 0)
 		registries.ZKPut(t, cli, "/aurora/prod/search/member_0000000002", member(32000, "STARTING"), 0)
 		registries.ZKPut(t, cli, "/aurora/prod/search/status", `not a member`, 0)
-		h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{server.Addr()}, Prefix: "/aurora/prod", Format: "serverset"})
-		h.run()
-		h.waitEndpoints("search", "member_0000000001=10.10.0.1:31000")
-		if in, _ := h.instance("search", "member_0000000001"); in.Ports["http"] != 31001 {
+		h := newZooKeeperHarness(t, Config{Servers: []string{server.Addr()}, Prefix: "/aurora/prod", Format: "serverset"})
+		h.Run()
+		h.WaitEndpoints("search", "member_0000000001=10.10.0.1:31000")
+		if in, _ := h.Instance("search", "member_0000000001"); in.Ports["http"] != 31001 {
 			t.Errorf("instance %+v, want named port http 31001", in)
 		}
 		registries.ZKPut(t, cli, "/aurora/prod/search/member_0000000002", member(32000, "ALIVE"), 0)
-		h.waitEndpoints("search", "member_0000000001=10.10.0.1:31000", "member_0000000002=10.10.0.1:32000")
+		h.WaitEndpoints("search", "member_0000000001=10.10.0.1:31000", "member_0000000002=10.10.0.1:32000")
 		registries.ZKPut(t, cli, "/aurora/prod/search/member_0000000001", member(31000, "STOPPING"), 0)
-		h.waitEndpoints("search", "member_0000000002=10.10.0.1:32000")
-		if h.decodeErrors() != 0 {
-			t.Errorf("decode errors %v: the status node is not a member and is not read", h.decodeErrors())
+		h.WaitEndpoints("search", "member_0000000002=10.10.0.1:32000")
+		if h.DecodeErrors() != 0 {
+			t.Errorf("decode errors %v: the status node is not a member and is not read", h.DecodeErrors())
 		}
 	})
 }
@@ -193,31 +199,31 @@ func TestZooKeeperSessionExpiry(t *testing.T) {
 	registries.ZKPut(t, cli, "/services/web/10.0.0.1:80", ``, 0)
 	registries.ZKPut(t, cli, "/services/web/10.0.0.2:80", ``, 0)
 	registries.ZKPut(t, cli, "/services/db/10.0.1.1:5432", ``, 0)
-	h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{proxy.Addr()}, Prefix: "/services", SessionTimeout: 2 * time.Second})
-	h.run()
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
+	h := newZooKeeperHarness(t, Config{Servers: []string{proxy.Addr()}, Prefix: "/services", SessionTimeout: 2 * time.Second})
+	h.Run()
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
 
 	proxy.Cut()
-	h.waitState(cache.StateStale)
+	h.WaitState(cache.StateStale)
 	registries.ZKDelete(t, cli, "/services/web/10.0.0.2:80")
 	registries.ZKPut(t, cli, "/services/web/10.0.0.3:80", ``, 0)
 	registries.ZKDelete(t, cli, "/services/db/10.0.1.1:5432")
 	registries.ZKPut(t, cli, "/services/cache/10.0.2.1:6379", ``, 0)
 	time.Sleep(5 * time.Second) // beyond the 2 s session timeout
-	if got := h.endpoints("web"); len(got) != 2 {
+	if got := h.Endpoints("web"); len(got) != 2 {
 		t.Fatalf("while away: web %v, want the last two instances", got)
 	}
 	proxy.Restore()
-	h.waitState(cache.StateConnected)
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80")
-	h.waitEndpoints("db")
-	h.waitEndpoints("cache", "10.0.2.1:6379=10.0.2.1:6379")
-	if h.relists(reasonSession) == 0 {
+	h.WaitState(cache.StateConnected)
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80")
+	h.WaitEndpoints("db")
+	h.WaitEndpoints("cache", "10.0.2.1:6379=10.0.2.1:6379")
+	if h.Relists(reasonSession) == 0 {
 		t.Errorf("no relist for the new session")
 	}
 	// Watches of the new session work.
 	registries.ZKPut(t, cli, "/services/web/10.0.0.4:80", ``, 0)
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80", "10.0.0.4:80=10.0.0.4:80")
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80", "10.0.0.4:80=10.0.0.4:80")
 }
 
 // TestZooKeeperDigestAuth reads nodes that only a digest user may read.
@@ -236,10 +242,10 @@ func TestZooKeeperDigestAuth(t *testing.T) {
 	if _, err := cli.Create("/secure/web/10.0.0.1:80", nil, 0, acl); err != nil {
 		t.Fatal(err)
 	}
-	h := newZooKeeperHarness(t, ZooKeeperConfig{Servers: []string{server.Addr()}, Prefix: "/secure", Auth: "disco:s3cret"})
-	h.run()
-	h.waitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
-	if strings.Contains(h.logs.String(), "s3cret") {
+	h := newZooKeeperHarness(t, Config{Servers: []string{server.Addr()}, Prefix: "/secure", Auth: "disco:s3cret"})
+	h.Run()
+	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
+	if strings.Contains(h.Logs.String(), "s3cret") {
 		t.Error("the credential was logged")
 	}
 }

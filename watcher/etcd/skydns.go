@@ -1,4 +1,4 @@
-package watcher
+package etcd
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
 )
 
 // CoreDNS etcd plugin defaults for a record's priority and weight of 0.
@@ -59,15 +60,15 @@ func skydnsSplitter(prefix, zone string) func(key string) (service, id string, o
 // that becomes the SRV target), port, priority (0 means 10), weight (0
 // means 100; see rescaleWeights) and text (TXT metadata "text"). A record
 // with text and no host is a TXT record alone, not an instance
-// (ErrRemoved).
+// (watcher.ErrRemoved).
 func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 	var rec skydnsRecord
-	if err := decodeObject(value, &rec, "skydns record"); err != nil {
+	if err := watcher.DecodeObject(value, &rec, "skydns record"); err != nil {
 		return cache.Instance{}, err
 	}
 	if rec.Host == "" {
 		if rec.Text != "" {
-			return cache.Instance{}, ErrRemoved
+			return cache.Instance{}, watcher.ErrRemoved
 		}
 		return cache.Instance{}, errors.New("skydns record: no host")
 	}

@@ -1,4 +1,4 @@
-package watcher
+package zookeeper
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
 )
 
 // curatorInstance is Apache Curator's ServiceInstance as JSON (also written
@@ -23,16 +24,16 @@ type curatorInstance struct {
 
 // DecodeCurator decodes a Curator ServiceInstance. id is the node name; the
 // instance's id comes from the JSON when set. enabled=false returns
-// ErrRemoved (a missing enabled means true). sslPort becomes the named port
+// watcher.ErrRemoved (a missing enabled means true). sslPort becomes the named port
 // "tls"; payload.metadata (an object of strings, as Spring Cloud writes it)
 // becomes the metadata.
 func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 	var ci curatorInstance
-	if err := decodeObject(value, &ci, "curator instance"); err != nil {
+	if err := watcher.DecodeObject(value, &ci, "curator instance"); err != nil {
 		return cache.Instance{}, err
 	}
 	if ci.Enabled != nil && !*ci.Enabled {
-		return cache.Instance{}, ErrRemoved
+		return cache.Instance{}, watcher.ErrRemoved
 	}
 	if ci.Address == "" {
 		return cache.Instance{}, errors.New("curator instance: no address")
@@ -41,8 +42,8 @@ func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 		Service:  service,
 		ID:       id,
 		Address:  strings.Trim(ci.Address, "[]"),
-		Priority: defaultPriority,
-		Weight:   defaultWeight,
+		Priority: watcher.DefaultPriority,
+		Weight:   watcher.DefaultWeight,
 	}
 	if ci.ID != "" {
 		in.ID = ci.ID
@@ -66,7 +67,7 @@ func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 			in.Port = tls
 		}
 	}
-	if len(ci.Payload) > 0 && !isNull(ci.Payload) {
+	if len(ci.Payload) > 0 && !watcher.IsNull(ci.Payload) {
 		var payload struct {
 			Metadata map[string]string `json:"metadata"`
 		}
@@ -95,18 +96,18 @@ type serversetEndpoint struct {
 func IsServersetMember(node string) bool { return strings.HasPrefix(node, "member_") }
 
 // DecodeServerset decodes a serverset member. Only status ALIVE serves
-// (others return ErrRemoved); additionalEndpoints become named ports, and
+// (others return watcher.ErrRemoved); additionalEndpoints become named ports, and
 // shard becomes the metadata key "shard".
 func DecodeServerset(service, id string, value []byte) (cache.Instance, error) {
 	var m serversetMember
-	if err := decodeObject(value, &m, "serverset member"); err != nil {
+	if err := watcher.DecodeObject(value, &m, "serverset member"); err != nil {
 		return cache.Instance{}, err
 	}
 	if m.ServiceEndpoint == nil || m.ServiceEndpoint.Host == "" {
 		return cache.Instance{}, errors.New("serverset member: no serviceEndpoint")
 	}
 	if m.Status != "ALIVE" {
-		return cache.Instance{}, ErrRemoved
+		return cache.Instance{}, watcher.ErrRemoved
 	}
 	port, err := portNumber("serviceEndpoint.port", m.ServiceEndpoint.Port)
 	if err != nil {
@@ -117,8 +118,8 @@ func DecodeServerset(service, id string, value []byte) (cache.Instance, error) {
 		ID:       id,
 		Address:  strings.Trim(m.ServiceEndpoint.Host, "[]"),
 		Port:     port,
-		Priority: defaultPriority,
-		Weight:   defaultWeight,
+		Priority: watcher.DefaultPriority,
+		Weight:   watcher.DefaultWeight,
 	}
 	for name, ep := range m.AdditionalEndpoints {
 		label := cache.Label(name)
