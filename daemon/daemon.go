@@ -45,8 +45,6 @@ type Daemon struct {
 	Log *slog.Logger
 	// NewSource builds a source's watcher; nil means registry.NewSource.
 	NewSource func(config.Source, *watcher.Metrics, *slog.Logger) (watcher.Source, error)
-	// Reload, when not nil, replaces SIGHUP as the reload trigger (tests).
-	Reload <-chan struct{}
 	// Started, when not nil, is called with the bound DNS and HTTP
 	// addresses once DNS answers (tests).
 	Started func(dns []net.Addr, http net.Addr)
@@ -144,8 +142,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.Started(dnsSrv.Addrs(), httpAddr)
 	}
 
-	reload := d.Reload
-	if reload == nil && d.Load != nil {
+	var reload <-chan struct{} // nil: no reloads
+	if d.Load != nil {
 		reload = notifyHUP(ctx)
 	}
 	for {
