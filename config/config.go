@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -44,6 +45,9 @@ var formats = map[string][]string{
 
 // sourceTypes lists the source types in the order error messages name them.
 var sourceTypes = []string{TypeEtcd, TypeConsul, TypeZooKeeper}
+
+// SourceTypes returns the source types a configuration may name.
+func SourceTypes() []string { return slices.Clone(sourceTypes) }
 
 // Config is the whole discodns configuration.
 type Config struct {
