@@ -9,29 +9,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/discodns/discodns/admin"
-	"github.com/discodns/discodns/cache"
 	"github.com/discodns/discodns/config"
-	"github.com/discodns/discodns/dnsserver"
-	"github.com/discodns/discodns/watcher"
+	"github.com/discodns/discodns/daemon"
 )
 
 func main() {
@@ -94,10 +81,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *httpListen != "" {
 		cfg.HTTP.Listen = *httpListen
 	}
-	log := newLogger(cfg.Log, stderr)
+	log := cfg.Log.NewLogger(stderr)
 
 	if *dev {
-		closeDev, err := startDev(ctx, cfg, stdout, log)
+		closeDev, err := daemon.StartDev(ctx, cfg, stdout, log)
 		if err != nil {
 			fmt.Fprintln(stderr, "discodns -dev:", err)
 			return 1
@@ -124,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return c, c.Validate()
 		}
 	}
-	if err := serve(ctx, cfg, load, log); err != nil {
+	if err := (&daemon.Daemon{Config: cfg, Load: load, Log: log}).Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "discodns:", err)
 		return 1
 	}
@@ -136,190 +123,4 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "devel"
-}
-
-func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
-	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// serve runs discodns until ctx ends, then drains in-flight queries.
-// load, when not nil, reads the configuration again for a reload (SIGHUP).
-func serve(ctx context.Context, cfg *config.Config, load func() (*config.Config, error), log *slog.Logger) error {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	table := cache.NewTable(log)
-	reg.MustRegister(admin.NewCollector(table))
-	watcherMetrics := watcher.NewMetrics(reg)
-	dnsMetrics := dnsserver.NewMetrics(reg)
-
-	opts, err := dnsOptions(cfg, nil, nil, reg, log)
-	if err != nil {
-		return err
-	}
-	handler := dnsserver.NewHandler(opts, dnsMetrics, log)
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { handler.Follow(runCtx, table) })
-	sources := newSourceSet(runCtx, table, watcherMetrics, log)
-	if err := sources.apply(cfg.Sources); err != nil {
-		cancel()
-		wg.Wait()
-		return err
-	}
-	wg.Go(func() { <-runCtx.Done(); sources.wait() })
-	hup := make(chan os.Signal, 1)
-	if load != nil {
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-	}
-	reloads := &reloader{load: load, cfg: cfg, opts: opts, sources: sources, handler: handler,
-		reg: reg, log: log, result: newReloadMetric(reg)}
-
-	// HTTP first, so that /readyz and /metrics show the start-up.
-	var dnsUp atomic.Bool
-	var httpSrv *http.Server
-	httpErr := make(chan error, 1)
-	if cfg.HTTP.Listen != "" {
-		l, err := net.Listen("tcp", cfg.HTTP.Listen)
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
-		}
-		serving := func() bool { return dnsUp.Load() && handler.Ready() }
-		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg, serving))
-		log.Info("http listening", "addr", l.Addr().String())
-		go func() {
-			if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-				httpErr <- err
-			}
-		}()
-	}
-	stopHTTP := func(ctx context.Context) {
-		if httpSrv != nil {
-			httpSrv.Shutdown(ctx)
-		}
-	}
-
-	// Answering before the sources have listed would give NXDOMAIN for
-	// services that exist, which clients cache: wait for them, a while.
-	if !waitReady(ctx, handler, cfg.DNS.StartupWait, log) && ctx.Err() != nil {
-		cancel()
-		stopHTTP(context.Background())
-		wg.Wait()
-		return nil
-	}
-	dnsSrv, err := dnsserver.Listen(dnsserver.ListenConfig{
-		Addrs:             cfg.DNS.Listen,
-		TCPIdleTimeout:    cfg.DNS.TCPIdleTimeout,
-		MaxTCPConnections: cfg.DNS.MaxTCPConnections,
-	}, handler, dnsMetrics, log)
-	if err != nil {
-		cancel()
-		stopHTTP(context.Background())
-		wg.Wait()
-		return err
-	}
-	dnsUp.Store(true)
-
-	var runErr error
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("shutting down: draining in-flight queries")
-			break wait
-		case <-hup:
-			log.Info("SIGHUP: reloading the configuration")
-			reloads.reload()
-		case err := <-dnsSrv.Errors():
-			runErr = fmt.Errorf("dns server: %w", err)
-			break wait
-		case err := <-httpErr:
-			runErr = fmt.Errorf("http server: %w", err)
-			break wait
-		}
-	}
-	drain, cancelDrain := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelDrain()
-	if err := dnsSrv.Shutdown(drain); err != nil {
-		log.Warn("dns shutdown", "err", err)
-	}
-	stopHTTP(drain)
-	cancel()
-	wg.Wait()
-	return runErr
-}
-
-// newSource builds the watcher for one configured source.
-func newSource(sc config.Source, metrics *watcher.Metrics, log *slog.Logger) (watcher.Source, error) {
-	switch sc.Type {
-	case "etcd":
-		return watcher.NewEtcd(watcher.EtcdConfig{
-			Name:           sc.Name,
-			Endpoints:      sc.Endpoints,
-			Prefix:         sc.Prefix,
-			Format:         sc.Format,
-			Zone:           sc.Zone,
-			Username:       sc.Username,
-			Password:       string(sc.Password),
-			DialTimeout:    sc.DialTimeout,
-			ResyncInterval: sc.ResyncInterval,
-		}, metrics, log)
-	case "consul":
-		return watcher.NewConsul(watcher.ConsulConfig{
-			Name:           sc.Name,
-			Address:        sc.Address,
-			Datacenter:     sc.Datacenter,
-			Token:          string(sc.Token),
-			CAFile:         sc.CAFile,
-			CertFile:       sc.CertFile,
-			KeyFile:        sc.KeyFile,
-			IncludeWarning: sc.IncludeWarning,
-			Tags:           sc.Tags,
-			MaxConnections: sc.MaxConnections,
-			RateLimit:      sc.RateLimit,
-			ResyncInterval: sc.ResyncInterval,
-		}, metrics, log)
-	case "zookeeper":
-		return watcher.NewZooKeeper(watcher.ZooKeeperConfig{
-			Name:           sc.Name,
-			Servers:        sc.Servers,
-			Prefix:         sc.Prefix,
-			Format:         sc.Format,
-			SessionTimeout: sc.SessionTimeout,
-			Auth:           string(sc.Auth),
-		}, metrics, log)
-	default:
-		return nil, fmt.Errorf("source %q: type %s is not supported by this build yet", sc.Name, sc.Type)
-	}
-}
-
-// waitReady waits until answers come from a snapshot in which every source
-// has listed, at most for wait. It reports whether that happened.
-func waitReady(ctx context.Context, handler *dnsserver.Handler, wait time.Duration, log *slog.Logger) bool {
-	deadline := time.Now().Add(wait)
-	logged := false
-	for !handler.Ready() {
-		if time.Now().After(deadline) {
-			log.Warn("answering DNS before every source has listed", "waited", wait)
-			return false
-		}
-		if !logged {
-			log.Info("waiting for every source to list before answering DNS", "at_most", wait)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	return true
 }

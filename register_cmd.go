@@ -14,6 +14,7 @@ import (
 
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/register"
+	"github.com/discodns/discodns/registry"
 )
 
 // metaFlag collects repeated -meta key=value flags.
@@ -114,26 +115,19 @@ func runRegister(args []string, stderr io.Writer) int {
 		return fail("the %s source reads format %q; register writes the discox layout", *sourceType, src.Format)
 	}
 
-	var r register.Registrar
-	log := newLogger(config.Log{Level: "info"}, stderr)
-	switch *sourceType {
-	case config.TypeEtcd:
-		if *endpoints != "" {
-			src.Endpoints = strings.Split(*endpoints, ",")
-		}
-		r = &register.Etcd{Endpoints: src.Endpoints, Prefix: src.Prefix, Username: src.Username, Password: string(src.Password), Log: log}
-	case config.TypeConsul:
-		if *address != "" {
-			src.Address = *address
-		}
-		r = &register.Consul{Address: src.Address, Datacenter: src.Datacenter, Token: string(src.Token),
-			CAFile: src.CAFile, CertFile: src.CertFile, KeyFile: src.KeyFile, Log: log}
-	case config.TypeZooKeeper:
-		if *servers != "" {
-			src.Servers = strings.Split(*servers, ",")
-		}
-		r = &register.ZooKeeper{Servers: src.Servers, Prefix: src.Prefix, SessionTimeout: src.SessionTimeout, Auth: string(src.Auth), Log: log}
+	switch {
+	case *endpoints != "" && *sourceType == config.TypeEtcd:
+		src.Endpoints = strings.Split(*endpoints, ",")
+	case *address != "" && *sourceType == config.TypeConsul:
+		src.Address = *address
+	case *servers != "" && *sourceType == config.TypeZooKeeper:
+		src.Servers = strings.Split(*servers, ",")
 	}
+	typ, err := registry.Lookup(*sourceType)
+	if err != nil {
+		return fail("-source %q: %v", *sourceType, err)
+	}
+	r := typ.NewRegistrar(src, config.Log{Level: "info"}.NewLogger(stderr))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := r.Keep(ctx, in); err != nil {

@@ -18,11 +18,11 @@ import (
 	"github.com/discodns/discodns/cache"
 )
 
-// Handler returns the admin HTTP handler for table, serving the metrics
+// Handler returns the admin HTTP handler for the snapshots of table, serving the metrics
 // gathered from gatherer. serving, when not nil, reports whether DNS
 // answers already come from a snapshot in which every source has listed;
 // /readyz waits for it as well as for the table.
-func Handler(table *cache.Table, gatherer prometheus.Gatherer, serving func() bool) http.Handler {
+func Handler(table cache.Snapshots, gatherer prometheus.Gatherer, serving func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

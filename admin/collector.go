@@ -9,7 +9,7 @@ import (
 // Collector exports the table's per-source state as metrics, read from the
 // latest snapshot at scrape time (nothing to keep in step).
 type Collector struct {
-	table      *cache.Table
+	table      cache.Snapshots
 	state      *prometheus.Desc
 	services   *prometheus.Desc
 	instances  *prometheus.Desc
@@ -21,7 +21,7 @@ type Collector struct {
 }
 
 // NewCollector returns a collector over table; register it with a registry.
-func NewCollector(table *cache.Table) *Collector {
+func NewCollector(table cache.Snapshots) *Collector {
 	src := []string{"source"}
 	return &Collector{
 		table: table,
@@ -73,8 +73,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(snap.Version))
 	ch <- prometheus.MustNewConstMetric(c.collisions, prometheus.GaugeValue, float64(len(snap.Collisions)))
-	invalid := c.table.InvalidNames()
 	for _, st := range snap.Sources {
-		ch <- prometheus.MustNewConstMetric(c.invalid, prometheus.GaugeValue, float64(invalid[st.Name]), st.Name)
+		ch <- prometheus.MustNewConstMetric(c.invalid, prometheus.GaugeValue, float64(st.InvalidNames), st.Name)
 	}
 }

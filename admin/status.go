@@ -35,11 +35,11 @@ type statusPage struct {
 // status serves the status page: sources and their state, services and
 // instances with a filter box, recent changes. Plain HTML and a few lines
 // of JavaScript for the filter, all served by the binary.
-func status(table *cache.Table) http.HandlerFunc {
+func status(table cache.Snapshots) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		snap := table.Snapshot()
 		page := statusPage{Version: snap.Version, Now: time.Now(), Sources: snap.Sources,
-			Services: servicesJSON(snap, "").Services, Changes: table.RecentChanges()}
+			Services: servicesJSON(snap, "").Services, Changes: snap.Changes}
 		for _, s := range page.Services {
 			page.Total += len(s.Instances)
 		}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +71,9 @@ type SourceStatus struct {
 	LastList  time.Time
 	Services  int
 	Instances int
+	// InvalidNames counts the source's registry service names that give
+	// no usable DNS label (their instances are not served).
+	InvalidNames int
 }
 
 // Endpoint is one instance of a merged service, with its DNS label.
@@ -109,8 +111,17 @@ type Snapshot struct {
 	// Collisions lists registry names that map to a DNS label already
 	// taken by another name; those services are not served.
 	Collisions []string
+	// Changes are the last changes of services, newest first; shared
+	// between snapshots, never to be modified.
+	Changes []Change
 
 	superseded chan struct{}
+}
+
+// Snapshots hands out the latest snapshot of a table: the read-only view
+// that readers (the DNS server, the admin pages) get.
+type Snapshots interface {
+	Snapshot() *Snapshot
 }
 
 // Superseded is closed when a newer snapshot has been published.
@@ -132,6 +143,7 @@ type sourceData struct {
 	status   SourceStatus
 	services map[string]map[string]Instance // registry service name -> id -> instance
 	count    int                            // instances in services
+	invalid  int                            // service names with no usable label
 }
 
 // Table merges every source's instances and publishes snapshots. It is safe
@@ -145,7 +157,7 @@ type Table struct {
 	members  map[string]map[member]struct{} // FQDN -> contributing (source, service)
 	services *Services                      // as in the last snapshot
 	dirty    map[string]struct{}            // FQDNs to rebuild
-	recent   []Change                       // the last changes, oldest first
+	recent   []Change                       // the last changes, newest first, as published
 	collided map[string][]string            // FQDN -> "source/service" names not served
 	unnamed  map[string]struct{}            // "source/service" names with no usable label, logged once
 	version  uint64
@@ -373,19 +385,6 @@ func (t *Table) setState(src *sourceData, state State, err error, now time.Time)
 	return true
 }
 
-// InvalidNames returns, per source, how many registry service names gave
-// no usable DNS label (their instances are not served).
-func (t *Table) InvalidNames() map[string]int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := map[string]int{}
-	for key := range t.unnamed {
-		source, _, _ := strings.Cut(key, "/")
-		out[source]++
-	}
-	return out
-}
-
 // named reports whether service has a usable DNS label, logging once per
 // source and name when it does not.
 func (t *Table) named(source, service string) bool {
@@ -395,6 +394,9 @@ func (t *Table) named(source, service string) bool {
 	key := source + "/" + service
 	if _, ok := t.unnamed[key]; !ok {
 		t.unnamed[key] = struct{}{}
+		if src := t.sources[source]; src != nil {
+			src.invalid++
+		}
 		t.log.Warn("service name has no usable DNS label; its instances are not served", "source", source, "service", service)
 	}
 	return false
@@ -457,6 +459,7 @@ func (t *Table) publish() {
 	snap := &Snapshot{
 		Version:    t.version,
 		Services:   services,
+		Changes:    t.recent,
 		superseded: make(chan struct{}),
 	}
 	zones := map[string]struct{}{}
@@ -464,6 +467,7 @@ func (t *Table) publish() {
 		st := src.status
 		st.Services = len(src.services)
 		st.Instances = src.count
+		st.InvalidNames = src.invalid
 		snap.Sources = append(snap.Sources, st)
 		zones[st.Zone] = struct{}{}
 	}
@@ -593,9 +597,11 @@ type Change struct {
 // maxRecentChanges is how many changes RecentChanges keeps.
 const maxRecentChanges = 100
 
-// record notes the changes about to be published; the caller holds t.mu.
+// record notes the changes about to be published, in a new slice (the
+// old one belongs to published snapshots); the caller holds t.mu.
 func (t *Table) record(changes map[string]*Service) {
 	now := t.now()
+	var fresh []Change
 	for fqdn, svc := range changes {
 		c := Change{Time: now, FQDN: fqdn}
 		if svc != nil {
@@ -607,20 +613,12 @@ func (t *Table) record(changes map[string]*Service) {
 		if c.Instances == 0 && c.Before == 0 {
 			continue
 		}
-		t.recent = append(t.recent, c)
+		fresh = append(fresh, c)
 	}
-	if over := len(t.recent) - maxRecentChanges; over > 0 {
-		t.recent = append(t.recent[:0], t.recent[over:]...)
+	if len(fresh) == 0 {
+		return
 	}
-}
-
-// RecentChanges returns the last changes of services, newest first.
-func (t *Table) RecentChanges() []Change {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]Change, len(t.recent))
-	for i, c := range t.recent {
-		out[len(out)-1-i] = c
-	}
-	return out
+	slices.Reverse(fresh)
+	keep := min(len(t.recent), max(maxRecentChanges-len(fresh), 0))
+	t.recent = append(fresh[:min(len(fresh), maxRecentChanges):min(len(fresh), maxRecentChanges)], t.recent[:keep]...)
 }

@@ -191,7 +191,7 @@ func TestRecentChanges(t *testing.T) {
 	tb.Put("etcd", inst("web", "b", "10.0.0.2", 80))
 	tb.Delete("etcd", "web", "a")
 	tb.Delete("etcd", "web", "b")
-	got := tb.RecentChanges()
+	got := tb.Snapshot().Changes
 	want := [][2]int{{1, 0}, {2, 1}, {1, 2}, {0, 1}} // before, after; newest first
 	if len(got) != len(want) {
 		t.Fatalf("changes %+v", got)
@@ -205,7 +205,7 @@ func TestRecentChanges(t *testing.T) {
 		tb.Put("etcd", inst("db", "x", "10.0.1.1", 5432))
 		tb.Delete("etcd", "db", "x")
 	}
-	if n := len(tb.RecentChanges()); n != maxRecentChanges {
+	if n := len(tb.Snapshot().Changes); n != maxRecentChanges {
 		t.Errorf("%d changes kept, want %d", n, maxRecentChanges)
 	}
 }

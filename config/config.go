@@ -11,8 +11,10 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -43,6 +45,9 @@ var formats = map[string][]string{
 
 // sourceTypes lists the source types in the order error messages name them.
 var sourceTypes = []string{TypeEtcd, TypeConsul, TypeZooKeeper}
+
+// SourceTypes returns the source types a configuration may name.
+func SourceTypes() []string { return slices.Clone(sourceTypes) }
 
 // Config is the whole discodns configuration.
 type Config struct {
@@ -123,6 +128,15 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is "text" or "json".
 	Format string `toml:"format"`
+}
+
+// NewLogger returns a logger writing to w at this level and format.
+func (l Log) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // SlogLevel returns Level as a slog.Level (info when Level is not one of

@@ -38,7 +38,7 @@ func FuzzAnswer(f *testing.F) {
 	f.Add([]byte{0x12}, false)                                                       // shorter than a header
 
 	h, _ := fixture(f, Options{})
-	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0"}}, h, nil, quiet)
+	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0"}, TCPIdleTimeout: 10 * time.Second, MaxTCPConnections: 16}, h, nil, quiet)
 	if err != nil {
 		f.Fatal(err)
 	}

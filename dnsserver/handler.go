@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,19 +25,22 @@ type Forwarder interface {
 	Forward(ctx context.Context, req *dns.Msg, client netip.Addr) (*dns.Msg, error)
 }
 
-// Options configure the answers.
+// Options configure the answers. They are taken as given: config owns
+// every default and check.
 type Options struct {
 	// Zone is the default zone, answered even when no source uses it.
 	Zone string
 	// TTL of positive answers and NegativeTTL (SOA minimum) of negative ones.
 	TTL, NegativeTTL time.Duration
-	// UDPSize caps the size of UDP answers to EDNS clients.
+	// UDPSize caps the size of UDP answers to EDNS clients; below 512
+	// (zero) it is 512, the size every DNS client takes.
 	UDPSize int
 	// NSAddrs are the addresses published for the zones' name server.
 	NSAddrs []netip.Addr
 	// Forwarder resolves names outside the zones; nil refuses them.
 	Forwarder Forwarder
-	// ForwardTimeout bounds one forwarded query.
+	// ForwardTimeout bounds one forwarded query; zero leaves it to the
+	// forwarder's own timeouts.
 	ForwardTimeout time.Duration
 	// ClientRateLimit, when > 0, bounds the queries per second of each
 	// client address (IPv6 by /64). Over it, UDP queries are dropped,
@@ -73,12 +75,7 @@ type settings struct {
 }
 
 func newSettings(opt Options) *settings {
-	if opt.UDPSize < dns.MinMsgSize {
-		opt.UDPSize = 1232
-	}
-	if opt.ForwardTimeout <= 0 {
-		opt.ForwardTimeout = 2 * time.Second
-	}
+	opt.UDPSize = max(opt.UDPSize, dns.MinMsgSize)
 	opt.Zone = dns.CanonicalName(opt.Zone)
 	s := &settings{Options: opt, ttl: uint32(opt.TTL / time.Second), negTTL: uint32(opt.NegativeTTL / time.Second)}
 	if opt.ClientRateLimit > 0 {
@@ -122,7 +119,7 @@ func (h *Handler) SetOptions(opt Options) {
 }
 
 // Follow keeps the handler on the latest snapshot of table until ctx ends.
-func (h *Handler) Follow(ctx context.Context, table *cache.Table) {
+func (h *Handler) Follow(ctx context.Context, table cache.Snapshots) {
 	for {
 		snap := table.Snapshot()
 		h.Update(snap)
@@ -141,19 +138,44 @@ func (h *Handler) Version() uint64 { return h.idx.Load().version }
 // had listed (see cache.Snapshot.Ready).
 func (h *Handler) Ready() bool { return h.idx.Load().ready }
 
-// ServeDNS implements dns.Handler.
+// ServeDNS implements dns.Handler: Respond, written to w, and counted.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
-	tcp := false
-	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
-		tcp = true
+	_, tcp := w.LocalAddr().(*net.TCPAddr)
+	out, o := h.Respond(req, tcp, remoteAddr(w))
+	if out != nil {
+		if _, err := w.Write(out); err != nil {
+			h.log.Debug("write response", "client", w.RemoteAddr(), "err", err)
+		}
 	}
-	client := remoteAddr(w)
+	h.metrics.observe(tcp, o, time.Since(start))
+}
+
+// Outcome is what Respond did with a query, for the metrics.
+type Outcome struct {
+	Qtype     uint16
+	Rcode     int
+	Truncated bool
+	// Dropped: no response (a client over its rate limit).
+	Dropped bool
+}
+
+// Respond answers req, received from client over TCP or UDP, and returns
+// the packed response, or nil when the query is dropped. It is the whole
+// answer path apart from the transport: a repeated question is answered
+// from the wire cache, anything else from the compiled index (or the
+// forwarder, for names outside the zones).
+func (h *Handler) Respond(req *dns.Msg, tcp bool, client netip.Addr) ([]byte, Outcome) {
+	o := Outcome{}
+	if len(req.Question) == 1 {
+		o.Qtype = req.Question[0].Qtype
+	}
 	var resp *dns.Msg
 	if l := h.idx.Load().set.limiter; l != nil && !l.allow(client) {
 		h.metrics.rateLimited()
 		if !tcp && h.slip.Add(1)%2 == 1 {
-			return // dropped
+			o.Dropped = true
+			return nil, o
 		}
 		resp = new(dns.Msg)
 		resp.SetReply(req)
@@ -162,291 +184,20 @@ func (h *Handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		} else {
 			resp.Truncated = true
 		}
-	} else if out, e := h.wireAnswer(req, tcp); out != nil {
-		if _, err := w.Write(out); err != nil {
-			h.log.Debug("write response", "client", w.RemoteAddr(), "err", err)
-		}
-		if h.metrics != nil {
-			h.metrics.observe(tcp, req.Question[0].Qtype, e.rcode, e.truncated, time.Since(start))
-		}
-		return
+	} else if out, v := h.wireAnswer(req, tcp); out != nil {
+		o.Rcode, o.Truncated = v.rcode, v.truncated
+		return out, o
 	} else {
 		resp = h.Answer(req, tcp, client)
 	}
-	if err := w.WriteMsg(resp); err != nil {
-		h.log.Debug("write response", "client", w.RemoteAddr(), "err", err)
+	o.Rcode, o.Truncated = resp.Rcode, resp.Truncated
+	out, err := resp.Pack()
+	if err != nil {
+		h.log.Debug("pack response", "client", client, "err", err)
+		o.Dropped = true
+		return nil, o
 	}
-	if h.metrics != nil {
-		var qtype uint16
-		if len(req.Question) == 1 {
-			qtype = req.Question[0].Qtype
-		}
-		h.metrics.observe(tcp, qtype, resp.Rcode, resp.Truncated, time.Since(start))
-	}
-}
-
-// Answer builds the response to req as it would be sent over TCP or UDP
-// to client.
-func (h *Handler) Answer(req *dns.Msg, tcp bool, client netip.Addr) *dns.Msg {
-	return h.answerFrom(h.idx.Load(), req, tcp, client, &rotation{off: h.next()})
-}
-
-// rotation is where the rotated records of an answer start (off, taken
-// modulo their count), and, once the answer is built, how many distinct
-// starts it has (period: the count of rotated records, 1 when none).
-type rotation struct {
-	off, period int
-}
-
-// start records that n records rotate and returns their first one's index.
-func (r *rotation) start(n int) int {
-	if n == 0 {
-		return 0
-	}
-	r.period = n
-	return r.off % n
-}
-
-// answerFrom is Answer from idx, its rotated records starting at rot.
-func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Addr, rot *rotation) *dns.Msg {
-	m := new(dns.Msg)
-	m.Id = req.Id
-	m.Response = true
-	m.Opcode = req.Opcode
-	m.RecursionDesired = req.RecursionDesired
-	m.CheckingDisabled = req.CheckingDisabled
-	m.Question = req.Question // as sent, case kept
-	m.Compress = true
-
-	reqOpt := req.IsEdns0()
-	if reqOpt != nil {
-		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-		opt.SetUDPSize(uint16(idx.set.UDPSize))
-		opt.SetDo(reqOpt.Do())
-		m.Extra = []dns.RR{opt}
-		if reqOpt.Version() != 0 {
-			m.Rcode = dns.RcodeBadVers
-			return m
-		}
-	}
-	switch {
-	case req.Opcode != dns.OpcodeQuery:
-		m.Rcode = dns.RcodeNotImplemented
-		return m
-	case len(req.Question) != 1:
-		m.Rcode = dns.RcodeFormatError
-		return m
-	}
-	q := req.Question[0]
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
-		m.Rcode = dns.RcodeRefused
-		return m
-	}
-	m.RecursionAvailable = idx.set.Forwarder != nil
-
-	name := strings.ToLower(q.Name)
-	z, labels := idx.findZone(name)
-	switch {
-	case z != nil:
-		m.Authoritative = true
-		h.answerZone(m, idx, z, labels, q, rot)
-	case q.Qtype == dns.TypePTR && len(idx.reverse(name)) > 0:
-		m.Authoritative = true
-		m.Answer = rotated(nil, q.Name, idx.reverse(name), 0)
-	case idx.set.Forwarder != nil:
-		return h.forward(idx.set, req, m, client, tcp)
-	default:
-		m.Rcode = dns.RcodeRefused
-		return m
-	}
-	fit(m, maxSize(reqOpt, tcp, idx.set.UDPSize))
-	return m
-}
-
-func (h *Handler) forward(set *settings, req, m *dns.Msg, client netip.Addr, tcp bool) *dns.Msg {
-	ctx, cancel := context.WithTimeout(context.Background(), set.ForwardTimeout)
-	defer cancel()
-	resp, err := set.Forwarder.Forward(ctx, req, client)
-	if err != nil || resp == nil {
-		h.log.Debug("forward failed", "err", err)
-		m.Rcode = dns.RcodeServerFailure
-		return m
-	}
-	resp.Id = req.Id
-	resp.Question = req.Question
-	resp.RecursionAvailable = true
-	fit(resp, maxSize(req.IsEdns0(), tcp, set.UDPSize))
-	return resp
-}
-
-// answerZone fills m for a name inside zone z; labels are the name's labels
-// below the apex, lowercase.
-func (h *Handler) answerZone(m *dns.Msg, idx *index, z *zone, labels []string, q dns.Question, rot *rotation) {
-	n := len(labels)
-	switch {
-	case n == 0:
-		h.answerApex(m, z, q)
-		return
-	case n == 2 && labels[0] == "ns" && labels[1] == "dns" && idx.service("dns."+z.name) == nil:
-		for _, rr := range z.glue {
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, rr)
-			}
-		}
-		h.finish(m, z, q, true)
-		return
-	}
-	last := labels[n-1]
-	if proto, ok := strings.CutPrefix(last, "_"); ok {
-		// _<svc>._tcp, _<svc>._udp and _<svc>._<tag>, and their parents.
-		// _<svc>._tls is the named port "tls" when the service has one.
-		switch {
-		case n == 1:
-			st := idx.zoneStats(z)
-			exists := (st.svcs > 0 && (proto == "tcp" || proto == "udp")) || st.tags[proto] > 0 ||
-				(proto == "tls" && st.tls > 0)
-			h.finish(m, z, q, exists)
-		case n == 2 && strings.HasPrefix(labels[0], "_"):
-			var set *rrsets
-			if cs := idx.service(labels[0][1:] + "." + z.name); cs != nil {
-				switch {
-				case proto == "tcp" || proto == "udp":
-					set = cs.all
-				case proto == "tls" && cs.ports["tls"] != nil:
-					set = cs.ports["tls"]
-				default:
-					set = cs.tags[proto]
-				}
-			}
-			if set != nil && q.Qtype == dns.TypeSRV {
-				h.answerSet(m, q, set, rot)
-			}
-			h.finish(m, z, q, set != nil)
-		default:
-			h.finish(m, z, q, false)
-		}
-		return
-	}
-	cs := idx.service(last + "." + z.name)
-	switch {
-	case cs == nil:
-		h.finish(m, z, q, n == 1 && last == "dns") // parent of ns.dns
-	case n == 1:
-		h.answerSet(m, q, cs.all, rot)
-		h.finish(m, z, q, true)
-	case n == 2 && cs.insts[labels[0]] != nil:
-		h.answerInstance(m, q, cs.insts[labels[0]])
-		h.finish(m, z, q, true)
-	case n == 2 && cs.tags[labels[0]] != nil:
-		h.answerSet(m, q, cs.tags[labels[0]], rot)
-		h.finish(m, z, q, true)
-	case n <= 3 && cs.ports != nil && labels[n-2] == "_tcp":
-		// _<name>._tcp.<svc>, and _tcp.<svc> as its empty non-terminal.
-		var set *rrsets
-		if n == 3 {
-			if name, ok := strings.CutPrefix(labels[0], "_"); ok {
-				set = cs.ports[name]
-			}
-		}
-		if set != nil && q.Qtype == dns.TypeSRV {
-			h.answerSet(m, q, set, rot)
-		}
-		h.finish(m, z, q, n == 2 || set != nil)
-	default:
-		h.finish(m, z, q, false)
-	}
-}
-
-func (h *Handler) answerApex(m *dns.Msg, z *zone, q dns.Question) {
-	switch q.Qtype {
-	case dns.TypeSOA:
-		soa := z.soa
-		soa.Hdr.Name = q.Name
-		m.Answer = append(m.Answer, &soa)
-	case dns.TypeNS:
-		ns := z.ns
-		ns.Hdr.Name = q.Name
-		m.Answer = append(m.Answer, &ns)
-		m.Extra = append(m.Extra, z.glue...)
-	}
-	h.finish(m, z, q, true)
-}
-
-// answerSet adds the records of set for q's type (A, AAAA or SRV with its
-// targets' addresses), rotated as rot says so that first picks and trimmed
-// answers spread load.
-func (h *Handler) answerSet(m *dns.Msg, q dns.Question, set *rrsets, rot *rotation) {
-	switch q.Qtype {
-	case dns.TypeA:
-		m.Answer = rotated(m.Answer, q.Name, set.a, rot.start(len(set.a)))
-	case dns.TypeAAAA:
-		m.Answer = rotated(m.Answer, q.Name, set.aaaa, rot.start(len(set.aaaa)))
-	case dns.TypeSRV:
-		off := rot.start(len(set.srv))
-		m.Answer = rotated(m.Answer, q.Name, set.srv, off)
-		for i := range set.glue {
-			m.Extra = append(m.Extra, set.glue[(i+off)%len(set.glue)]...)
-		}
-	}
-}
-
-func (h *Handler) answerInstance(m *dns.Msg, q dns.Question, node *instNode) {
-	if len(node.cname) > 0 && q.Qtype != dns.TypeANY {
-		m.Answer = rotated(m.Answer, q.Name, node.cname, 0)
-		return
-	}
-	switch q.Qtype {
-	case dns.TypeA:
-		m.Answer = rotated(m.Answer, q.Name, node.a, 0)
-	case dns.TypeAAAA:
-		m.Answer = rotated(m.Answer, q.Name, node.aaaa, 0)
-	case dns.TypeTXT:
-		m.Answer = rotated(m.Answer, q.Name, node.txt, 0)
-	}
-}
-
-// finish completes an in-zone answer: ANY gets the minimal RFC 8482 answer,
-// an existing name without records of the type gets NODATA and a missing one
-// NXDOMAIN, both with the SOA whose minimum is the negative TTL (RFC 2308).
-func (h *Handler) finish(m *dns.Msg, z *zone, q dns.Question, exists bool) {
-	if exists && q.Qtype == dns.TypeANY {
-		m.Answer = append(m.Answer[:0], &dns.HINFO{
-			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: z.ns.Hdr.Ttl},
-			Cpu: "RFC8482",
-		})
-		return
-	}
-	if len(m.Answer) > 0 {
-		return
-	}
-	if !exists {
-		m.Rcode = dns.RcodeNameError
-	}
-	m.Extra = onlyOPT(m.Extra)
-	soa := z.soa
-	m.Ns = append(m.Ns, &soa)
-}
-
-func (h *Handler) next() int { return int(h.rot.Add(1)) }
-
-// rotated appends src to dst starting at off (mod len), each record a copy
-// owned by name so the answer repeats the question's spelling.
-func rotated[T any, P interface {
-	*T
-	dns.RR
-}](dst []dns.RR, name string, src []T, off int) []dns.RR {
-	if len(src) == 0 {
-		return dst
-	}
-	buf := make([]T, len(src))
-	off %= len(src)
-	for i := range buf {
-		buf[i] = src[(i+off)%len(src)]
-		rr := P(&buf[i])
-		rr.Header().Name = name
-		dst = append(dst, rr)
-	}
-	return dst
+	return out, o
 }
 
 // remoteAddr is the client's address, without parsing a string.

@@ -57,6 +57,9 @@ func fixture(t testing.TB, opt Options) (*Handler, *cache.Table) {
 		opt.TTL = 5 * time.Second
 		opt.NegativeTTL = 7 * time.Second
 	}
+	if opt.UDPSize == 0 {
+		opt.UDPSize = 1232
+	}
 	opt.NSAddrs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	h := NewHandler(opt, nil, quiet)
 	h.Update(tb.Snapshot())

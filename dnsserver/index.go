@@ -351,3 +351,89 @@ func (idx *index) reverse(name string) []dns.PTR {
 	})
 	return idx.ptr[name]
 }
+
+// kind is what a name inside the zones is.
+type kind uint8
+
+const (
+	kindNone     kind = iota // no such name: NXDOMAIN
+	kindEmpty                // exists but holds no records (empty non-terminal)
+	kindApex                 // the zone apex: SOA and NS
+	kindNS                   // the zone's name server: its addresses
+	kindSet                  // a service or a tag: A, AAAA and SRV of its instances
+	kindSRV                  // _<svc>._tcp, _<svc>._<tag>, _<port>._tcp.<svc>: SRV only
+	kindInstance             // one instance: its address (or alias) and TXT
+)
+
+// named is what a name is, as resolve found it.
+type named struct {
+	kind kind
+	zone *zone     // nil: outside every zone
+	set  *rrsets   // kindSet and kindSRV
+	inst *instNode // kindInstance
+}
+
+// resolve tells what name (lowercase, fully qualified) is, in one look-up.
+func (idx *index) resolve(name string) named {
+	z, labels := idx.findZone(name)
+	r := named{zone: z}
+	n := len(labels)
+	switch {
+	case z == nil:
+		return r
+	case n == 0:
+		r.kind = kindApex
+		return r
+	case n == 2 && labels[0] == "ns" && labels[1] == "dns" && idx.service("dns."+z.name) == nil:
+		r.kind = kindNS
+		return r
+	}
+	last := labels[n-1]
+	if proto, ok := strings.CutPrefix(last, "_"); ok {
+		// _<svc>._tcp, _<svc>._udp and _<svc>._<tag>, and their parents.
+		// _<svc>._tls is the named port "tls" when the service has one.
+		switch {
+		case n == 1:
+			st := idx.zoneStats(z)
+			if (st.svcs > 0 && (proto == "tcp" || proto == "udp")) || st.tags[proto] > 0 || (proto == "tls" && st.tls > 0) {
+				r.kind = kindEmpty
+			}
+		case n == 2 && strings.HasPrefix(labels[0], "_"):
+			if cs := idx.service(labels[0][1:] + "." + z.name); cs != nil {
+				switch {
+				case proto == "tcp" || proto == "udp":
+					r.set = cs.all
+				case proto == "tls" && cs.ports["tls"] != nil:
+					r.set = cs.ports["tls"]
+				default:
+					r.set = cs.tags[proto]
+				}
+			}
+			if r.set != nil {
+				r.kind = kindSRV
+			}
+		}
+		return r
+	}
+	cs := idx.service(last + "." + z.name)
+	switch {
+	case cs == nil:
+		if n == 1 && last == "dns" {
+			r.kind = kindEmpty // the parent of ns.dns
+		}
+	case n == 1:
+		r.kind, r.set = kindSet, cs.all
+	case n == 2 && cs.insts[labels[0]] != nil:
+		r.kind, r.inst = kindInstance, cs.insts[labels[0]]
+	case n == 2 && cs.tags[labels[0]] != nil:
+		r.kind, r.set = kindSet, cs.tags[labels[0]]
+	case n <= 3 && cs.ports != nil && labels[n-2] == "_tcp":
+		// _<name>._tcp.<svc>, and _tcp.<svc> as its empty non-terminal.
+		if n == 2 {
+			r.kind = kindEmpty
+		} else if port, ok := strings.CutPrefix(labels[0], "_"); ok && cs.ports[port] != nil {
+			r.kind, r.set = kindSRV, cs.ports[port]
+		}
+	}
+	return r
+}

@@ -57,7 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(tcp bool, qtype uint16, rcode int, truncated bool, took time.Duration) {
+// observe counts one query answered (or not: dropped) over TCP or UDP.
+func (m *Metrics) observe(tcp bool, o Outcome, took time.Duration) {
+	if m == nil || o.Dropped {
+		return
+	}
+	qtype, rcode, truncated := o.Qtype, o.Rcode, o.Truncated
 	p := 0
 	if tcp {
 		p = 1

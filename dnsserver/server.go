@@ -17,10 +17,10 @@ import (
 type ListenConfig struct {
 	// Addrs are exact IP:port addresses; each gets a UDP and a TCP listener.
 	Addrs []string
-	// TCPIdleTimeout closes idle TCP connections (RFC 7766).
+	// TCPIdleTimeout closes idle TCP connections (RFC 7766); > 0.
 	TCPIdleTimeout time.Duration
 	// MaxTCPConnections caps concurrent TCP connections; further ones wait
-	// to be accepted.
+	// to be accepted; > 0.
 	MaxTCPConnections int
 }
 
@@ -34,11 +34,8 @@ type Server struct {
 // Listen binds every address (so a busy port fails here, not later) and
 // starts serving h on it.
 func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*Server, error) {
-	if cfg.TCPIdleTimeout <= 0 {
-		cfg.TCPIdleTimeout = 10 * time.Second
-	}
-	if cfg.MaxTCPConnections <= 0 {
-		cfg.MaxTCPConnections = 1000
+	if cfg.TCPIdleTimeout <= 0 || cfg.MaxTCPConnections <= 0 {
+		return nil, fmt.Errorf("dns listen: TCP idle timeout %v and connection cap %d must be more than 0", cfg.TCPIdleTimeout, cfg.MaxTCPConnections)
 	}
 	s := &Server{errs: make(chan error, 2*len(cfg.Addrs))}
 	idle := func() time.Duration { return cfg.TCPIdleTimeout }

@@ -51,7 +51,7 @@ type entry struct {
 // evicted, so they can be served stale.
 type cache struct {
 	lru      *lru.Cache[cacheKey, *entry]
-	maxStale time.Duration // < 0: never serve stale
+	maxStale time.Duration // <= 0: never serve stale
 }
 
 func newCache(size int, maxStale time.Duration) (*cache, error) {
@@ -79,7 +79,7 @@ func (c *cache) fresh(k cacheKey, now time.Time) *dns.Msg {
 // stale returns a copy of the expired response for k with every TTL set to
 // staleTTL if it expired at most maxStale ago, or nil.
 func (c *cache) stale(k cacheKey, now time.Time) *dns.Msg {
-	if c == nil || c.maxStale < 0 {
+	if c == nil || c.maxStale <= 0 {
 		return nil
 	}
 	e, ok := c.lru.Peek(k)

@@ -213,14 +213,17 @@ func TestServeStale(t *testing.T) {
 	}
 }
 
+// TestServeStaleDisabled: max_stale 0 (and less) never serves stale.
 func TestServeStaleDisabled(t *testing.T) {
-	up := startUpstream(t, answer(60))
-	f, _, clock := newTestForwarder(t, Config{Upstreams: []string{up.addr}, CacheSize: 10, MaxStale: -1})
-	mustForward(t, f, query("example.com.", dns.TypeA, false))
-	up.setReply(rcodeReply(dns.RcodeServerFailure))
-	clock.advance(61 * time.Second)
-	if m, err := forward(t, f, query("example.com.", dns.TypeA, false)); err == nil {
-		t.Errorf("got %v with serve-stale off, want an error", m)
+	for _, maxStale := range []time.Duration{0, -1} {
+		up := startUpstream(t, answer(60))
+		f, _, clock := newTestForwarder(t, Config{Upstreams: []string{up.addr}, CacheSize: 10, MaxStale: maxStale})
+		mustForward(t, f, query("example.com.", dns.TypeA, false))
+		up.setReply(rcodeReply(dns.RcodeServerFailure))
+		clock.advance(61 * time.Second)
+		if m, err := forward(t, f, query("example.com.", dns.TypeA, false)); err == nil {
+			t.Errorf("max stale %v: got %v with serve-stale off, want an error", maxStale, m)
+		}
 	}
 }
 

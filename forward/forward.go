@@ -27,13 +27,13 @@ type Config struct {
 	// Allow lists the client networks allowed to use forwarding. Clients
 	// outside them are refused; an empty list refuses everyone.
 	Allow []netip.Prefix
-	// Timeout bounds one attempt at one upstream (default 2s when 0).
+	// Timeout bounds one attempt at one upstream; > 0.
 	Timeout time.Duration
 	// CacheSize is the number of cached responses; 0 disables the cache.
 	CacheSize int
 	// MaxStale is how long past expiry a cached answer may still be served
-	// when every upstream fails (RFC 8767); default 24h when 0, negative
-	// never serves stale answers.
+	// when every upstream fails (RFC 8767); 0 (or less) never serves stale
+	// answers.
 	MaxStale time.Duration
 }
 
@@ -59,14 +59,8 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Forwarder, e
 	if cfg.CacheSize < 0 {
 		return nil, fmt.Errorf("forward: negative cache size %d", cfg.CacheSize)
 	}
-	if cfg.Timeout < 0 {
-		return nil, fmt.Errorf("forward: negative timeout %v", cfg.Timeout)
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 2 * time.Second
-	}
-	if cfg.MaxStale == 0 {
-		cfg.MaxStale = 24 * time.Hour
+	if cfg.Timeout <= 0 {
+		return nil, fmt.Errorf("forward: timeout %v, want more than 0", cfg.Timeout)
 	}
 	if log == nil {
 		log = slog.Default()

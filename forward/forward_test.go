@@ -23,6 +23,7 @@ func TestNewErrors(t *testing.T) {
 		{"port 0", Config{Upstreams: []string{"192.0.2.1:0"}}},
 		{"negative cache", Config{Upstreams: []string{"192.0.2.1:53"}, CacheSize: -1}},
 		{"negative timeout", Config{Upstreams: []string{"192.0.2.1:53"}, Timeout: -time.Second}},
+		{"no timeout", Config{Upstreams: []string{"192.0.2.1:53"}}},
 		{"invalid prefix", Config{Upstreams: []string{"192.0.2.1:53"}, Allow: []netip.Prefix{{}}}},
 	}
 	for _, tt := range tests {
@@ -32,7 +33,7 @@ func TestNewErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{Upstreams: []string{"192.0.2.1:53", "[2001:db8::1]:53"}}, nil, nil); err != nil {
+	if _, err := New(Config{Upstreams: []string{"192.0.2.1:53", "[2001:db8::1]:53"}, Timeout: time.Second}, nil, nil); err != nil {
 		t.Errorf("New with nil registry and logger: %v", err)
 	}
 }
@@ -486,7 +487,7 @@ func TestMetricsLabels(t *testing.T) {
 		t.Errorf("metric %s not registered", name)
 	}
 	// A second Forwarder (a reload) counts on in the same collectors.
-	again, err := New(Config{Upstreams: []string{up.addr}}, reg, nil)
+	again, err := New(Config{Upstreams: []string{up.addr}, Timeout: time.Second}, reg, nil)
 	if err != nil {
 		t.Fatalf("a second Forwarder on the same registry: %v", err)
 	}

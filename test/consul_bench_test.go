@@ -99,7 +99,7 @@ func consulBench(b *testing.B) (*discodns, *api.Client, func(s int) int) {
 // BenchmarkConsulRegistration measures the time from registering one more
 // instance of a service (no check: passing) to the DNS answer that shows
 // it. Such a change shows only in the index of the service list, so it
-// costs a fetch of every service in the background (see watcher.Consul);
+// costs a fetch of every service in the background (see consul.Source);
 // the figure is bounded by that sweep.
 //
 //	go test ./test -run '^$' -bench ConsulRegistration -benchtime 100x

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/discodns/discodns/test/registries"
 )
 
@@ -191,5 +193,50 @@ func TestForwardLoopRefused(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "forward.upstreams") ||
 		!strings.Contains(string(out), "loop") {
 		t.Errorf("exit %v, output %s", err, out)
+	}
+}
+
+// TestForwardMaxStaleZero: forward.max_stale = "0s" means what the example
+// configuration says, never serve stale: once the upstream is gone and the
+// cached answer expired, the name gets SERVFAIL, and the same set-up with
+// max_stale = "1h" answers it stale (TTL 30).
+func TestForwardMaxStaleZero(t *testing.T) {
+	e := startEtcd(t)
+	e.put("/services/web/10.0.0.1:8080", ``)
+	for _, tc := range []struct {
+		maxStale string
+		rcode    int
+	}{{"0s", dns.RcodeServerFailure}, {"1h", dns.RcodeSuccess}} {
+		t.Run("max_stale "+tc.maxStale, func(t *testing.T) {
+			upstream := registries.StartDnsmasq(t, map[string]string{"www.example.test": "192.0.2.10"}, 1)
+			d := startDiscodns(t, fmt.Sprintf(`
+[dns]
+listen = ["{{DNS}}"]
+
+[forward]
+upstreams = [%q]
+timeout = "500ms"
+max_stale = %q
+
+[http]
+listen = "{{HTTP}}"
+
+[[source]]
+type = "etcd"
+endpoints = [%q]
+`, upstream.Addr(), tc.maxStale, e.endpoint()))
+			if m, err := d.exchange("www.example.test.", dns.TypeA, "udp"); err != nil || len(m.Answer) != 1 {
+				t.Fatalf("forwarded answer: %v %v", m, err)
+			}
+			upstream.Stop()
+			time.Sleep(1500 * time.Millisecond) // the cached answer (TTL 1 s) expires
+			m, err := d.exchange("www.example.test.", dns.TypeA, "udp")
+			if err != nil || m.Rcode != tc.rcode {
+				t.Fatalf("after expiry with the upstream down: %v %v, want %s", m, err, dns.RcodeToString[tc.rcode])
+			}
+			if tc.rcode == dns.RcodeSuccess && (len(m.Answer) != 1 || m.Answer[0].Header().Ttl != 30) {
+				t.Errorf("stale answer %v, want one record with TTL 30", m)
+			}
+		})
 	}
 }

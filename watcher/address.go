@@ -8,9 +8,9 @@ import (
 	"strconv"
 )
 
-// parseHostPort splits "host:port" ("[ipv6]:port" for IPv6) and checks
+// ParseHostPort splits "host:port" ("[ipv6]:port" for IPv6) and checks
 // that host is an IP literal or a host name and port is 1 to 65535.
-func parseHostPort(s string) (host string, port uint16, err error) {
+func ParseHostPort(s string) (host string, port uint16, err error) {
 	host, p, err := net.SplitHostPort(s)
 	if err != nil {
 		return "", 0, err

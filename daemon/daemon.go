@@ -1,0 +1,209 @@
+// Package daemon is the life of one discodns process: it starts the
+// sources, waits for them to list, binds HTTP and DNS, reloads the
+// configuration on SIGHUP, and on shutdown drains DNS, then HTTP, then
+// stops the sources. Answering DNS and decoding registries live elsewhere
+// (dnsserver, watcher); main only parses flags and calls Run.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/discodns/discodns/admin"
+	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/config"
+	"github.com/discodns/discodns/dnsserver"
+	"github.com/discodns/discodns/registry"
+	"github.com/discodns/discodns/watcher"
+)
+
+// drainTimeout bounds how long shutdown waits for in-flight queries and
+// HTTP requests.
+const drainTimeout = 5 * time.Second
+
+// Daemon is one run of discodns.
+type Daemon struct {
+	// Config is the configuration to start with, validated.
+	Config *config.Config
+	// Load, when not nil, reads the configuration again for a reload on
+	// SIGHUP; it returns a validated configuration or an error.
+	Load func() (*config.Config, error)
+	// Log receives the daemon's logs.
+	Log *slog.Logger
+	// NewSource builds a source's watcher; nil means registry.NewSource.
+	NewSource func(config.Source, *watcher.Metrics, *slog.Logger) (watcher.Source, error)
+	// Started, when not nil, is called with the bound DNS and HTTP
+	// addresses once DNS answers (tests).
+	Started func(dns []net.Addr, http net.Addr)
+}
+
+// Run serves until ctx ends, then drains in-flight queries: DNS stops
+// accepting and answers what it has, then HTTP, then the sources stop. It
+// returns an error for a start-up failure or a listener that failed.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg, log := d.Config, d.Log
+	newSource := d.NewSource
+	if newSource == nil {
+		newSource = registry.NewSource
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	table := cache.NewTable(log)
+	reg.MustRegister(admin.NewCollector(table))
+	dnsMetrics := dnsserver.NewMetrics(reg)
+
+	opts, err := dnsOptions(cfg, nil, nil, reg, log)
+	if err != nil {
+		return err
+	}
+	handler := dnsserver.NewHandler(opts, dnsMetrics, log)
+
+	// One shutdown sequence for every way out, in drain order. The sources
+	// run on their own context, so that they stop after DNS has drained.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	var dnsSrv *dnsserver.Server
+	var httpSrv *http.Server
+	defer func() {
+		drain, cancelDrain := context.WithTimeout(context.Background(), drainTimeout)
+		defer cancelDrain()
+		if dnsSrv != nil {
+			if err := dnsSrv.Shutdown(drain); err != nil {
+				log.Warn("dns shutdown", "err", err)
+			}
+		}
+		if httpSrv != nil {
+			httpSrv.Shutdown(drain)
+		}
+		cancel()
+		wg.Wait()
+	}()
+
+	wg.Go(func() { handler.Follow(runCtx, table) })
+	watcherMetrics := watcher.NewMetrics(reg)
+	sources := newSourceSet(runCtx, table, func(sc config.Source) (watcher.Source, error) {
+		return newSource(sc, watcherMetrics, log)
+	}, log)
+	wg.Go(func() { <-runCtx.Done(); sources.wait() })
+	if err := sources.apply(cfg.Sources); err != nil {
+		return err
+	}
+	reloads := &reloader{load: d.Load, cfg: cfg, opts: opts, sources: sources, handler: handler,
+		reg: reg, log: log, result: newReloadMetric(reg)}
+
+	// HTTP first, so that /readyz and /metrics show the start-up.
+	var dnsUp atomic.Bool
+	httpErr := make(chan error, 1)
+	var httpAddr net.Addr
+	if cfg.HTTP.Listen != "" {
+		l, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		httpAddr = l.Addr()
+		serving := func() bool { return dnsUp.Load() && handler.Ready() }
+		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg, serving))
+		log.Info("http listening", "addr", l.Addr().String())
+		go func() {
+			if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				httpErr <- err
+			}
+		}()
+	}
+
+	// Answering before the sources have listed would give NXDOMAIN for
+	// services that exist, which clients cache: wait for them, a while.
+	if !waitReady(ctx, handler, cfg.DNS.StartupWait, log) && ctx.Err() != nil {
+		return nil
+	}
+	dnsSrv, err = dnsserver.Listen(dnsserver.ListenConfig{
+		Addrs:             cfg.DNS.Listen,
+		TCPIdleTimeout:    cfg.DNS.TCPIdleTimeout,
+		MaxTCPConnections: cfg.DNS.MaxTCPConnections,
+	}, handler, dnsMetrics, log)
+	if err != nil {
+		return err
+	}
+	dnsUp.Store(true)
+	if d.Started != nil {
+		d.Started(dnsSrv.Addrs(), httpAddr)
+	}
+
+	var reload <-chan struct{} // nil: no reloads
+	if d.Load != nil {
+		reload = notifyHUP(ctx)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: draining in-flight queries")
+			return nil
+		case <-reload:
+			log.Info("SIGHUP: reloading the configuration")
+			reloads.reload()
+		case err := <-dnsSrv.Errors():
+			return fmt.Errorf("dns server: %w", err)
+		case err := <-httpErr:
+			return fmt.Errorf("http server: %w", err)
+		}
+	}
+}
+
+// notifyHUP delivers SIGHUP until ctx ends.
+func notifyHUP(ctx context.Context) <-chan struct{} {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	out := make(chan struct{})
+	go func() {
+		defer signal.Stop(sig)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case out <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// waitReady waits until answers come from a snapshot in which every source
+// has listed, at most for wait. It reports whether that happened.
+func waitReady(ctx context.Context, handler *dnsserver.Handler, wait time.Duration, log *slog.Logger) bool {
+	deadline := time.Now().Add(wait)
+	logged := false
+	for !handler.Ready() {
+		if time.Now().After(deadline) {
+			log.Warn("answering DNS before every source has listed", "waited", wait)
+			return false
+		}
+		if !logged {
+			log.Info("waiting for every source to list before answering DNS", "at_most", wait)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return true
+}

@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/discodns/discodns/config"
+	"github.com/discodns/discodns/dnsserver"
+	"github.com/discodns/discodns/forward"
+)
+
+// dnsOptions builds the DNS answer options of cfg. The forwarder of prev
+// is kept when the forwarding configuration did not change, so its cache
+// survives a reload.
+func dnsOptions(cfg *config.Config, prev *dnsserver.Options, prevForward *config.Forward, reg prometheus.Registerer, log *slog.Logger) (dnsserver.Options, error) {
+	var nsAddrs []netip.Addr
+	for _, l := range cfg.DNS.Listen {
+		if ap, err := netip.ParseAddrPort(l); err == nil {
+			nsAddrs = append(nsAddrs, ap.Addr())
+		}
+	}
+	opts := dnsserver.Options{
+		Zone:            cfg.DNS.Zone,
+		TTL:             cfg.DNS.TTL,
+		NegativeTTL:     cfg.DNS.NegativeTTL,
+		UDPSize:         cfg.DNS.UDPSize,
+		NSAddrs:         nsAddrs,
+		ClientRateLimit: cfg.DNS.ClientRateLimit,
+	}
+	ups := cfg.Forward.Upstreams
+	if len(ups) == 0 {
+		return opts, nil
+	}
+	// Every upstream gets its attempt, within what a stub resolver waits
+	// for one try (glibc: 5 s).
+	opts.ForwardTimeout = min(cfg.Forward.Timeout*time.Duration(len(ups))+100*time.Millisecond, 4*time.Second)
+	if prev != nil && prev.Forwarder != nil && reflect.DeepEqual(*prevForward, cfg.Forward) {
+		opts.Forwarder = prev.Forwarder
+		return opts, nil
+	}
+	fwd, err := forward.New(forward.Config{
+		Upstreams: ups,
+		Allow:     cfg.Forward.Allow,
+		Timeout:   cfg.Forward.Timeout,
+		CacheSize: cfg.Forward.CacheSize,
+		MaxStale:  cfg.Forward.MaxStale,
+	}, reg, log)
+	if err != nil {
+		return opts, err
+	}
+	opts.Forwarder = fwd
+	log.Info("forwarding", "upstreams", ups, "allow", cfg.Forward.Allow)
+	return opts, nil
+}
+
+// reloader applies a new configuration to a running server.
+type reloader struct {
+	load    func() (*config.Config, error)
+	cfg     *config.Config
+	opts    dnsserver.Options
+	sources *sourceSet
+	handler *dnsserver.Handler
+	reg     prometheus.Registerer
+	log     *slog.Logger
+	result  *prometheus.CounterVec
+}
+
+// reload loads the configuration again and applies it; a bad one is
+// rejected, logged and counted, and the running one stays.
+func (r *reloader) reload() {
+	cfg, err := r.load()
+	if err == nil {
+		err = r.apply(cfg)
+	}
+	if err != nil {
+		r.log.Error("configuration reload rejected; the running configuration stays", "err", err)
+		r.result.WithLabelValues("error").Inc()
+		return
+	}
+	r.result.WithLabelValues("ok").Inc()
+	r.log.Info("configuration reloaded", "sources", len(cfg.Sources))
+}
+
+func (r *reloader) apply(cfg *config.Config) error {
+	opts, err := dnsOptions(cfg, &r.opts, &r.cfg.Forward, r.reg, r.log)
+	if err != nil {
+		return err
+	}
+	if err := r.sources.apply(cfg.Sources); err != nil {
+		return err
+	}
+	r.handler.SetOptions(opts)
+	if !slices.Equal(cfg.DNS.Listen, r.cfg.DNS.Listen) || cfg.HTTP.Listen != r.cfg.HTTP.Listen ||
+		cfg.DNS.TCPIdleTimeout != r.cfg.DNS.TCPIdleTimeout || cfg.DNS.MaxTCPConnections != r.cfg.DNS.MaxTCPConnections {
+		r.log.Warn("listen addresses and TCP limits change at the next restart, not on reload")
+	}
+	r.cfg, r.opts = cfg, opts
+	return nil
+}
+
+// newReloadMetric registers discodns_config_reloads_total.
+func newReloadMetric(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_config_reloads_total",
+		Help: "Configuration reloads (SIGHUP) by result: ok, or error when the new configuration was rejected and the running one stayed.",
+	}, []string{"result"})
+	c.WithLabelValues("ok")
+	c.WithLabelValues("error")
+	reg.MustRegister(c)
+	return c
+}

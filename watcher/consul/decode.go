@@ -1,0 +1,93 @@
+package consul
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
+)
+
+// decode turns one health entry into an instance. It returns ok false for
+// an instance that is not served: critical, in maintenance, warning when
+// warnings are left out, or without a wanted tag.
+func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err error) {
+	svc := e.Service
+	status := e.Checks.AggregatedStatus()
+	switch status {
+	case api.HealthPassing:
+	case api.HealthWarning:
+		if !c.cfg.IncludeWarning {
+			return in, false, nil
+		}
+	default: // critical, maintenance
+		return in, false, nil
+	}
+	if !c.tagged(svc.Tags) {
+		return in, false, nil
+	}
+	address := svc.Address
+	if address == "" {
+		address = e.Node.Address
+	}
+	if address == "" {
+		return in, false, errors.New("no service or node address")
+	}
+	if strings.HasPrefix(address, "[") && strings.HasSuffix(address, "]") {
+		address = address[1 : len(address)-1]
+	}
+	if svc.Port < 0 || svc.Port > 65535 {
+		return in, false, fmt.Errorf("port %d out of range", svc.Port)
+	}
+	weight := watcher.DefaultWeight
+	if svc.Weights.Passing > 0 || svc.Weights.Warning > 0 {
+		weight = svc.Weights.Passing
+		if status == api.HealthWarning {
+			weight = svc.Weights.Warning
+		}
+	}
+	if weight < 0 || weight > 65535 {
+		return in, false, fmt.Errorf("weight %d out of range", weight)
+	}
+	return cache.Instance{
+		Service:  svc.Service,
+		ID:       e.Node.Node + "/" + svc.ID,
+		Address:  address,
+		Port:     uint16(svc.Port),
+		Priority: watcher.DefaultPriority,
+		Weight:   uint16(weight),
+		Tags:     slices.Clone(svc.Tags),
+		Meta:     maps.Clone(svc.Meta),
+	}, true, nil
+}
+
+// wanted returns the names of the services that may have instances passing
+// the tag filter, sorted.
+func (c *Source) wanted(services map[string][]string) []string {
+	names := make([]string, 0, len(services))
+	for name, tags := range services {
+		if c.tagged(tags) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// tagged reports whether tags pass the tag filter.
+func (c *Source) tagged(tags []string) bool {
+	if len(c.cfg.Tags) == 0 {
+		return true
+	}
+	for _, t := range tags {
+		if slices.Contains(c.cfg.Tags, t) {
+			return true
+		}
+	}
+	return false
+}

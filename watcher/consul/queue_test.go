@@ -1,0 +1,39 @@
+package consul
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestWorkQueue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	q := newWorkQueue()
+	q.add(false, "a", "b")
+	q.add(true, "c")
+	q.add(false, "c") // already urgent: stays urgent
+	name, urgent, ok := q.next(ctx)
+	if !ok || name != "c" || !urgent {
+		t.Fatalf("first = %q %v %v, want the urgent c", name, urgent, ok)
+	}
+	// c is in flight: queued again, it is not handed out twice.
+	q.add(true, "c")
+	seen := map[string]bool{}
+	for range 2 {
+		name, _, _ := q.next(ctx)
+		seen[name] = true
+	}
+	if !seen["a"] || !seen["b"] {
+		t.Fatalf("got %v while c was in flight, want a and b", seen)
+	}
+	q.done("c")
+	if name, urgent, _ := q.next(ctx); name != "c" || !urgent {
+		t.Fatalf("after done: %q %v, want c again", name, urgent)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if name, _, ok := q.next(short); ok {
+		t.Fatalf("empty queue handed out %q", name)
+	}
+}

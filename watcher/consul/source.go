@@ -1,0 +1,182 @@
+// Package consul mirrors the healthy service instances of a Consul
+// datacenter into the table: the Source, its sessions (a list, then two
+// blocking queries that follow the catalog and the health checks), the
+// work queue of services to fetch, and the decoding of Consul's entries.
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
+)
+
+// DefaultWait is how long a blocking query waits for a change, when
+// Config.Wait is zero (it is no setting of the configuration file).
+// Consul's own default is 5 minutes; a shorter wait notices an agent that
+// stopped answering (no RST, no FIN) sooner, at the cost of one request per
+// minute per blocking query.
+const DefaultWait = time.Minute
+
+// Config configures a Consul source, as a config.Source of type consul
+// says: config owns each setting's default and check.
+type Config struct {
+	// Name names the source in the table, in metrics and in logs.
+	Name string
+	// Address is the agent, host:port or http(s)://host:port.
+	Address string
+	// Datacenter is the datacenter to read; "" means the agent's.
+	Datacenter string
+	// Token is the ACL token.
+	Token string
+	// CAFile, CertFile and KeyFile configure TLS to the agent.
+	CAFile, CertFile, KeyFile string
+	// IncludeWarning keeps instances whose aggregated health is warning.
+	IncludeWarning bool
+	// Tags, when not empty, keeps only instances carrying one of them.
+	Tags []string
+	// MaxConnections bounds the TCP connections to the agent: two carry
+	// the blocking queries, the rest fetch changed services; at least 3.
+	MaxConnections int
+	// RateLimit bounds requests per second; > 0.
+	RateLimit int
+	// ResyncInterval is how often every service is fetched again, to
+	// repair anything missed; > 0.
+	ResyncInterval time.Duration
+	// Wait is the blocking query wait; zero means DefaultWait.
+	Wait time.Duration
+}
+
+// Source is a watcher.Source that mirrors the services of a Consul
+// datacenter, keeping only healthy instances.
+//
+// It keeps the number of connections to the agent bounded whatever the
+// number of services: instead of one blocking query per service, it holds
+// two. One follows the checks that are not passing
+// (/v1/health/state/any, filtered): when that list changes, the services
+// whose checks changed status are fetched. The other follows the service
+// list (/v1/catalog/services): when its index moves, the source lists the
+// service instances of every node (one request per node) and fetches the
+// services whose instances were added, removed or modified. Fetches go
+// through a pool of MaxConnections-2 workers. Everything is fetched again
+// every ResyncInterval, and after any error of a blocking query (the
+// source is stale meanwhile and keeps its last instances).
+type Source struct {
+	cfg     Config
+	client  *api.Client
+	limiter *rate.Limiter
+	metrics *watcher.Metrics
+	agent   *agentMetrics
+	log     *slog.Logger
+}
+
+// New checks cfg and returns a Consul source. metrics may be nil; log
+// nil means slog.Default().
+func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("consul source: no name")
+	}
+	switch {
+	case cfg.MaxConnections < 3:
+		return nil, fmt.Errorf("consul source %s: max connections %d, want at least 3", cfg.Name, cfg.MaxConnections)
+	case cfg.RateLimit <= 0 || cfg.ResyncInterval <= 0:
+		return nil, fmt.Errorf("consul source %s: rate limit %d and resync interval %v, want more than 0", cfg.Name, cfg.RateLimit, cfg.ResyncInterval)
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultWait
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("source", cfg.Name)
+
+	tlsConfig, err := api.SetupTLSConfig(&api.TLSConfig{CAFile: cfg.CAFile, CertFile: cfg.CertFile, KeyFile: cfg.KeyFile})
+	if err != nil {
+		return nil, fmt.Errorf("consul source %s: tls: %w", cfg.Name, err)
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}
+	agent := newAgentMetrics(metrics, cfg.Name)
+	gauge := agent.connectionsGauge()
+	transport := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err != nil || gauge == nil {
+				return conn, err
+			}
+			gauge.Inc()
+			return &countedConn{Conn: conn, gauge: gauge}, nil
+		},
+		TLSClientConfig:     tlsConfig,
+		MaxConnsPerHost:     cfg.MaxConnections,
+		MaxIdleConnsPerHost: cfg.MaxConnections,
+		MaxIdleConns:        cfg.MaxConnections,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	client, err := api.NewClient(&api.Config{
+		Address:    cfg.Address,
+		Datacenter: cfg.Datacenter,
+		Token:      cfg.Token,
+		// Consul adds up to wait/16 of jitter to a blocking query; the
+		// margin covers a slow response after that.
+		HttpClient: &http.Client{Transport: transport, Timeout: cfg.Wait + cfg.Wait/16 + 15*time.Second},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consul source %s: %w", cfg.Name, err)
+	}
+	return &Source{
+		cfg:     cfg,
+		client:  client,
+		limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateLimit),
+		metrics: metrics,
+		agent:   agent,
+		log:     log,
+	}, nil
+}
+
+// countedConn decrements gauge once when closed.
+type countedConn struct {
+	net.Conn
+	gauge prometheus.Gauge
+	once  sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.gauge.Dec)
+	return c.Conn.Close()
+}
+
+// Name implements watcher.Source.
+func (c *Source) Name() string { return c.cfg.Name }
+
+// Run implements watcher.Source.
+func (c *Source) Run(ctx context.Context, sink cache.Sink) error {
+	c.metrics.InitSource(c.cfg.Name, watcher.ReasonInitial, watcher.ReasonReconnect, watcher.ReasonPeriodic)
+	bo := watcher.NewBackoff(watcher.MinBackoff, watcher.MaxBackoff)
+	// Logged once per outage: a session that listed ends the outage.
+	outage := &watcher.Outage{Source: c.cfg.Name, Sink: sink, Metrics: c.metrics, Log: c.log,
+		Down:  "consul unavailable; serving the last known instances",
+		Still: "consul still unavailable"}
+	reason := watcher.ReasonInitial
+	for {
+		err := c.runSession(ctx, sink, reason, bo, outage)
+		if ctx.Err() != nil {
+			return nil
+		}
+		outage.Fail(err)
+		reason = watcher.ReasonReconnect
+		if !bo.Wait(ctx) {
+			return nil
+		}
+	}
+}
