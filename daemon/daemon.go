@@ -101,6 +101,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := sources.apply(cfg.Sources); err != nil {
 		return err
 	}
+	// The first snapshot that holds every source: the handler may still
+	// answer from an older one, without sources and so trivially ready.
+	withSources := table.Snapshot().Version
 	reloads := &reloader{load: d.Load, cfg: cfg, opts: opts, sources: sources, handler: handler,
 		reg: reg, log: log, result: newReloadMetric(reg)}
 
@@ -126,7 +129,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	// Answering before the sources have listed would give NXDOMAIN for
 	// services that exist, which clients cache: wait for them, a while.
-	if !waitReady(ctx, handler, cfg.DNS.StartupWait, log) && ctx.Err() != nil {
+	if !waitReady(ctx, handler, withSources, cfg.DNS.StartupWait, log) && ctx.Err() != nil {
 		return nil
 	}
 	dnsSrv, err = dnsserver.Listen(dnsserver.ListenConfig{
@@ -185,12 +188,13 @@ func notifyHUP(ctx context.Context) <-chan struct{} {
 	return out
 }
 
-// waitReady waits until answers come from a snapshot in which every source
-// has listed, at most for wait. It reports whether that happened.
-func waitReady(ctx context.Context, handler *dnsserver.Handler, wait time.Duration, log *slog.Logger) bool {
+// waitReady waits until answers come from a snapshot, version since or
+// later, in which every source has listed, at most for wait. It reports
+// whether that happened.
+func waitReady(ctx context.Context, handler *dnsserver.Handler, since uint64, wait time.Duration, log *slog.Logger) bool {
 	deadline := time.Now().Add(wait)
 	logged := false
-	for !handler.Ready() {
+	for handler.Version() < since || !handler.Ready() {
 		if time.Now().After(deadline) {
 			log.Warn("answering DNS before every source has listed", "waited", wait)
 			return false

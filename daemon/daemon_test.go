@@ -226,3 +226,40 @@ func TestDrainOrder(t *testing.T) {
 		t.Errorf("when the sources stopped: %v; want DNS and HTTP closed first", atSourceStop)
 	}
 }
+
+// silentSource never lists.
+type silentSource struct{ name string }
+
+func (s silentSource) Name() string { return s.name }
+
+func (s silentSource) Run(ctx context.Context, _ cache.Sink) error {
+	<-ctx.Done()
+	return nil
+}
+
+// TestNoDNSBeforeTheSourcesList: DNS is not bound while a source has not
+// listed (the first snapshot, before the sources were added, holds no
+// source and looks ready: it must not count).
+func TestNoDNSBeforeTheSourcesList(t *testing.T) {
+	cfg := config.Default()
+	cfg.DNS.Listen = []string{"127.0.0.1:0"}
+	cfg.DNS.StartupWait = time.Hour
+	cfg.HTTP.Listen = ""
+	cfg.Sources = []config.Source{fakeConfig("a", "web")}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Daemon{
+		Config: cfg,
+		Log:    quiet,
+		NewSource: func(sc config.Source, _ *watcher.Metrics, _ *slog.Logger) (watcher.Source, error) {
+			return silentSource{sc.Name}, nil
+		},
+		Started: func([]net.Addr, net.Addr) { t.Error("DNS bound before the source listed") },
+	}
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	time.Sleep(500 * time.Millisecond) // long enough for the bug to show
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
