@@ -87,14 +87,22 @@ func TestUDPTruncationThenTCP(t *testing.T) {
 	}
 }
 
-func TestTCPPipelined(t *testing.T) {
+// dialTCP serves and opens one TCP connection to the server, closed when
+// the test ends, with a deadline of patience.
+func dialTCP(t *testing.T) *dns.Conn {
+	t.Helper()
 	addr, _ := serve(t)
 	conn, err := dns.DialTimeout("tcp", addr, patience)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(patience))
+	return conn
+}
+
+func TestTCPPipelined(t *testing.T) {
+	conn := dialTCP(t)
 	a := query("web.svc.internal.", dns.TypeA)
 	aaaa := query("web.svc.internal.", dns.TypeAAAA)
 	// glibc sends A and AAAA back to back before reading.
@@ -122,13 +130,7 @@ func TestTCPPipelined(t *testing.T) {
 // TestTCPManyQueries: one connection carries any number of queries (RFC
 // 7766), pipelined: none is dropped after some count.
 func TestTCPManyQueries(t *testing.T) {
-	addr, _ := serve(t)
-	conn, err := dns.DialTimeout("tcp", addr, patience)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(patience))
+	conn := dialTCP(t)
 	const n = 500
 	go func() {
 		for i := range n {
