@@ -6,6 +6,7 @@ package registries
 
 import (
 	"fmt"
+	"hash/fnv"
 	"io"
 	"maps"
 	"math/rand/v2"
@@ -141,8 +142,16 @@ func (c *Consul) hasLeader() bool {
 // server's port as its own.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	// go test runs the test binaries of several packages at once. Each
+	// takes its ports from a block of its own, chosen by the binary's name
+	// (etcd.test, zookeeper.test, test.test...), so that no binary takes a
+	// port another one freed for a moment: a registry it kills and starts
+	// again on the same port.
+	name := fnv.New32a()
+	name.Write([]byte(filepath.Base(os.Args[0])))
+	block := 20000 + int(name.Sum32()%12)*1000
 	for range 200 {
-		port := 20000 + rand.IntN(12000)
+		port := block + rand.IntN(1000)
 		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
@@ -154,7 +163,7 @@ func FreePort(t testing.TB) int {
 			return port
 		}
 	}
-	t.Fatal("no free port below 32000")
+	t.Fatalf("no free port in %d-%d", block, block+999)
 	return 0
 }
 
