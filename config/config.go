@@ -114,7 +114,16 @@ type Forward struct {
 	// MaxStale is how long past its expiry a cached response may still be
 	// served when every upstream fails (RFC 8767); 0 never serves stale.
 	MaxStale time.Duration `toml:"max_stale"`
+	// MaxInFlight caps the forwarded queries waiting on upstreams at once,
+	// and so the goroutines and sockets they hold; a query over it is
+	// answered stale, or SERVFAIL at once. 1 to MaxForwardInFlight.
+	MaxInFlight int `toml:"max_in_flight"`
 }
+
+// MaxForwardInFlight is the largest forward.max_in_flight: every query in
+// flight may hold a UDP socket, and the ephemeral port range (32768-60999
+// on Linux) holds about 28,000.
+const MaxForwardInFlight = 20000
 
 // HTTP configures the admin HTTP endpoint (metrics, health, status).
 type HTTP struct {
@@ -236,9 +245,10 @@ func Default() *Config {
 				netip.MustParsePrefix("127.0.0.0/8"),
 				netip.MustParsePrefix("::1/128"),
 			},
-			Timeout:   2 * time.Second,
-			CacheSize: 10000,
-			MaxStale:  24 * time.Hour,
+			Timeout:     2 * time.Second,
+			CacheSize:   10000,
+			MaxStale:    24 * time.Hour,
+			MaxInFlight: 1000,
 		},
 		HTTP: HTTP{Listen: "127.0.0.1:9153"},
 		Log:  Log{Level: "info", Format: "text"},
@@ -317,7 +327,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Group("forward",
 			slog.Any("upstreams", c.Forward.Upstreams),
 			slog.Any("allow", c.Forward.Allow),
-			slog.Duration("timeout", c.Forward.Timeout)),
+			slog.Duration("timeout", c.Forward.Timeout),
+			slog.Int("max_in_flight", c.Forward.MaxInFlight)),
 		slog.Group("http", slog.String("listen", c.HTTP.Listen)),
 		slog.Group("log", slog.String("level", c.Log.Level), slog.String("format", c.Log.Format)),
 		slog.Attr{Key: "source", Value: slog.GroupValue(srcs...)},

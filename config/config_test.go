@@ -463,8 +463,8 @@ func TestForwardUpstreams(t *testing.T) {
 	if want := []string{"192.0.2.1:53", "[2001:db8::53]:53"}; !slices.Equal(c.Forward.Upstreams, want) {
 		t.Errorf("upstreams %v, want %v", c.Forward.Upstreams, want)
 	}
-	if c.Forward.CacheSize != 10000 || c.Forward.MaxStale != 24*time.Hour {
-		t.Errorf("defaults: cache %d, max stale %s", c.Forward.CacheSize, c.Forward.MaxStale)
+	if c.Forward.CacheSize != 10000 || c.Forward.MaxStale != 24*time.Hour || c.Forward.MaxInFlight != 1000 {
+		t.Errorf("defaults: cache %d, max stale %s, max in flight %d", c.Forward.CacheSize, c.Forward.MaxStale, c.Forward.MaxInFlight)
 	}
 
 	loop := filepath.Join(dir, "loop.conf")
@@ -480,6 +480,8 @@ func TestForwardUpstreams(t *testing.T) {
 		{"no nameserver", fmt.Sprintf("[forward]\nresolv_conf = %q\n", empty), "lists no nameserver"},
 		{"missing file", "[forward]\nresolv_conf = \"/nonexistent/resolv.conf\"\n", "forward.resolv_conf: open /nonexistent/resolv.conf"},
 		{"negative cache", "[forward]\ncache_size = -1\n", "forward.cache_size"},
+		{"no query in flight", "[forward]\nmax_in_flight = 0\n", "forward.max_in_flight: must be 1 to 20000, got 0"},
+		{"more in flight than ports", "[forward]\nmax_in_flight = 20001\n", "forward.max_in_flight: must be 1 to 20000, got 20001"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(write(t, tc.toml))

@@ -164,6 +164,9 @@ func (c *Config) validate() *Error {
 	if f.Timeout <= 0 {
 		return keyErr("forward.timeout", positive(f.Timeout))
 	}
+	if f.MaxInFlight < 1 || f.MaxInFlight > MaxForwardInFlight {
+		return keyErr("forward.max_in_flight", fmt.Errorf("must be 1 to %d, got %d", MaxForwardInFlight, f.MaxInFlight))
+	}
 
 	if c.HTTP.Listen != "" {
 		if err := checkHostPort(c.HTTP.Listen, false, true); err != nil {

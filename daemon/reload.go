@@ -44,11 +44,12 @@ func dnsOptions(cfg *config.Config, prev *dnsserver.Options, prevForward *config
 		return opts, nil
 	}
 	fwd, err := forward.New(forward.Config{
-		Upstreams: ups,
-		Allow:     cfg.Forward.Allow,
-		Timeout:   cfg.Forward.Timeout,
-		CacheSize: cfg.Forward.CacheSize,
-		MaxStale:  cfg.Forward.MaxStale,
+		Upstreams:   ups,
+		Allow:       cfg.Forward.Allow,
+		Timeout:     cfg.Forward.Timeout,
+		CacheSize:   cfg.Forward.CacheSize,
+		MaxStale:    cfg.Forward.MaxStale,
+		MaxInFlight: cfg.Forward.MaxInFlight,
 	}, reg, log)
 	if err != nil {
 		return opts, err

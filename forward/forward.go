@@ -35,7 +35,17 @@ type Config struct {
 	// when every upstream fails (RFC 8767); 0 (or less) never serves stale
 	// answers.
 	MaxStale time.Duration
+	// MaxInFlight caps the queries waiting on upstream servers at once,
+	// those that share another's exchange included, and with them the
+	// goroutines and sockets forwarding holds; > 0. A query over the cap
+	// is answered stale when it can be, or else fails at once with
+	// ErrOverload.
+	MaxInFlight int
 }
+
+// ErrOverload is the error of a query that found MaxInFlight queries
+// already waiting on upstream servers and no stale answer to serve.
+var ErrOverload = errors.New("too many queries waiting on upstream servers")
 
 // Forwarder answers queries from upstream servers. Its Forward method is
 // safe for concurrent use.
@@ -45,6 +55,7 @@ type Forwarder struct {
 	timeout   time.Duration
 	cache     *cache // nil when disabled
 	group     singleflight.Group
+	slots     chan struct{} // one per query waiting on upstreams
 	metrics   *metrics
 	log       *slog.Logger
 	now       func() time.Time // the clock of the cache and health; tests replace it
@@ -62,11 +73,15 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Forwarder, e
 	if cfg.Timeout <= 0 {
 		return nil, fmt.Errorf("forward: timeout %v, want more than 0", cfg.Timeout)
 	}
+	if cfg.MaxInFlight <= 0 {
+		return nil, fmt.Errorf("forward: %d queries in flight at most, want more than 0", cfg.MaxInFlight)
+	}
 	if log == nil {
 		log = slog.Default()
 	}
 	f := &Forwarder{
 		timeout: cfg.Timeout,
+		slots:   make(chan struct{}, cfg.MaxInFlight),
 		log:     log,
 		now:     time.Now,
 	}
@@ -107,11 +122,12 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Forwarder, e
 // refuses clients outside the allowed networks, answers special-use names
 // itself, and otherwise answers from the cache or from the first upstream
 // server that answers. The caller owns the reply; it sets the reply's ID
-// and question. When every upstream fails, or ctx ends first, Forward
-// answers from an expired cache entry at most MaxStale past its expiry
-// (RFC 8767), or else returns an error, which the caller should turn into
-// SERVFAIL. Concurrent identical queries share one upstream exchange, run
-// under the first caller's ctx.
+// and question. When every upstream fails, or ctx ends first, or
+// MaxInFlight queries are already waiting on upstreams, Forward answers
+// from an expired cache entry at most MaxStale past its expiry (RFC 8767),
+// or else returns an error (ErrOverload over the cap), which the caller
+// should turn into SERVFAIL. Concurrent identical queries share one
+// upstream exchange, run under the first caller's ctx.
 func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg, client netip.Addr) (*dns.Msg, error) {
 	if len(req.Question) != 1 {
 		m := reply(req)
@@ -145,16 +161,9 @@ func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg, client netip.Addr
 	}
 	f.metrics.cacheMisses.Inc()
 
-	var err error
-	ch := f.group.DoChan(k.String(), func() (any, error) { return f.resolve(ctx, k, q) })
-	select {
-	case res := <-ch:
-		if res.Err == nil {
-			return finish(req, opt, clone(res.Val.(*dns.Msg), 0, 0)), nil
-		}
-		err = res.Err
-	case <-ctx.Done():
-		err = fmt.Errorf("forward %s: %w", q.Name, context.Cause(ctx))
+	m, err := f.ask(ctx, k, q)
+	if err == nil {
+		return finish(req, opt, m), nil
 	}
 	if m := f.cache.stale(k, f.now()); m != nil {
 		f.metrics.stale.Inc()
@@ -162,6 +171,32 @@ func (f *Forwarder) Forward(ctx context.Context, req *dns.Msg, client netip.Addr
 		return finish(req, opt, m), nil
 	}
 	return nil, err
+}
+
+// ask returns a copy of the upstreams' reply to q, whose key is k, within
+// the cap on queries waiting on upstreams: over it, it fails at once.
+func (f *Forwarder) ask(ctx context.Context, k cacheKey, q dns.Question) (*dns.Msg, error) {
+	select {
+	case f.slots <- struct{}{}:
+	default:
+		f.metrics.overload.Inc()
+		return nil, fmt.Errorf("forward %s: %w", q.Name, ErrOverload)
+	}
+	f.metrics.inFlight.Inc()
+	defer func() {
+		<-f.slots
+		f.metrics.inFlight.Dec()
+	}()
+	ch := f.group.DoChan(k.String(), func() (any, error) { return f.resolve(ctx, k, q) })
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return clone(res.Val.(*dns.Msg), 0, 0), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("forward %s: %w", q.Name, context.Cause(ctx))
+	}
 }
 
 // allowed reports whether client may use forwarding.

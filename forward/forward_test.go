@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ func TestNewErrors(t *testing.T) {
 		{"negative timeout", Config{Upstreams: []string{"192.0.2.1:53"}, Timeout: -time.Second}},
 		{"no timeout", Config{Upstreams: []string{"192.0.2.1:53"}}},
 		{"invalid prefix", Config{Upstreams: []string{"192.0.2.1:53"}, Allow: []netip.Prefix{{}}}},
+		{"no cap", Config{Upstreams: []string{"192.0.2.1:53"}, Timeout: time.Second}},
+		{"negative cap", Config{Upstreams: []string{"192.0.2.1:53"}, Timeout: time.Second, MaxInFlight: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,7 +36,7 @@ func TestNewErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{Upstreams: []string{"192.0.2.1:53", "[2001:db8::1]:53"}, Timeout: time.Second}, nil, nil); err != nil {
+	if _, err := New(Config{Upstreams: []string{"192.0.2.1:53", "[2001:db8::1]:53"}, Timeout: time.Second, MaxInFlight: 1}, nil, nil); err != nil {
 		t.Errorf("New with nil registry and logger: %v", err)
 	}
 }
@@ -427,6 +430,66 @@ func TestSingleflight(t *testing.T) {
 	}
 }
 
+// TestMaxInFlight: with MaxInFlight queries waiting on a slow upstream,
+// any other query that needs the upstream, an identical one included,
+// fails at once with ErrOverload or, when the cache holds a stale answer,
+// gets that; once the upstream answers, the slots are free again.
+func TestMaxInFlight(t *testing.T) {
+	const maxInFlight = 2
+	release := make(chan struct{})
+	up := startUpstream(t, func(r *dns.Msg, tcp bool) *dns.Msg {
+		if r.Question[0].Name != "stale.example." {
+			<-release
+		}
+		return answer(1)(r, tcp)
+	})
+	f, _, clock := newTestForwarder(t, Config{Upstreams: []string{up.addr}, CacheSize: 10, MaxStale: time.Hour, MaxInFlight: maxInFlight})
+	mustForward(t, f, query("stale.example.", dns.TypeA, false))
+	clock.advance(2 * time.Second)
+
+	var wg sync.WaitGroup
+	for _, name := range []string{"a.example.", "b.example."} {
+		wg.Go(func() {
+			if m, err := forward(t, f, query(name, dns.TypeA, false)); err != nil || len(m.Answer) != 1 {
+				t.Errorf("%s in flight: %v %v", name, m, err)
+			}
+		})
+	}
+	for testutil.ToFloat64(f.metrics.inFlight) < maxInFlight {
+		time.Sleep(time.Millisecond)
+	}
+	for _, tc := range []struct {
+		name     string
+		wantTTLs []uint32 // nil: ErrOverload
+	}{
+		{"c.example.", nil},
+		{"a.example.", nil}, // the same as one in flight
+		{"stale.example.", []uint32{staleTTL}},
+	} {
+		m, err := forward(t, f, query(tc.name, dns.TypeA, false))
+		switch {
+		case tc.wantTTLs == nil && !errors.Is(err, ErrOverload):
+			t.Errorf("%s over the cap: %v %v, want ErrOverload", tc.name, m, err)
+		case tc.wantTTLs != nil && (err != nil || !slices.Equal(ttls(m.Answer), tc.wantTTLs)):
+			t.Errorf("%s over the cap: %v %v, want a stale answer", tc.name, m, err)
+		}
+	}
+	if got := testutil.ToFloat64(f.metrics.overload); got != 3 {
+		t.Errorf("overload_total %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(f.metrics.stale); got != 1 {
+		t.Errorf("stale_answers_total %v, want 1", got)
+	}
+	close(release)
+	wg.Wait()
+	if got := testutil.ToFloat64(f.metrics.inFlight); got != 0 {
+		t.Errorf("in_flight_queries %v after the upstream answered, want 0", got)
+	}
+	if m, err := forward(t, f, query("c.example.", dns.TypeA, false)); err != nil || len(m.Answer) != 1 {
+		t.Errorf("after the upstream answered: %v %v", m, err)
+	}
+}
+
 func TestMetricsLabels(t *testing.T) {
 	up := startUpstream(t, answer(300))
 	f, reg, _ := newTestForwarder(t, Config{Upstreams: []string{up.addr}, CacheSize: 10})
@@ -448,6 +511,8 @@ func TestMetricsLabels(t *testing.T) {
 		{"refused_total", testutil.ToFloat64(f.metrics.refused), 1},
 		{"stale_answers_total", testutil.ToFloat64(f.metrics.stale), 0},
 		{"upstream_healthy", testutil.ToFloat64(f.metrics.healthy.WithLabelValues(up.addr)), 1},
+		{"in_flight_queries", testutil.ToFloat64(f.metrics.inFlight), 0},
+		{"overload_total", testutil.ToFloat64(f.metrics.overload), 0},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
@@ -466,6 +531,8 @@ func TestMetricsLabels(t *testing.T) {
 		"discodns_forward_refused_total":             true,
 		"discodns_forward_local_answers_total":       true,
 		"discodns_forward_upstream_healthy":          true,
+		"discodns_forward_in_flight_queries":         true,
+		"discodns_forward_overload_total":            true,
 	}
 	for _, mf := range families {
 		if !want[mf.GetName()] {
@@ -487,7 +554,7 @@ func TestMetricsLabels(t *testing.T) {
 		t.Errorf("metric %s not registered", name)
 	}
 	// A second Forwarder (a reload) counts on in the same collectors.
-	again, err := New(Config{Upstreams: []string{up.addr}, Timeout: time.Second}, reg, nil)
+	again, err := New(Config{Upstreams: []string{up.addr}, Timeout: time.Second, MaxInFlight: 1}, reg, nil)
 	if err != nil {
 		t.Fatalf("a second Forwarder on the same registry: %v", err)
 	}

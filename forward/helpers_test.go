@@ -201,6 +201,9 @@ func newTestForwarder(t testing.TB, cfg Config) (*Forwarder, *prometheus.Registr
 	if cfg.Timeout == 0 {
 		cfg.Timeout = patience
 	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 100
+	}
 	reg := prometheus.NewRegistry()
 	f, err := New(cfg, reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -18,6 +18,8 @@ type metrics struct {
 	stale       prometheus.Counter
 	refused     prometheus.Counter
 	local       prometheus.Counter
+	inFlight    prometheus.Gauge
+	overload    prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them with reg unless reg
@@ -57,6 +59,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "discodns_forward_local_answers_total",
 			Help: "Queries for special-use names answered locally.",
 		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "discodns_forward_in_flight_queries",
+			Help: "Forwarded queries waiting on upstream servers, at most forward.max_in_flight.",
+		}),
+		overload: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_forward_overload_total",
+			Help: "Forwarded queries over forward.max_in_flight, answered stale or SERVFAIL at once.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -72,6 +82,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	reuse(reg, &m.stale, &err)
 	reuse(reg, &m.refused, &err)
 	reuse(reg, &m.local, &err)
+	reuse(reg, &m.inFlight, &err)
+	reuse(reg, &m.overload, &err)
 	if err != nil {
 		return nil, fmt.Errorf("forward: register metrics: %w", err)
 	}
