@@ -237,10 +237,12 @@ func (f *Forwarder) resolve(ctx context.Context, k cacheKey, q dns.Question) (*d
 					return nil, fmt.Errorf("forward %s: %w", q.Name, context.Cause(ctx))
 				}
 				errs = append(errs, err)
-				if d := u.failed(f.now()); d > 0 {
+				// Warn once per outage: every query to a dead upstream
+				// fails, and clients choose how many there are.
+				if d, down := u.failed(f.now()); down {
 					f.log.Warn("upstream unhealthy", "upstream", u.addr, "retry_in", d, "err", err)
 				} else {
-					f.log.Debug("upstream failed", "upstream", u.addr, "err", err)
+					f.log.Debug("upstream failed", "upstream", u.addr, "retry_in", d, "err", err)
 				}
 				continue
 			}

@@ -1,10 +1,13 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -316,6 +319,46 @@ func TestAllUnhealthyTriedAnyway(t *testing.T) {
 	b.setReply(answer(300))
 	if m := mustForward(t, f, query("example.com.", dns.TypeA, false)); len(m.Answer) != 1 {
 		t.Errorf("reply %v", m)
+	}
+}
+
+// TestUnhealthyWarnedOnce: every query to a dead upstream fails, and
+// clients choose how many there are, so the warning comes once per outage
+// and the failures after it are logged at debug level.
+func TestUnhealthyWarnedOnce(t *testing.T) {
+	up := startUpstream(t, rcodeReply(dns.RcodeServerFailure))
+	f, _, clock := newTestForwarder(t, Config{Upstreams: []string{up.addr}})
+	var logs bytes.Buffer
+	f.log = slog.New(slog.NewTextHandler(&logs, nil))
+	fail := func(n int) {
+		t.Helper()
+		for range n {
+			if m, err := forward(t, f, query("example.com.", dns.TypeA, false)); err == nil {
+				t.Fatalf("got %v, want an error", m)
+			}
+			clock.advance(time.Minute) // past any backoff: every query is tried
+		}
+	}
+	for _, tc := range []struct {
+		name            string
+		failures        int
+		recover         bool
+		warned, healthy int
+	}{
+		{"an outage", 50, false, 1, 0},
+		{"recovered", 0, true, 1, 1},
+		{"a second outage", 50, false, 2, 1},
+	} {
+		fail(tc.failures)
+		if tc.recover {
+			up.setReply(answer(300))
+			mustForward(t, f, query("example.org.", dns.TypeA, false))
+			up.setReply(rcodeReply(dns.RcodeServerFailure))
+		}
+		warned, healthy := strings.Count(logs.String(), "upstream unhealthy"), strings.Count(logs.String(), "upstream healthy again")
+		if warned != tc.warned || healthy != tc.healthy {
+			t.Errorf("after %s: %d warnings and %d recoveries logged, want %d and %d:\n%s", tc.name, warned, healthy, tc.warned, tc.healthy, logs.String())
+		}
 	}
 }
 

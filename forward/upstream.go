@@ -71,18 +71,20 @@ func (u *upstream) succeeded() bool {
 
 // failed counts a failure at now. After maxFails in a row u is skipped
 // for a backoff that doubles with every further failure, up to
-// maxBackoff. It returns the backoff, or 0 while u is still healthy.
-func (u *upstream) failed(now time.Time) time.Duration {
+// maxBackoff. It returns the backoff, or 0 while u is still healthy, and
+// whether this failure made u unhealthy: true once per outage, however
+// many queries fail in it.
+func (u *upstream) failed(now time.Time) (time.Duration, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.fails++
 	if u.fails < maxFails {
-		return 0
+		return 0, false
 	}
 	u.backoff = min(max(2*u.backoff, minBackoff), maxBackoff)
 	u.retry = now.Add(u.backoff)
 	u.healthy.Set(0)
-	return u.backoff
+	return u.backoff, u.fails == maxFails
 }
 
 // exchange sends q to u over UDP, and again over TCP if the reply is

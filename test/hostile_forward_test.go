@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,7 +90,8 @@ func startSilentUpstream(t *testing.T) *silentUpstream {
 // at most forward.max_in_flight forwarded queries; a burst of distinct
 // names beyond that gets SERVFAIL at once (counted) instead of a goroutine
 // and a socket each for the whole timeout, and a name with a stale cached
-// answer is still answered, stale, while the cap is full (RFC 8767).
+// answer is still answered, stale, while the cap is full (RFC 8767). The
+// outage is logged once, not once per failed query.
 func TestForwardSilentUpstreamBounded(t *testing.T) {
 	const (
 		maxInFlight = 20
@@ -199,7 +201,6 @@ endpoints = [%q]
 	if got, bound := maxFDs.Load(), int64(baseFDs)+maxInFlight+30; got > bound {
 		t.Errorf("process_open_fds reached %d during the burst (%v before): want at most %d", got, baseFDs, bound)
 	}
-
 	// Keep the cap full with queries for names of their own; a name with a
 	// stale cached answer is then answered stale at once (TTL 30) rather
 	// than SERVFAIL or a wait for the silent upstream.
@@ -239,4 +240,14 @@ endpoints = [%q]
 		}
 		return nil
 	})
+	// One outage, one warning, however many queries failed in it.
+	eventually(t, 30*time.Second, "the upstream marked unhealthy", func() error {
+		if n := strings.Count(d.logs(), "upstream unhealthy"); n == 0 {
+			return errors.New("no warning \"upstream unhealthy\" logged")
+		}
+		return nil
+	})
+	if n := strings.Count(d.logs(), "upstream unhealthy"); n != 1 {
+		t.Errorf("%d warnings \"upstream unhealthy\" logged for one outage, want 1", n)
+	}
 }
