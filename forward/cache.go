@@ -5,6 +5,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -13,6 +14,16 @@ const (
 	// staleTTL is the TTL of every record in a stale answer (RFC 8767
 	// section 4 recommends 30 seconds).
 	staleTTL = 30
+	// maxEntrySize caps the memory one cached response may take, as
+	// entrySize estimates it, so that the cache takes at most about
+	// CacheSize times this. An upstream reply over TCP may be 64 KiB,
+	// and with every name a compression pointer to a long name it takes
+	// over a megabyte once parsed. Larger responses are answered but not
+	// cached.
+	maxEntrySize = 16 << 10
+	// recordOverhead is about what a parsed record takes beyond its
+	// uncompressed wire length (its struct, slices and interface value).
+	recordOverhead = 100
 )
 
 // cacheKey identifies a cached response: the lowercase name, the type and
@@ -51,15 +62,16 @@ type entry struct {
 // evicted, so they can be served stale.
 type cache struct {
 	lru      *lru.Cache[cacheKey, *entry]
-	maxStale time.Duration // <= 0: never serve stale
+	maxStale time.Duration      // <= 0: never serve stale
+	tooLarge prometheus.Counter // responses not cached for their size
 }
 
-func newCache(size int, maxStale time.Duration) (*cache, error) {
+func newCache(size int, maxStale time.Duration, tooLarge prometheus.Counter) (*cache, error) {
 	l, err := lru.New[cacheKey, *entry](size)
 	if err != nil {
 		return nil, err
 	}
-	return &cache{lru: l, maxStale: maxStale}, nil
+	return &cache{lru: l, maxStale: maxStale, tooLarge: tooLarge}, nil
 }
 
 // fresh returns a copy of the unexpired response for k with its TTLs
@@ -89,14 +101,19 @@ func (c *cache) stale(k cacheKey, now time.Time) *dns.Msg {
 	return clone(e.msg, 0, staleTTL)
 }
 
-// add caches m under k if it is cacheable. m must not be modified
-// afterwards; add lowers its TTLs to the time it is cached for.
+// add caches m under k if it is cacheable and at most maxEntrySize. m
+// must not be modified afterwards; add lowers its TTLs to the time it is
+// cached for.
 func (c *cache) add(k cacheKey, m *dns.Msg, now time.Time) {
 	if c == nil {
 		return
 	}
 	ttl, ok := cacheTTL(m)
 	if !ok {
+		return
+	}
+	if entrySize(m) > maxEntrySize {
+		c.tooLarge.Inc()
 		return
 	}
 	for _, s := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
@@ -135,6 +152,14 @@ func cacheTTL(m *dns.Msg) (uint32, bool) {
 		return 0, false
 	}
 	return ttl, ttl > 0
+}
+
+// entrySize estimates the memory m takes once parsed: its wire length with
+// every name spelled out, plus recordOverhead per record.
+func entrySize(m *dns.Msg) int {
+	u := *m // a shallow copy, to count the length uncompressed
+	u.Compress = false
+	return u.Len() + (len(m.Answer)+len(m.Ns)+len(m.Extra))*recordOverhead
 }
 
 // negativeSOA returns the SOA record in the authority section, or nil.

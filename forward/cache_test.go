@@ -1,7 +1,9 @@
 package forward
 
 import (
+	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,4 +240,72 @@ func TestErrorWhenNothingCached(t *testing.T) {
 	}
 	// A fresh entry is still served.
 	mustForward(t, f, query("cached.example.", dns.TypeA, false))
+}
+
+// TestCacheEntrySizeCap: a response that would take more than
+// maxEntrySize of memory is answered but not cached (counted), however
+// small it is on the wire; a hostile upstream or zone cannot make each
+// cache entry a megabyte.
+func TestCacheEntrySizeCap(t *testing.T) {
+	long := strings.Repeat(strings.Repeat("a", 63)+".", 3) + "example."
+	// records replies with n A records for the question, over TCP when
+	// tcp is set (truncated over UDP).
+	records := func(n int, overTCP bool) replyFunc {
+		return func(r *dns.Msg, tcp bool) *dns.Msg {
+			m := new(dns.Msg).SetReply(r)
+			m.Compress = true
+			if overTCP && !tcp {
+				m.Truncated = true
+				return m
+			}
+			for i := range n {
+				m.Answer = append(m.Answer, &dns.A{
+					Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300},
+					A:   net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)),
+				})
+			}
+			return m
+		}
+	}
+	tests := []struct {
+		name    string
+		qname   string
+		records int
+		overTCP bool
+		cached  bool
+	}{
+		{"a few records", "example.com.", 5, false, true},
+		{"40 records", "example.com.", 40, false, true},
+		{"100 records over TCP", "example.com.", 100, true, true},
+		{"200 records", "example.com.", 200, true, false},
+		{"64 KiB of pointers to a long name", long, 3900, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startUpstream(t, records(tt.records, tt.overTCP))
+			f, _, _ := newTestForwarder(t, Config{Upstreams: []string{up.addr}, CacheSize: 10})
+			for range 2 {
+				if m := mustForward(t, f, query(tt.qname, dns.TypeA, false)); len(m.Answer) != tt.records {
+					t.Fatalf("%d records answered, want %d", len(m.Answer), tt.records)
+				}
+			}
+			want := 1 // upstream queries per lookup: UDP, and TCP after TC
+			if tt.overTCP {
+				want = 2
+			}
+			if !tt.cached {
+				want *= 2
+			}
+			if up.count() != want {
+				t.Errorf("%d upstream queries for 2 lookups, want %d (cached: %v)", up.count(), want, tt.cached)
+			}
+			tooLarge := 0.0
+			if !tt.cached {
+				tooLarge = 2
+			}
+			if got := testutil.ToFloat64(f.metrics.cacheTooLarge); got != tooLarge {
+				t.Errorf("cache_too_large_total %v, want %v", got, tooLarge)
+			}
+		})
+	}
 }

@@ -30,6 +30,7 @@ type Config struct {
 	// Timeout bounds one attempt at one upstream; > 0.
 	Timeout time.Duration
 	// CacheSize is the number of cached responses; 0 disables the cache.
+	// Responses that would take more than 16 KiB of memory are not cached.
 	CacheSize int
 	// MaxStale is how long past expiry a cached answer may still be served
 	// when every upstream fails (RFC 8767); 0 (or less) never serves stale
@@ -111,7 +112,7 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Forwarder, e
 		f.upstreams = append(f.upstreams, newUpstream(a, m))
 	}
 	if cfg.CacheSize > 0 {
-		if f.cache, err = newCache(cfg.CacheSize, cfg.MaxStale); err != nil {
+		if f.cache, err = newCache(cfg.CacheSize, cfg.MaxStale, m.cacheTooLarge); err != nil {
 			return nil, fmt.Errorf("forward: cache: %w", err)
 		}
 	}

@@ -556,6 +556,7 @@ func TestMetricsLabels(t *testing.T) {
 		{"upstream_healthy", testutil.ToFloat64(f.metrics.healthy.WithLabelValues(up.addr)), 1},
 		{"in_flight_queries", testutil.ToFloat64(f.metrics.inFlight), 0},
 		{"overload_total", testutil.ToFloat64(f.metrics.overload), 0},
+		{"cache_too_large_total", testutil.ToFloat64(f.metrics.cacheTooLarge), 0},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
@@ -570,6 +571,7 @@ func TestMetricsLabels(t *testing.T) {
 		"discodns_forward_upstream_duration_seconds": true,
 		"discodns_forward_cache_hits_total":          true,
 		"discodns_forward_cache_misses_total":        true,
+		"discodns_forward_cache_too_large_total":     true,
 		"discodns_forward_stale_answers_total":       true,
 		"discodns_forward_refused_total":             true,
 		"discodns_forward_local_answers_total":       true,

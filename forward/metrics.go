@@ -10,16 +10,17 @@ import (
 // metrics are the Forwarder's Prometheus collectors. None of them carries
 // the query name as a label.
 type metrics struct {
-	requests    *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	healthy     *prometheus.GaugeVec
-	cacheHits   prometheus.Counter
-	cacheMisses prometheus.Counter
-	stale       prometheus.Counter
-	refused     prometheus.Counter
-	local       prometheus.Counter
-	inFlight    prometheus.Gauge
-	overload    prometheus.Counter
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	healthy       *prometheus.GaugeVec
+	cacheHits     prometheus.Counter
+	cacheMisses   prometheus.Counter
+	cacheTooLarge prometheus.Counter
+	stale         prometheus.Counter
+	refused       prometheus.Counter
+	local         prometheus.Counter
+	inFlight      prometheus.Gauge
+	overload      prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them with reg unless reg
@@ -46,6 +47,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "discodns_forward_cache_misses_total",
 			Help: "Forwarded queries not found fresh in the response cache.",
+		}),
+		cacheTooLarge: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_forward_cache_too_large_total",
+			Help: "Upstream responses answered but not cached because they would take more than 16 KiB of memory.",
 		}),
 		stale: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "discodns_forward_stale_answers_total",
@@ -79,6 +84,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	reuse(reg, &m.healthy, &err)
 	reuse(reg, &m.cacheHits, &err)
 	reuse(reg, &m.cacheMisses, &err)
+	reuse(reg, &m.cacheTooLarge, &err)
 	reuse(reg, &m.stale, &err)
 	reuse(reg, &m.refused, &err)
 	reuse(reg, &m.local, &err)
