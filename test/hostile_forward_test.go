@@ -15,12 +15,12 @@ import (
 
 // silentUpstream is an upstream DNS server on 127.0.0.1 that reads every
 // query and answers none, over UDP and over TCP (it accepts connections
-// and never replies), unless answering is set: then it answers A queries
-// over UDP with 192.0.2.1, TTL 1.
+// and never replies), except: names that start with "tc" get a truncated
+// reply over UDP, to be asked again over TCP; and while answering is set
+// the others get an A record over UDP, 192.0.2.1 with TTL 1.
 type silentUpstream struct {
 	addr      string
 	answering atomic.Bool
-	received  atomic.Int64 // UDP queries read
 }
 
 func startSilentUpstream(t *testing.T) *silentUpstream {
@@ -58,16 +58,22 @@ func startSilentUpstream(t *testing.T) *silentUpstream {
 			if err != nil {
 				return
 			}
-			u.received.Add(1)
 			var q dns.Msg
-			if !u.answering.Load() || q.Unpack(buf[:n]) != nil || len(q.Question) != 1 {
+			if q.Unpack(buf[:n]) != nil || len(q.Question) != 1 {
 				continue
 			}
 			r := new(dns.Msg).SetReply(&q)
-			r.Answer = []dns.RR{&dns.A{
-				Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1},
-				A:   net.IPv4(192, 0, 2, 1),
-			}}
+			switch {
+			case strings.HasPrefix(q.Question[0].Name, "tc"):
+				r.Truncated = true // to be asked again over TCP, which never answers
+			case u.answering.Load():
+				r.Answer = []dns.RR{&dns.A{
+					Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1},
+					A:   net.IPv4(192, 0, 2, 1),
+				}}
+			default:
+				continue
+			}
 			if b, err := r.Pack(); err == nil {
 				pc.WriteTo(b, from)
 			}
@@ -158,7 +164,9 @@ endpoints = [%q]
 	start := time.Now().UnixNano()
 	for i := range burst {
 		wg.Go(func() {
-			m := new(dns.Msg).SetQuestion(fmt.Sprintf("q%d-%d.example.", i, start), dns.TypeA)
+			// Half the names are asked again over TCP after a truncated
+			// UDP reply.
+			m := new(dns.Msg).SetQuestion(fmt.Sprintf("%s%d-%d.example.", []string{"q", "tc"}[i%2], i, start), dns.TypeA)
 			c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
 			r, _, err := c.Exchange(m, d.dns)
 			var ne net.Error
