@@ -33,8 +33,8 @@ type Config struct {
 	// Responses that would take more than 16 KiB of memory are not cached.
 	CacheSize int
 	// MaxStale is how long past expiry a cached answer may still be served
-	// when every upstream fails (RFC 8767); 0 (or less) never serves stale
-	// answers.
+	// when every upstream fails or the query is over MaxInFlight (RFC
+	// 8767); 0 (or less) never serves stale answers.
 	MaxStale time.Duration
 	// MaxInFlight caps the queries waiting on upstream servers at once,
 	// those that share another's exchange included, and with them the

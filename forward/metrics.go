@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		stale: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "discodns_forward_stale_answers_total",
-			Help: "Expired cached answers served because no upstream server answered (RFC 8767).",
+			Help: "Expired cached answers served because no upstream server answered, or the query was over forward.max_in_flight (RFC 8767).",
 		}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "discodns_forward_refused_total",
