@@ -80,10 +80,14 @@ func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 			return cache.Instance{}, fmt.Errorf("skydns record: %s %d out of range", name, v)
 		}
 	}
+	host, err := watcher.ParseHost(rec.Host)
+	if err != nil {
+		return cache.Instance{}, fmt.Errorf("skydns record: %w", err)
+	}
 	in := cache.Instance{
 		Service:  service,
 		ID:       id,
-		Address:  strings.TrimSuffix(strings.Trim(rec.Host, "[]"), "."),
+		Address:  host,
 		Port:     uint16(rec.Port),
 		Priority: uint16(rec.Priority),
 		Weight:   uint16(rec.Weight),

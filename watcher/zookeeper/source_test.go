@@ -35,6 +35,10 @@ func TestDecodeCurator(t *testing.T) {
 		{"port out of range", `{"id":"x","address":"10.0.0.1","port":70000}`, "out of range", false},
 		{"not json", `garbage`, "not a JSON object", false},
 		{"no address", `{"id":"x","port":1}`, "no address", false},
+		{"ipv4-mapped", `{"id":"x","address":"::ffff:10.7.0.1","port":1}`, "x 10.7.0.1 1 0 map[]", false},
+		{"bracketed ipv6", `{"id":"x","address":"[2001:DB8::1]","port":1}`, "x 2001:db8::1 1 0 map[]", false},
+		{"unspecified", `{"id":"x","address":"::","port":1}`, "unspecified", false},
+		{"multicast", `{"id":"x","address":"224.0.0.1","port":1}`, "multicast", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in, err := DecodeCurator("orders", "node-1", []byte(tc.value))
@@ -74,7 +78,12 @@ func TestDecodeServerset(t *testing.T) {
 			t.Errorf("status %s: %v, want watcher.ErrRemoved", status, err)
 		}
 	}
-	for _, bad := range []string{`{}`, `{"serviceEndpoint":{"host":"h","port":0},"status":"ALIVE"}`, `[1]`, ``} {
+	mapped, err := DecodeServerset("search", "member_2", []byte(`{"serviceEndpoint":{"host":"::ffff:10.10.0.2","port":1},"status":"ALIVE"}`))
+	if err != nil || mapped.Address != "10.10.0.2" {
+		t.Errorf("ipv4-mapped host: %+v %v, want 10.10.0.2", mapped, err)
+	}
+	for _, bad := range []string{`{}`, `{"serviceEndpoint":{"host":"h","port":0},"status":"ALIVE"}`, `[1]`, ``,
+		`{"serviceEndpoint":{"host":"0.0.0.0","port":1},"status":"ALIVE"}`} {
 		if _, err := DecodeServerset("search", "member_1", []byte(bad)); err == nil || errors.Is(err, watcher.ErrRemoved) {
 			t.Errorf("%q: %v, want a decode error", bad, err)
 		}
