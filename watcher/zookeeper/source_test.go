@@ -2,6 +2,7 @@ package zookeeper
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -150,6 +151,19 @@ func TestZooKeeperLayouts(t *testing.T) {
 		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.3:8080=10.0.0.3:8080")
 		other.Close()
 		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080")
+		// A bad node that goes is forgotten: created again, it is counted
+		// and logged again.
+		const bad = "/discox/web/10.0.0.8:8"
+		registries.ZKPut(t, cli, bad, `{{`, 0)
+		h.WaitFor("the bad node counted", func() bool { return h.DecodeErrors() == 2 }, func() string { return fmt.Sprint(h.DecodeErrors()) })
+		registries.ZKDelete(t, cli, bad)
+		registries.ZKPut(t, cli, "/discox/web/10.0.0.4:8080", ``, 0)
+		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.4:8080=10.0.0.4:8080")
+		registries.ZKPut(t, cli, bad, `{{`, 0)
+		h.WaitFor("the bad node counted again", func() bool { return h.DecodeErrors() == 3 }, func() string { return fmt.Sprint(h.DecodeErrors()) })
+		if n := h.LogLines("does not decode", bad); n != 2 {
+			t.Errorf("the bad node logged %d times, want 2 (once per life)", n)
+		}
 		// A whole service removed.
 		registries.ZKDelete(t, cli, "/discox/db/10.0.1.1:5432")
 		registries.ZKDelete(t, cli, "/discox/db")
