@@ -17,6 +17,7 @@ type Collector struct {
 	since      *prometheus.Desc
 	version    *prometheus.Desc
 	collisions *prometheus.Desc
+	clashes    *prometheus.Desc
 	invalid    *prometheus.Desc
 }
 
@@ -39,6 +40,8 @@ func NewCollector(table cache.Snapshots) *Collector {
 			"Version of the table snapshot being served (the SOA serial).", nil, nil),
 		collisions: prometheus.NewDesc("discodns_cache_label_collisions",
 			"Registry service names not served because their DNS label is taken by another name.", nil, nil),
+		clashes: prometheus.NewDesc("discodns_cache_instance_label_collisions",
+			"Instances whose DNS label was taken in their service even with its hash suffix (IDs crafted to collide); each got a further suffix.", nil, nil),
 		invalid: prometheus.NewDesc("discodns_cache_invalid_service_names",
 			"Registry service names not served because they give no usable DNS label, by source.", src, nil),
 	}
@@ -46,7 +49,7 @@ func NewCollector(table cache.Snapshots) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.services, c.instances, c.lastList, c.since, c.version, c.collisions, c.invalid} {
+	for _, d := range []*prometheus.Desc{c.state, c.services, c.instances, c.lastList, c.since, c.version, c.collisions, c.clashes, c.invalid} {
 		ch <- d
 	}
 }
@@ -73,6 +76,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(snap.Version))
 	ch <- prometheus.MustNewConstMetric(c.collisions, prometheus.GaugeValue, float64(len(snap.Collisions)))
+	ch <- prometheus.MustNewConstMetric(c.clashes, prometheus.GaugeValue, float64(snap.InstanceLabelCollisions))
 	for _, st := range snap.Sources {
 		ch <- prometheus.MustNewConstMetric(c.invalid, prometheus.GaugeValue, float64(st.InvalidNames), st.Name)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,8 @@ type SourceStatus struct {
 	Services  int
 	Instances int
 	// InvalidNames counts the source's registry service names that give
-	// no usable DNS label (their instances are not served).
+	// no usable DNS label and have instances now (their instances are not
+	// served).
 	InvalidNames int
 }
 
@@ -108,9 +110,14 @@ type Snapshot struct {
 	Zones []string
 	// Sources holds every registered source, sorted by name.
 	Sources []SourceStatus
-	// Collisions lists registry names that map to a DNS label already
-	// taken by another name; those services are not served.
+	// Collisions lists registry names, as "source/service", that map to
+	// a DNS label already taken by another name; those services are not
+	// served.
 	Collisions []string
+	// InstanceLabelCollisions counts the instances whose DNS label was
+	// taken in their service even with its usual hash suffix (IDs crafted
+	// to collide); each got a further suffix.
+	InstanceLabelCollisions int
 	// Changes are the last changes of services, newest first; shared
 	// between snapshots, never to be modified.
 	Changes []Change
@@ -143,7 +150,10 @@ type sourceData struct {
 	status   SourceStatus
 	services map[string]map[string]Instance // registry service name -> id -> instance
 	count    int                            // instances in services
-	invalid  int                            // service names with no usable label
+	// unnamed holds the IDs of the instances of service names with no
+	// usable label, which are not served: a name is logged when it
+	// enters, and forgotten when its last instance goes.
+	unnamed map[string]map[string]struct{}
 }
 
 // Table merges every source's instances and publishes snapshots. It is safe
@@ -159,7 +169,8 @@ type Table struct {
 	dirty    map[string]struct{}            // FQDNs to rebuild
 	recent   []Change                       // the last changes, newest first, as published
 	collided map[string][]string            // FQDN -> "source/service" names not served
-	unnamed  map[string]struct{}            // "source/service" names with no usable label, logged once
+	clashes  map[string]int                 // FQDN -> instances whose suffixed label was taken
+	clashed  int                            // the sum of clashes
 	version  uint64
 
 	snap atomic.Pointer[Snapshot]
@@ -178,7 +189,7 @@ func NewTable(log *slog.Logger) *Table {
 		services: &Services{},
 		dirty:    map[string]struct{}{},
 		collided: map[string][]string{},
-		unnamed:  map[string]struct{}{},
+		clashes:  map[string]int{},
 	}
 	t.snap.Store(&Snapshot{Services: t.services, superseded: make(chan struct{})})
 	return t
@@ -196,6 +207,7 @@ func (t *Table) AddSource(name, zone string) {
 	t.sources[name] = &sourceData{
 		status:   SourceStatus{Name: name, Zone: zone, State: StateSyncing, Since: t.now()},
 		services: map[string]map[string]Instance{},
+		unnamed:  map[string]map[string]struct{}{},
 	}
 	t.publish()
 }
@@ -227,8 +239,10 @@ func (t *Table) Replace(source string, instances []Instance) {
 		return
 	}
 	next := map[string]map[string]Instance{}
+	unnamed := map[string]map[string]struct{}{}
 	for _, in := range instances {
-		if !t.named(source, in.Service) {
+		if Label(in.Service) == "" {
+			addID(unnamed, in.Service, in.ID)
 			continue
 		}
 		in.Source = source
@@ -256,6 +270,12 @@ func (t *Table) Replace(source string, instances []Instance) {
 			t.link(source, src, svc)
 		}
 	}
+	for svc := range unnamed {
+		if _, known := src.unnamed[svc]; !known {
+			t.logUnnamed(source, svc)
+		}
+	}
+	src.unnamed = unnamed
 	src.count = 0
 	for _, ids := range src.services {
 		src.count += len(ids)
@@ -272,7 +292,11 @@ func (t *Table) ReplaceService(source, service string, instances []Instance) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	src := t.source(source)
-	if src == nil || !t.named(source, service) {
+	if src == nil {
+		return
+	}
+	if Label(service) == "" {
+		t.replaceUnnamed(source, src, service, instances)
 		return
 	}
 	next := make(map[string]Instance, len(instances))
@@ -307,7 +331,13 @@ func (t *Table) Put(source string, in Instance) {
 	if src == nil {
 		return
 	}
-	if !t.named(source, in.Service) {
+	if Label(in.Service) == "" {
+		_, known := src.unnamed[in.Service]
+		addID(src.unnamed, in.Service, in.ID)
+		if !known {
+			t.logUnnamed(source, in.Service)
+			t.publish()
+		}
 		return
 	}
 	in.Source = source
@@ -337,6 +367,14 @@ func (t *Table) Delete(source, service, id string) {
 	defer t.mu.Unlock()
 	src := t.source(source)
 	if src == nil {
+		return
+	}
+	if ids, ok := src.unnamed[service]; ok {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(src.unnamed, service)
+			t.publish()
+		}
 		return
 	}
 	ids, ok := src.services[service]
@@ -385,21 +423,36 @@ func (t *Table) setState(src *sourceData, state State, err error, now time.Time)
 	return true
 }
 
-// named reports whether service has a usable DNS label, logging once per
-// source and name when it does not.
-func (t *Table) named(source, service string) bool {
-	if Label(service) != "" {
-		return true
+// replaceUnnamed sets the instances of service, a name with no usable
+// label (none forgets it), logging the name when it is new and publishing
+// when the number of such names changes.
+func (t *Table) replaceUnnamed(source string, src *sourceData, service string, instances []Instance) {
+	_, known := src.unnamed[service]
+	delete(src.unnamed, service)
+	for _, in := range instances {
+		addID(src.unnamed, service, in.ID)
 	}
-	key := source + "/" + service
-	if _, ok := t.unnamed[key]; !ok {
-		t.unnamed[key] = struct{}{}
-		if src := t.sources[source]; src != nil {
-			src.invalid++
-		}
-		t.log.Warn("service name has no usable DNS label; its instances are not served", "source", source, "service", service)
+	_, now := src.unnamed[service]
+	if now && !known {
+		t.logUnnamed(source, service)
 	}
-	return false
+	if now != known {
+		t.publish()
+	}
+}
+
+func (t *Table) logUnnamed(source, service string) {
+	t.log.Warn("service name has no usable DNS label; its instances are not served", "source", source, "service", service)
+}
+
+// addID adds id to the IDs of service in m.
+func addID(m map[string]map[string]struct{}, service, id string) {
+	ids := m[service]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		m[service] = ids
+	}
+	ids[id] = struct{}{}
 }
 
 func (t *Table) source(name string) *sourceData {
@@ -467,7 +520,7 @@ func (t *Table) publish() {
 		st := src.status
 		st.Services = len(src.services)
 		st.Instances = src.count
-		st.InvalidNames = src.invalid
+		st.InvalidNames = len(src.unnamed)
 		snap.Sources = append(snap.Sources, st)
 		zones[st.Zone] = struct{}{}
 	}
@@ -477,6 +530,7 @@ func (t *Table) publish() {
 		snap.Collisions = append(snap.Collisions, names...)
 	}
 	slices.Sort(snap.Collisions)
+	snap.InstanceLabelCollisions = t.clashed
 	old := t.snap.Swap(snap)
 	close(old.superseded)
 }
@@ -487,28 +541,30 @@ func (t *Table) build(fqdn string) *Service {
 	m := t.members[fqdn]
 	if len(m) == 0 {
 		delete(t.collided, fqdn)
+		t.setClashes(fqdn, nil)
 		return nil
 	}
 	contributors := slices.SortedFunc(maps.Keys(m), func(a, b member) int {
 		return cmp.Or(cmp.Compare(a.service, b.service), cmp.Compare(a.source, b.source))
 	})
-	// Registry names that differ beyond case but share a label collide: the
-	// first name (in sort order) is served, the others are reported.
-	chosen := foldCase(contributors[0].service)
+	chosen := servedName(contributors)
 	var insts []Instance
 	var lost []string
+	var zone string
 	before := t.collided[fqdn]
 	for _, c := range contributors {
-		if foldCase(c.service) != chosen {
+		if c.service != chosen {
 			key := c.source + "/" + c.service
 			lost = append(lost, key)
 			if !slices.Contains(before, key) {
 				t.log.Warn("service name collides with another after conversion to a DNS label; not served",
-					"source", c.source, "service", c.service, "label", fqdn, "served", contributors[0].service)
+					"source", c.source, "service", c.service, "label", fqdn, "served", chosen)
 			}
 			continue
 		}
-		for _, in := range t.sources[c.source].services[c.service] {
+		src := t.sources[c.source]
+		zone = src.status.Zone
+		for _, in := range src.services[c.service] {
 			insts = append(insts, in)
 		}
 	}
@@ -518,12 +574,46 @@ func (t *Table) build(fqdn string) *Service {
 		delete(t.collided, fqdn)
 	}
 	if len(insts) == 0 {
+		t.setClashes(fqdn, nil)
 		return nil
 	}
-	src := t.sources[contributors[0].source]
-	svc := &Service{Name: Label(contributors[0].service), Zone: src.status.Zone, FQDN: fqdn}
-	svc.Endpoints = endpoints(insts)
+	svc := &Service{Name: Label(chosen), Zone: zone, FQDN: fqdn}
+	var clashes []string
+	svc.Endpoints, clashes = endpoints(insts)
+	t.setClashes(fqdn, clashes)
 	return svc
+}
+
+// servedName picks, among the registry names of contributors (sorted by
+// name) that share one DNS label, the one whose instances are served: the
+// name that is the label itself, so that no other name mapping to it
+// ("-web-", "Web" or "web_" for "web") can take a service over, or else
+// the first name. Only contributors of that very name are served; the
+// same name from several sources is one service, their union.
+func servedName(contributors []member) string {
+	label := Label(contributors[0].service)
+	for _, c := range contributors {
+		if c.service == label {
+			return label
+		}
+	}
+	return contributors[0].service
+}
+
+// setClashes records the instances of fqdn, as "source/id", whose
+// suffixed label was taken, and logs the new ones.
+func (t *Table) setClashes(fqdn string, clashes []string) {
+	old := t.clashes[fqdn]
+	if len(clashes) > old {
+		t.log.Warn("instance IDs give a DNS label taken in their service even with its hash suffix; given a further suffix",
+			"service", fqdn, "instances", clashes)
+	}
+	t.clashed += len(clashes) - old
+	if len(clashes) == 0 {
+		delete(t.clashes, fqdn)
+	} else {
+		t.clashes[fqdn] = len(clashes)
+	}
 }
 
 func foldCase(s string) string {
@@ -537,8 +627,12 @@ func foldCase(s string) string {
 }
 
 // endpoints deduplicates instances by address and port (first source and
-// ID win) and gives each a label unique within the service.
-func endpoints(insts []Instance) []Endpoint {
+// ID win) and gives each a label unique within the service: the label of
+// its ID, or when that is taken or empty the label with a hash of source
+// and ID (see suffixed). When that too is taken, which only IDs crafted
+// to collide bring about, it hashes again until the label is free; those
+// instances are returned as clashes, "source/id".
+func endpoints(insts []Instance) (eps []Endpoint, clashes []string) {
 	slices.SortFunc(insts, func(a, b Instance) int {
 		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
 	})
@@ -548,22 +642,36 @@ func endpoints(insts []Instance) []Endpoint {
 	}
 	seen := make(map[hostPort]struct{}, len(insts))
 	used := make(map[string]struct{}, len(insts))
-	eps := make([]Endpoint, 0, len(insts))
+	eps = make([]Endpoint, 0, len(insts))
 	for _, in := range insts {
 		key := hostPort{foldCase(in.Address), in.Port}
 		if _, dup := seen[key]; dup {
 			continue
 		}
 		seen[key] = struct{}{}
-		label := Label(in.ID)
+		base := Label(in.ID)
+		label := base
 		if _, taken := used[label]; taken || label == "" {
-			label = suffixed(label, in.Source+"/"+in.ID)
+			id := in.Source + "/" + in.ID
+			label = suffixed(base, id)
+			// Each round hashes a new key, and at most len(used)
+			// labels are taken: a free one comes but for a hash
+			// collision.
+			for n := 1; ; n++ {
+				if _, taken := used[label]; !taken {
+					break
+				}
+				if n == 1 {
+					clashes = append(clashes, id)
+				}
+				label = suffixed(base, id+"#"+strconv.Itoa(n))
+			}
 		}
 		used[label] = struct{}{}
 		eps = append(eps, Endpoint{Label: label, Instance: in})
 	}
 	slices.SortFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Label, b.Label) })
-	return eps
+	return eps, clashes
 }
 
 // suffixed appends a short stable hash of key to label, keeping it a valid

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -207,5 +210,98 @@ func TestRecentChanges(t *testing.T) {
 	}
 	if n := len(tb.Snapshot().Changes); n != maxRecentChanges {
 		t.Errorf("%d changes kept, want %d", n, maxRecentChanges)
+	}
+}
+
+// TestExactNameWins: of the registry names that map to one label, the
+// name that is the label itself is served whatever the order of arrival
+// and whichever source holds it; the others are reported; the same exact
+// name from two sources is their union.
+func TestExactNameWins(t *testing.T) {
+	impostors := []string{"-web-", "Web", "WEB", "web_", "web.", "_web"}
+	for _, order := range []string{"impostors first", "web first"} {
+		t.Run(order, func(t *testing.T) {
+			tb := newTable(t, "a", "b")
+			putImpostors := func() {
+				for i, name := range impostors {
+					tb.Put("b", inst(name, "x", "10.6.6."+strconv.Itoa(i+1), 80))
+				}
+			}
+			if order == "impostors first" {
+				putImpostors()
+			}
+			tb.Put("a", inst("web", "1", "10.0.0.1", 80))
+			tb.Put("b", inst("web", "2", "10.0.0.2", 80))
+			if order == "web first" {
+				putImpostors()
+			}
+			snap := tb.Snapshot()
+			svc := snap.Services.Get("web." + zone)
+			if svc == nil || len(svc.Endpoints) != 2 || svc.Endpoints[0].Address != "10.0.0.1" || svc.Endpoints[1].Address != "10.0.0.2" {
+				t.Fatalf("web = %+v, want the two instances of the name web", svc)
+			}
+			if len(snap.Collisions) != len(impostors) {
+				t.Fatalf("collisions = %v, want every impostor", snap.Collisions)
+			}
+			// Without the exact name, the first name in order is served.
+			tb.Delete("a", "web", "1")
+			tb.Delete("b", "web", "2")
+			snap = tb.Snapshot()
+			if svc := snap.Services.Get("web." + zone); svc == nil || svc.Endpoints[0].Service != "-web-" || len(snap.Collisions) != len(impostors)-1 {
+				t.Fatalf("without web: %+v, collisions %v; want -web- served", svc, snap.Collisions)
+			}
+		})
+	}
+}
+
+// TestInstanceLabelsUnique: IDs crafted so that an ID's label is another
+// ID's suffixed label still give every instance its own label, the same
+// in every snapshot, and the clash is counted until it goes.
+func TestInstanceLabelsUnique(t *testing.T) {
+	tb := newTable(t, "grpc")
+	crafted := "B-" + strings.TrimPrefix(suffixed("b", "grpc/b"), "b-")
+	tb.Replace("grpc", []Instance{
+		inst("svc", "B", "10.0.0.1", 1),
+		inst("svc", "b", "10.0.0.2", 2),
+		inst("svc", crafted, "10.0.0.3", 3),
+	})
+	snap := tb.Snapshot()
+	first := labels(snap.Services.Get("svc." + zone))
+	if len(first) != 3 || first[0] == first[1] || first[1] == first[2] {
+		t.Fatalf("labels %v, want three different ones", first)
+	}
+	if snap.InstanceLabelCollisions != 1 {
+		t.Fatalf("instance label collisions = %d, want 1", snap.InstanceLabelCollisions)
+	}
+	tb.Put("grpc", inst("svc", "c", "10.0.0.4", 4))
+	tb.Delete("grpc", "svc", "c")
+	if again := labels(tb.Snapshot().Services.Get("svc." + zone)); !slices.Equal(again, first) {
+		t.Fatalf("labels changed from %v to %v", first, again)
+	}
+	tb.Delete("grpc", "svc", crafted)
+	if n := tb.Snapshot().InstanceLabelCollisions; n != 0 {
+		t.Fatalf("instance label collisions after the crafted ID left = %d, want 0", n)
+	}
+}
+
+// TestUnusableNamesForgotten: a name with no usable label counts while it
+// has instances, through puts, deletes and lists alike.
+func TestUnusableNamesForgotten(t *testing.T) {
+	tb := newTable(t, "etcd")
+	invalid := func() int { return tb.Snapshot().Sources[0].InvalidNames }
+	tb.Put("etcd", inst("___", "a", "10.0.0.1", 80))
+	tb.Put("etcd", inst("___", "b", "10.0.0.2", 80))
+	tb.Put("etcd", inst("...", "c", "10.0.0.3", 80))
+	if n := invalid(); n != 2 {
+		t.Fatalf("invalid names = %d, want 2", n)
+	}
+	tb.Delete("etcd", "___", "a")
+	tb.ReplaceService("etcd", "...", nil)
+	if n := invalid(); n != 1 {
+		t.Fatalf("invalid names = %d, want 1", n)
+	}
+	tb.Replace("etcd", []Instance{inst("web", "a", "10.0.0.1", 80)})
+	if n := invalid(); n != 0 {
+		t.Fatalf("invalid names after a list without them = %d, want 0", n)
 	}
 }

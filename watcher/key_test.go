@@ -1,6 +1,7 @@
 package watcher_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/discodns/discodns/watcher"
@@ -9,20 +10,24 @@ import (
 func TestSplitKey(t *testing.T) {
 	for _, tc := range []struct {
 		key, service, id string
-		ok               bool
+		err              string
 	}{
-		{"/services/web/10.0.0.1:80", "web", "10.0.0.1:80", true},
-		{"/services/web/a/b", "web", "a/b", true},
-		{"/services/web", "", "", false},
-		{"/services/web/", "", "", false},
-		{"/services//10.0.0.1:80", "", "", false},
-		{"/services/", "", "", false},
-		{"/services2/web/10.0.0.1:80", "", "", false},
-		{"/other/web/10.0.0.1:80", "", "", false},
+		{"/services/web/10.0.0.1:80", "web", "10.0.0.1:80", ""},
+		{"/services/web/a/b", "web", "a/b", ""},
+		{"/services/web", "", "", "without an instance ID"},
+		{"/services/web/", "", "", "without an instance ID"},
+		{"/services//10.0.0.1:80", "", "", "without a service name"},
+		{"/services/", "", "", "without a service name"},
+		{"/services2/web/10.0.0.1:80", "", "", "outside the prefix"},
+		{"/other/web/10.0.0.1:80", "", "", "outside the prefix"},
 	} {
-		service, id, ok := watcher.SplitKey("/services/", tc.key)
-		if service != tc.service || id != tc.id || ok != tc.ok {
-			t.Errorf("SplitKey(%q) = %q, %q, %v; want %q, %q, %v", tc.key, service, id, ok, tc.service, tc.id, tc.ok)
+		service, id, err := watcher.SplitKey("/services/", tc.key)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if service != tc.service || id != tc.id || (tc.err == "") != (err == nil) || !strings.Contains(msg, tc.err) {
+			t.Errorf("SplitKey(%q) = %q, %q, %v; want %q, %q, %q", tc.key, service, id, err, tc.service, tc.id, tc.err)
 		}
 	}
 }

@@ -31,6 +31,7 @@ type Metrics struct {
 	reg          prometheus.Registerer
 	events       *prometheus.CounterVec
 	decodeErrors *prometheus.CounterVec
+	untracked    *prometheus.CounterVec
 	relists      *prometheus.CounterVec
 	errors       *prometheus.CounterVec
 }
@@ -48,7 +49,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"source", "op"}),
 		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "discodns_watcher_decode_errors_total",
-			Help: "Registry entries that did not decode and whose instance was skipped, by source.",
+			Help: "Registry entries that do not decode and whose instance is skipped, by source: counted when an entry turns bad or fails differently, not again when a re-list finds it as it was.",
+		}, []string{"source"}),
+		untracked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "discodns_watcher_decode_untracked_total",
+			Help: "Sightings of registry entries that do not decode which the source had no room to remember (over watcher.MaxDecodeFailures keys), by source: each is counted as a decode error every time and not logged.",
 		}, []string{"source"}),
 		relists: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "discodns_watcher_relists_total",
@@ -61,6 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.events = Register(m, m.events)
 	m.decodeErrors = Register(m, m.decodeErrors)
+	m.untracked = Register(m, m.untracked)
 	m.relists = Register(m, m.relists)
 	m.errors = Register(m, m.errors)
 	return m
@@ -99,6 +105,7 @@ func (m *Metrics) InitSource(source string, reasons ...string) {
 	m.events.WithLabelValues(source, OpPut)
 	m.events.WithLabelValues(source, OpDelete)
 	m.decodeErrors.WithLabelValues(source)
+	m.untracked.WithLabelValues(source)
 	m.errors.WithLabelValues(source)
 	for _, r := range reasons {
 		m.relists.WithLabelValues(source, r)
@@ -113,11 +120,19 @@ func (m *Metrics) Event(source, op string) {
 	}
 }
 
-// DecodeError counts an entry of source that did not decode and was
-// skipped.
+// DecodeError counts an entry of source that turned bad (did not decode
+// and was skipped) or failed differently.
 func (m *Metrics) DecodeError(source string) {
 	if m != nil {
 		m.decodeErrors.WithLabelValues(source).Inc()
+	}
+}
+
+// decodeUntracked counts a failure of source that its DecodeLog had no
+// room to remember.
+func (m *Metrics) decodeUntracked(source string) {
+	if m != nil {
+		m.untracked.WithLabelValues(source).Inc()
 	}
 }
 

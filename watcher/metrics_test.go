@@ -40,8 +40,8 @@ discodns_watcher_relists_total{reason="initial",source="etcd"} 0
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "discodns_watcher_relists_total"); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := testutil.GatherAndCount(reg); err != nil || n != 5 {
-		t.Fatalf("series = %d, %v; want 5 (events put and delete, decode errors, errors, relists initial)", n, err)
+	if n, err := testutil.GatherAndCount(reg); err != nil || n != 6 {
+		t.Fatalf("series = %d, %v; want 6 (events put and delete, decode errors, untracked decode errors, errors, relists initial)", n, err)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/hashicorp/consul/api"
 
@@ -38,8 +37,9 @@ func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 	if address == "" {
 		return in, false, errors.New("no service or node address")
 	}
-	if strings.HasPrefix(address, "[") && strings.HasSuffix(address, "]") {
-		address = address[1 : len(address)-1]
+	address, err = watcher.ParseHost(address)
+	if err != nil {
+		return in, false, err
 	}
 	if svc.Port < 0 || svc.Port > 65535 {
 		return in, false, fmt.Errorf("port %d out of range", svc.Port)

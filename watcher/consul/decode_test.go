@@ -31,9 +31,16 @@ func TestConsulDecode(t *testing.T) {
 		{"node address", entry(api.HealthPassing, "", 80, api.AgentWeights{}), true, "10.0.0.9", 1, false},
 		{"ipv6", entry(api.HealthPassing, "2001:db8::1", 80, api.AgentWeights{}), true, "2001:db8::1", 1, false},
 		{"bracketed ipv6", entry(api.HealthPassing, "[2001:db8::1]", 80, api.AgentWeights{}), true, "2001:db8::1", 1, false},
+		{"ipv4-mapped", entry(api.HealthPassing, "::ffff:10.7.0.1", 80, api.AgentWeights{}), true, "10.7.0.1", 1, false},
+		{"unspecified", entry(api.HealthPassing, "0.0.0.0", 80, api.AgentWeights{}), false, "", 0, true},
+		{"multicast node address", entry(api.HealthPassing, "", 80, api.AgentWeights{}), false, "", 0, true},
+		{"bad host", entry(api.HealthPassing, "web_1!", 80, api.AgentWeights{}), false, "", 0, true},
 		{"port out of range", entry(api.HealthPassing, "10.0.0.1", 70000, api.AgentWeights{}), false, "", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "multicast node address" {
+				tc.e.Node.Address = "ff02::1"
+			}
 			in, ok, err := c.decode(tc.e)
 			if (err != nil) != tc.err || ok != tc.served {
 				t.Fatalf("served %v err %v, want served %v err %v", ok, err, tc.served, tc.err)

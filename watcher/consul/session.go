@@ -14,10 +14,10 @@ import (
 )
 
 // runSession lists everything, then follows changes until an error.
-func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string, bo *watcher.Backoff, outage *watcher.Outage) error {
+func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string, bo *watcher.Backoff, outage *watcher.Outage, decodes *watcher.DecodeLog) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := c.newSession(sink)
+	s := c.newSession(sink, decodes)
 	listCtx := context.WithValue(ctx, leaderReads{}, true)
 	catalogIndex, services, err := c.catalogServices(listCtx, 0)
 	if err != nil {
@@ -67,15 +67,17 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	}
 }
 
-// newSession returns a session that has written nothing yet.
-func (c *Source) newSession(sink cache.Sink) *session {
+// newSession returns a session that has written nothing yet; decodes
+// outlives it, so that a bad instance is not reported again by the list
+// of the next session.
+func (c *Source) newSession(sink cache.Sink, decodes *watcher.DecodeLog) *session {
 	return &session{
 		c:         c,
 		sink:      sink,
 		instances: map[string]map[string]cache.Instance{},
 		nodes:     map[string]map[string]struct{}{},
 		placed:    map[string]map[string]struct{}{},
-		decodes:   &watcher.DecodeLog{Source: c.cfg.Name, Metrics: c.metrics, Log: c.log, Msg: "consul instance skipped"},
+		decodes:   decodes,
 		queue:     newWorkQueue(),
 	}
 }
@@ -92,12 +94,13 @@ type session struct {
 	instances map[string]map[string]cache.Instance // service -> id -> instance, as written
 	nodes     map[string]map[string]struct{}       // node -> services with an instance on it
 	placed    map[string]map[string]struct{}       // service -> nodes it has an instance on
-	decodes   *watcher.DecodeLog                   // by service/node/id
+	decodes   *watcher.DecodeLog                   // by service/node/id, in groups by service
 }
 
 // list fetches every service with the worker count as concurrency and
 // replaces the source's instances with the result.
 func (s *session) list(ctx context.Context, services []string) error {
+	s.decodes.StartList()
 	err := watcher.ForEach(ctx, services, s.c.cfg.MaxConnections-2, func(ctx context.Context, name string) error {
 		entries, err := s.c.healthService(ctx, name)
 		if err == nil {
@@ -105,6 +108,7 @@ func (s *session) list(ctx context.Context, services []string) error {
 		}
 		return err
 	})
+	s.decodes.EndList(err == nil)
 	if err != nil {
 		return err
 	}
@@ -140,6 +144,7 @@ func (s *session) catalog() []string {
 func (s *session) apply(service string, entries []*api.ServiceEntry, write bool) {
 	next := map[string]cache.Instance{}
 	nodes := map[string]struct{}{}
+	var failed []string
 	for _, e := range entries {
 		if e.Service == nil || e.Node == nil {
 			continue
@@ -148,13 +153,16 @@ func (s *session) apply(service string, entries []*api.ServiceEntry, write bool)
 		in, ok, err := s.c.decode(e)
 		key := service + "/" + e.Node.Node + "/" + e.Service.ID
 		if err != nil {
-			s.decodes.Failed(key, err, "service", service, "node", e.Node.Node, "id", e.Service.ID)
+			s.decodes.Failed(service, key, err, "service", service, "node", e.Node.Node, "id", e.Service.ID)
+			failed = append(failed, key)
 			continue
 		}
 		if ok {
 			next[in.ID] = in
 		}
 	}
+	// An instance that decodes now, or went, is forgotten.
+	s.decodes.Retain(service, failed)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

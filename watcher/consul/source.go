@@ -167,9 +167,10 @@ func (c *Source) Run(ctx context.Context, sink cache.Sink) error {
 	outage := &watcher.Outage{Source: c.cfg.Name, Sink: sink, Metrics: c.metrics, Log: c.log,
 		Down:  "consul unavailable; serving the last known instances",
 		Still: "consul still unavailable"}
+	decodes := &watcher.DecodeLog{Source: c.cfg.Name, Metrics: c.metrics, Log: c.log, Msg: "consul instance skipped"}
 	reason := watcher.ReasonInitial
 	for {
-		err := c.runSession(ctx, sink, reason, bo, outage)
+		err := c.runSession(ctx, sink, reason, bo, outage, decodes)
 		if ctx.Err() != nil {
 			return nil
 		}

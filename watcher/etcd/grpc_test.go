@@ -33,6 +33,8 @@ func TestDecodeGRPC(t *testing.T) {
 				Meta: map[string]string{"metadata": "[1,2]"}}},
 		{Name: "unknown fields ignored", ID: "a", Value: `{"Addr":"10.0.0.7:50051","Extra":1}`, Want: def("10.0.0.7", 50051)},
 
+		{Name: "ipv4-mapped", ID: "a", Value: `{"Addr":"[::ffff:10.0.0.7]:1"}`, Want: def("10.0.0.7", 1)},
+		{Name: "unspecified", ID: "a", Value: `{"Addr":"0.0.0.0:1"}`, WantErr: true},
 		{Name: "empty value", ID: "a", Value: "", WantErr: true},
 		{Name: "not json", ID: "a", Value: "10.0.0.7:50051", WantErr: true},
 		{Name: "json null", ID: "a", Value: "null", WantErr: true},

@@ -46,6 +46,24 @@ func (r *run) list(ctx context.Context, reason string) (int64, bool) {
 	}
 }
 
+// entry splits key into service and id, which stay empty for a key that
+// is not the source's or is malformed, and decodes value. It reports an
+// entry that does not decode: a malformed key (no service or no ID) is
+// counted and logged like a bad value. The error is watcher.ErrRemoved for
+// a value that removes its instance.
+func (r *run) entry(key string, value []byte) (service, id string, in cache.Instance, err error) {
+	service, id, err = r.split(key)
+	if err == nil {
+		if in, err = r.decode(service, id, value); err == nil {
+			return service, id, in, nil
+		}
+	}
+	if !errors.Is(err, errOtherKey) && !errors.Is(err, watcher.ErrRemoved) {
+		r.decodes.Failed("", key, err, "key", key)
+	}
+	return service, id, cache.Instance{}, err
+}
+
 // listOnce gets the prefix, decodes it and replaces the sink's instances.
 func (r *run) listOnce(ctx context.Context) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
@@ -57,18 +75,9 @@ func (r *run) listOnce(ctx context.Context) (int64, error) {
 	instances := make([]cache.Instance, 0, len(resp.Kvs))
 	r.decodes.StartList()
 	for _, kv := range resp.Kvs {
-		key := string(kv.Key)
-		service, id, ok := r.split(key)
-		if !ok {
-			continue
-		}
-		in, err := r.decode(service, id, kv.Value)
-		switch {
-		case err == nil:
+		_, _, in, err := r.entry(string(kv.Key), kv.Value)
+		if err == nil {
 			instances = append(instances, in)
-		case errors.Is(err, watcher.ErrRemoved):
-		default:
-			r.decodes.Failed(key, err, "key", key)
 		}
 	}
 	r.decodes.EndList(true)

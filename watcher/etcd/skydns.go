@@ -31,30 +31,36 @@ type skydnsRecord struct {
 // <prefix>/internal/svc/web/a is a.web.svc.internal. With zone
 // svc.internal., the service is the label below the zone ("web") and the
 // id the labels below that ("a"; "x.a" for x.a.web); a record at the
-// service name itself has the service as its id. Keys outside the zone
-// are not instances.
-func skydnsSplitter(prefix, zone string) func(key string) (service, id string, ok bool) {
+// service name itself has the service as its id. Keys outside the zone,
+// and the zone's own records, are not instances (errOtherKey); a key with
+// an empty label is malformed.
+func skydnsSplitter(prefix, zone string) func(key string) (service, id string, err error) {
 	labels := strings.Split(strings.TrimSuffix(strings.ToLower(zone), "."), ".")
 	slices.Reverse(labels)
 	zonePath := prefix + strings.Join(labels, "/") + "/"
-	return func(key string) (string, string, bool) {
+	return func(key string) (string, string, error) {
 		rest, ok := strings.CutPrefix(strings.ToLower(key), zonePath)
 		if !ok || rest == "" {
-			return "", "", false
+			return "", "", errOtherKey
 		}
 		parts := strings.Split(rest, "/")
 		if slices.Contains(parts, "") {
-			return "", "", false
+			return "", "", errors.New("key with an empty DNS label")
 		}
 		service := parts[0]
 		if len(parts) == 1 {
-			return service, service, true
+			return service, service, nil
 		}
 		below := parts[1:]
 		slices.Reverse(below)
-		return service, strings.Join(below, "."), true
+		return service, strings.Join(below, "."), nil
 	}
 }
+
+// errOtherKey is returned by a key splitter for a key that is not an
+// instance key of the source and is no error either (a skydns record
+// outside the source's zone).
+var errOtherKey = errors.New("not an instance key of the source")
 
 // DecodeSkyDNS decodes a CoreDNS etcd plugin record: host (an IP, or a name
 // that becomes the SRV target), port, priority (0 means 10), weight (0
@@ -80,10 +86,14 @@ func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 			return cache.Instance{}, fmt.Errorf("skydns record: %s %d out of range", name, v)
 		}
 	}
+	host, err := watcher.ParseHost(rec.Host)
+	if err != nil {
+		return cache.Instance{}, fmt.Errorf("skydns record: %w", err)
+	}
 	in := cache.Instance{
 		Service:  service,
 		ID:       id,
-		Address:  strings.TrimSuffix(strings.Trim(rec.Host, "[]"), "."),
+		Address:  host,
 		Port:     uint16(rec.Port),
 		Priority: uint16(rec.Priority),
 		Weight:   uint16(rec.Weight),

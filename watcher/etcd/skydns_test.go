@@ -15,20 +15,29 @@ func TestSkyDNSSplitter(t *testing.T) {
 	split := skydnsSplitter("/skydns/", "svc.internal.")
 	for _, tc := range []struct {
 		key, service, id string
-		ok               bool
+		err              string // "": an instance key; "other": errOtherKey
 	}{
-		{"/skydns/internal/svc/web/a", "web", "a", true},
-		{"/skydns/internal/svc/web/x/a", "web", "a.x", true},
-		{"/skydns/internal/svc/web", "web", "web", true},
-		{"/skydns/Internal/SVC/Web/A", "web", "a", true},
-		{"/skydns/internal/svc", "", "", false},
-		{"/skydns/internal/other/web/a", "", "", false},
-		{"/skydns/internal/svc//a", "", "", false},
-		{"/skydnsx/internal/svc/web/a", "", "", false},
+		{"/skydns/internal/svc/web/a", "web", "a", ""},
+		{"/skydns/internal/svc/web/x/a", "web", "a.x", ""},
+		{"/skydns/internal/svc/web", "web", "web", ""},
+		{"/skydns/Internal/SVC/Web/A", "web", "a", ""},
+		{"/skydns/internal/svc", "", "", "other"},
+		{"/skydns/internal/svc/", "", "", "other"},
+		{"/skydns/internal/other/web/a", "", "", "other"},
+		{"/skydnsx/internal/svc/web/a", "", "", "other"},
+		{"/skydns/internal/svc//a", "", "", "empty DNS label"},
+		{"/skydns/internal/svc/web/", "", "", "empty DNS label"},
 	} {
-		service, id, ok := split(tc.key)
-		if service != tc.service || id != tc.id || ok != tc.ok {
-			t.Errorf("%s: %q %q %v, want %q %q %v", tc.key, service, id, ok, tc.service, tc.id, tc.ok)
+		service, id, err := split(tc.key)
+		got := ""
+		switch {
+		case errors.Is(err, errOtherKey):
+			got = "other"
+		case err != nil:
+			got = err.Error()
+		}
+		if service != tc.service || id != tc.id || (tc.err == "") != (got == "") || !strings.Contains(got, tc.err) {
+			t.Errorf("%s: %q %q %v, want %q %q %q", tc.key, service, id, err, tc.service, tc.id, tc.err)
 		}
 	}
 }
@@ -41,6 +50,11 @@ func TestDecodeSkyDNS(t *testing.T) {
 		{`{"host":"10.0.0.1"}`, "10.0.0.1 0 10 100"},
 		{`{"host":"db.example.com.","port":5432,"priority":5,"weight":20}`, "db.example.com 5432 5 20"},
 		{`{"host":"2001:db8::1","port":53}`, "2001:db8::1 53 10 100"},
+		{`{"host":"::ffff:10.7.0.1","port":53}`, "10.7.0.1 53 10 100"},
+		{`{"host":"[2001:DB8:0::1]","port":53}`, "2001:db8::1 53 10 100"},
+		{`{"host":"0.0.0.0","port":53}`, "unspecified"},
+		{`{"host":"255.255.255.255","port":53}`, "broadcast"},
+		{`{"host":"bad_host","port":53}`, "not an IP address or a host name"},
 		{`{"port":53}`, "no host"},
 		{`{"host":"10.0.0.1","port":70000}`, "out of range"},
 		{`{"host":"10.0.0.1","weight":-1}`, "out of range"},

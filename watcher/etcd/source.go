@@ -75,8 +75,9 @@ type Source struct {
 	cfg    Config
 	prefix string // with a trailing slash
 	decode watcher.Decoder
-	// split turns a key into service and id; ok is false for other keys.
-	split   func(key string) (service, id string, ok bool)
+	// split turns a key into service and id; errOtherKey for a key that
+	// is not the source's, another error for a malformed one.
+	split   func(key string) (service, id string, err error)
 	metrics *watcher.Metrics
 	log     *slog.Logger
 }
@@ -125,7 +126,7 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 		metrics: metrics,
 		log:     log.With("source", cfg.Name),
 	}
-	e.split = func(key string) (string, string, bool) { return watcher.SplitKey(e.prefix, key) }
+	e.split = func(key string) (string, string, error) { return watcher.SplitKey(e.prefix, key) }
 	if cfg.Format == "skydns" {
 		e.split = skydnsSplitter(e.prefix, cfg.Zone)
 	}
@@ -175,8 +176,9 @@ type run struct {
 	// outage marks the source stale on a registry error; it logs once from
 	// the first error until the next successful list.
 	outage *watcher.Outage
-	// decodes logs a key that does not decode once, until it decodes
-	// again or is deleted.
+	// decodes counts and logs a key that does not decode once, until it
+	// decodes again, is deleted or a list no longer finds it; its keys
+	// are in one group.
 	decodes *watcher.DecodeLog
 }
 

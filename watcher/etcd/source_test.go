@@ -20,7 +20,8 @@ import (
 
 // TestEtcdDiscox: the initial list decodes every discox entry under the
 // prefix and nothing outside it; puts, updates and deletes reach the table;
-// a value that does not decode skips only its instance, counted and logged.
+// a value that does not decode, or a key without an ID or a service, skips
+// only its instance, counted and logged.
 func TestEtcdDiscox(t *testing.T) {
 	t.Parallel()
 	srv := startEtcd(t)
@@ -30,6 +31,7 @@ func TestEtcdDiscox(t *testing.T) {
 		`{"weight":5,"priority":2,"tags":["blue"],"meta":{"version":"1.2"},"zone":"a"}`)
 	put(t, cli, "/services/web/10.0.0.3:80", "not json")
 	put(t, cli, "/services/web", "{}")
+	put(t, cli, "/services//10.0.0.8:80", "")
 	put(t, cli, "/services2/web/10.0.0.9:80", "")
 	put(t, cli, "/services/db/[2001:db8::1]:5432", "")
 
@@ -47,11 +49,13 @@ func TestEtcdDiscox(t *testing.T) {
 	if !in.Equal(&want) {
 		t.Fatalf("decoded\n got %+v\nwant %+v", in, want)
 	}
-	if got := h.DecodeErrors(); got != 1 {
-		t.Fatalf("decode errors after the list = %v, want 1", got)
+	if got := h.DecodeErrors(); got != 3 {
+		t.Fatalf("decode errors after the list = %v, want 3 (a bad value, a key without an ID, one without a service)", got)
 	}
-	if got := h.LogLines("does not decode", "/services/web/10.0.0.3:80"); got != 1 {
-		t.Fatalf("decode error logged %d times, want 1", got)
+	for _, key := range []string{"/services/web/10.0.0.3:80", "key=/services/web ", "/services//10.0.0.8:80"} {
+		if got := h.LogLines("does not decode", key); got != 1 {
+			t.Fatalf("%s logged %d times, want 1", key, got)
+		}
 	}
 	if got := h.Relists(watcher.ReasonInitial); got != 1 {
 		t.Fatalf("initial lists = %v, want 1", got)
@@ -71,9 +75,11 @@ func TestEtcdDiscox(t *testing.T) {
 	// brings it back.
 	put(t, cli, "/services/web/10.0.0.1:80", `{"weight":"heavy"}`)
 	h.WaitEndpoints("web", "10.0.0.4:80=10.0.0.4:80")
-	if got := h.DecodeErrors(); got != 2 {
-		t.Fatalf("decode errors = %v, want 2", got)
+	if got := h.DecodeErrors(); got != 4 {
+		t.Fatalf("decode errors = %v, want 4", got)
 	}
+	// A malformed key put again with another value is not counted again.
+	put(t, cli, "/services/web", `{"a":1}`)
 	put(t, cli, "/services/web/10.0.0.1:80", "")
 	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80")
 
@@ -82,6 +88,9 @@ func TestEtcdDiscox(t *testing.T) {
 	put(t, cli, "/services2/web/10.0.0.10:80", "")
 	put(t, cli, "/services/web/10.0.0.5:80", "")
 	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.4:80=10.0.0.4:80", "10.0.0.5:80=10.0.0.5:80")
+	if got := h.DecodeErrors(); got != 4 {
+		t.Fatalf("decode errors = %v, want still 4", got)
+	}
 
 	if h.Events(watcher.OpPut) < 4 || h.Events(watcher.OpDelete) < 2 {
 		t.Fatalf("events put=%v delete=%v, want at least 4 and 2", h.Events(watcher.OpPut), h.Events(watcher.OpDelete))
@@ -323,8 +332,8 @@ func TestEtcdStartsBeforeEtcd(t *testing.T) {
 
 // TestEtcdPeriodicResync: the periodic re-list repairs a table that
 // diverged from etcd (as lost watch events would leave it), and a value
-// that does not decode is counted on every list but logged once, and again
-// only after it decoded in between.
+// that does not decode is counted and logged once over every list, and
+// again only after it decoded in between.
 func TestEtcdPeriodicResync(t *testing.T) {
 	t.Parallel()
 	srv := startEtcd(t)
@@ -345,10 +354,13 @@ func TestEtcdPeriodicResync(t *testing.T) {
 		t.Fatalf("periodic re-lists = %v, want at least 1", h.Relists(watcher.ReasonPeriodic))
 	}
 
-	h.WaitFor("three lists with the bad value", func() bool { return h.DecodeErrors() >= 3 },
+	h.WaitFor("three lists with the bad value", func() bool { return h.Relists(watcher.ReasonPeriodic) >= 3 },
 		func() string { return strings.TrimSpace(h.Logs.String()) })
 	if got := h.LogLines("does not decode", bad); got != 1 {
 		t.Fatalf("bad value logged %d times over several lists, want 1", got)
+	}
+	if got := h.DecodeErrors(); got != 1 {
+		t.Fatalf("bad value counted %v times over several lists, want 1", got)
 	}
 	put(t, cli, bad, "")
 	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.3:80=10.0.0.3:80")
@@ -356,6 +368,9 @@ func TestEtcdPeriodicResync(t *testing.T) {
 	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80")
 	h.WaitFor("bad value logged again", func() bool { return h.LogLines("does not decode", bad) == 2 },
 		func() string { return strings.TrimSpace(h.Logs.String()) })
+	if got := h.DecodeErrors(); got != 2 {
+		t.Fatalf("bad value counted %v times, want 2 (it decoded in between)", got)
+	}
 }
 
 func TestNewEtcdErrors(t *testing.T) {

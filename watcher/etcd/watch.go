@@ -109,30 +109,27 @@ func (r *run) watchFailed(ctx context.Context, err error) string {
 func (r *run) apply(events []*clientv3.Event) {
 	for _, ev := range events {
 		key := string(ev.Kv.Key)
-		service, id, ok := r.split(key)
-		if !ok {
-			continue
-		}
 		if ev.Type == mvccpb.DELETE {
-			r.decodes.Forget(key)
-			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
+			r.decodes.Forget("", key)
+			if service, id, err := r.split(key); err == nil {
+				r.sink.Delete(r.cfg.Name, service, id)
+				r.metrics.Event(r.cfg.Name, watcher.OpDelete)
+			}
 			continue
 		}
-		in, err := r.decode(service, id, ev.Kv.Value)
+		service, id, in, err := r.entry(key, ev.Kv.Value)
 		switch {
+		case service == "": // not the source's, or malformed
 		case err == nil:
-			r.decodes.Forget(key)
+			r.decodes.Forget("", key)
 			r.sink.Put(r.cfg.Name, in)
 			r.metrics.Event(r.cfg.Name, watcher.OpPut)
-		case errors.Is(err, watcher.ErrRemoved):
-			r.decodes.Forget(key)
-			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
 		default:
-			// The new value replaces one that may have decoded: the
-			// instance it described is gone.
-			r.decodes.Failed(key, err, "key", key)
+			// Removed, or a new value that does not decode replaces one
+			// that may have: the instance it described is gone.
+			if errors.Is(err, watcher.ErrRemoved) {
+				r.decodes.Forget("", key)
+			}
 			r.sink.Delete(r.cfg.Name, service, id)
 			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
 		}

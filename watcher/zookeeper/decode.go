@@ -38,10 +38,14 @@ func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 	if ci.Address == "" {
 		return cache.Instance{}, errors.New("curator instance: no address")
 	}
+	host, err := watcher.ParseHost(ci.Address)
+	if err != nil {
+		return cache.Instance{}, fmt.Errorf("curator instance: %w", err)
+	}
 	in := cache.Instance{
 		Service:  service,
 		ID:       id,
-		Address:  strings.Trim(ci.Address, "[]"),
+		Address:  host,
 		Priority: watcher.DefaultPriority,
 		Weight:   watcher.DefaultWeight,
 	}
@@ -51,7 +55,6 @@ func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 	if ci.Port == nil && ci.SSLPort == nil {
 		return cache.Instance{}, errors.New("curator instance: neither port nor sslPort")
 	}
-	var err error
 	if ci.Port != nil {
 		if in.Port, err = portNumber("port", *ci.Port); err != nil {
 			return cache.Instance{}, err
@@ -113,10 +116,14 @@ func DecodeServerset(service, id string, value []byte) (cache.Instance, error) {
 	if err != nil {
 		return cache.Instance{}, err
 	}
+	host, err := watcher.ParseHost(m.ServiceEndpoint.Host)
+	if err != nil {
+		return cache.Instance{}, fmt.Errorf("serverset member: serviceEndpoint: %w", err)
+	}
 	in := cache.Instance{
 		Service:  service,
 		ID:       id,
-		Address:  strings.Trim(m.ServiceEndpoint.Host, "[]"),
+		Address:  host,
 		Port:     port,
 		Priority: watcher.DefaultPriority,
 		Weight:   watcher.DefaultWeight,

@@ -151,7 +151,7 @@ func (r *run) readInstance(svc, node string) (cache.Instance, instanceStatus, er
 	case errors.Is(err, watcher.ErrRemoved):
 		return cache.Instance{}, gone, nil
 	default:
-		r.decodes.Failed(p, err, "path", p)
+		r.decodes.Failed(svc, p, err, "path", p)
 		return cache.Instance{}, undecodable, nil
 	}
 }

@@ -2,6 +2,7 @@ package zookeeper
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -35,6 +36,10 @@ func TestDecodeCurator(t *testing.T) {
 		{"port out of range", `{"id":"x","address":"10.0.0.1","port":70000}`, "out of range", false},
 		{"not json", `garbage`, "not a JSON object", false},
 		{"no address", `{"id":"x","port":1}`, "no address", false},
+		{"ipv4-mapped", `{"id":"x","address":"::ffff:10.7.0.1","port":1}`, "x 10.7.0.1 1 0 map[]", false},
+		{"bracketed ipv6", `{"id":"x","address":"[2001:DB8::1]","port":1}`, "x 2001:db8::1 1 0 map[]", false},
+		{"unspecified", `{"id":"x","address":"::","port":1}`, "unspecified", false},
+		{"multicast", `{"id":"x","address":"224.0.0.1","port":1}`, "multicast", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in, err := DecodeCurator("orders", "node-1", []byte(tc.value))
@@ -74,7 +79,12 @@ func TestDecodeServerset(t *testing.T) {
 			t.Errorf("status %s: %v, want watcher.ErrRemoved", status, err)
 		}
 	}
-	for _, bad := range []string{`{}`, `{"serviceEndpoint":{"host":"h","port":0},"status":"ALIVE"}`, `[1]`, ``} {
+	mapped, err := DecodeServerset("search", "member_2", []byte(`{"serviceEndpoint":{"host":"::ffff:10.10.0.2","port":1},"status":"ALIVE"}`))
+	if err != nil || mapped.Address != "10.10.0.2" {
+		t.Errorf("ipv4-mapped host: %+v %v, want 10.10.0.2", mapped, err)
+	}
+	for _, bad := range []string{`{}`, `{"serviceEndpoint":{"host":"h","port":0},"status":"ALIVE"}`, `[1]`, ``,
+		`{"serviceEndpoint":{"host":"0.0.0.0","port":1},"status":"ALIVE"}`} {
 		if _, err := DecodeServerset("search", "member_1", []byte(bad)); err == nil || errors.Is(err, watcher.ErrRemoved) {
 			t.Errorf("%q: %v, want a decode error", bad, err)
 		}
@@ -141,6 +151,19 @@ func TestZooKeeperLayouts(t *testing.T) {
 		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.3:8080=10.0.0.3:8080")
 		other.Close()
 		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080")
+		// A bad node that goes is forgotten: created again, it is counted
+		// and logged again.
+		const bad = "/discox/web/10.0.0.8:8"
+		registries.ZKPut(t, cli, bad, `{{`, 0)
+		h.WaitFor("the bad node counted", func() bool { return h.DecodeErrors() == 2 }, func() string { return fmt.Sprint(h.DecodeErrors()) })
+		registries.ZKDelete(t, cli, bad)
+		registries.ZKPut(t, cli, "/discox/web/10.0.0.4:8080", ``, 0)
+		h.WaitEndpoints("web", "10.0.0.1:8080=10.0.0.1:8080", "10.0.0.2:8080=10.0.0.2:8080", "10.0.0.4:8080=10.0.0.4:8080")
+		registries.ZKPut(t, cli, bad, `{{`, 0)
+		h.WaitFor("the bad node counted again", func() bool { return h.DecodeErrors() == 3 }, func() string { return fmt.Sprint(h.DecodeErrors()) })
+		if n := h.LogLines("does not decode", bad); n != 2 {
+			t.Errorf("the bad node logged %d times, want 2 (once per life)", n)
+		}
 		// A whole service removed.
 		registries.ZKDelete(t, cli, "/discox/db/10.0.1.1:5432")
 		registries.ZKDelete(t, cli, "/discox/db")

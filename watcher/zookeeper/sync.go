@@ -29,6 +29,7 @@ func (r *run) syncServices() error {
 				r.remove(svc, node)
 			}
 			delete(r.services, svc)
+			r.decodes.Retain(svc, nil)
 		}
 	}
 	return nil
@@ -72,6 +73,12 @@ func (r *run) syncService(svc string) error {
 			r.remove(svc, node)
 		}
 	}
+	// The nodes that did not decode and went are forgotten too.
+	paths := make([]string, 0, len(seen))
+	for node := range seen {
+		paths = append(paths, path.Join(r.z.cfg.Prefix, svc, node))
+	}
+	r.decodes.Retain(svc, paths)
 	return nil
 }
 
@@ -84,7 +91,7 @@ func (r *run) syncInstance(svc, node string) (instanceStatus, error) {
 		return st, err
 	}
 	if st != undecodable {
-		r.decodes.Forget(path.Join(r.z.cfg.Prefix, svc, node))
+		r.decodes.Forget(svc, path.Join(r.z.cfg.Prefix, svc, node))
 	}
 	switch st {
 	case vanished:

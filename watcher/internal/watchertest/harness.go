@@ -194,11 +194,18 @@ func (h *Harness) Events(op string) float64 {
 // other labels given as name, value pairs; 0 when it has none.
 func (h *Harness) counter(name string, labels ...string) float64 {
 	h.T.Helper()
-	families, err := h.reg.Gather()
+	return Counter(h.T, h.reg, name, append([]string{"source", h.Name}, labels...)...)
+}
+
+// Counter returns the value of the counter name in reg with exactly the
+// labels given as name, value pairs; 0 when it has none.
+func Counter(t testing.TB, reg prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
 	if err != nil {
-		h.T.Fatal(err)
+		t.Fatal(err)
 	}
-	want := map[string]string{"source": h.Name}
+	want := map[string]string{}
 	for i := 0; i+1 < len(labels); i += 2 {
 		want[labels[i]] = labels[i+1]
 	}
