@@ -22,6 +22,12 @@ type Metrics struct {
 	duration  [2]prometheus.Observer
 	truncated [2]prometheus.Counter
 	rejected  *prometheus.CounterVec
+	evictions prometheus.Counter
+	clients   prometheus.GaugeFunc
+
+	// limiter is the client rate limiter in force, for the gauge of the
+	// clients it tracks; nil when there is none.
+	limiter atomic.Pointer[clientLimiter]
 
 	// cells caches the request counter of each (proto, type, rcode), so
 	// the hot path does no label hashing.
@@ -39,7 +45,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "discodns_dns_rejected_total",
 			Help: "DNS messages rejected: before parsing, by the response sent (FORMERR, NOTIMP) or none (ignored); or over the client rate limit (rate_limited).",
 		}, []string{"reason"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_dns_rate_limit_evictions_total",
+			Help: "Clients the rate limiter forgot, the least recently heard from, to make room for a new one (dns.client_rate_limit_clients).",
+		}),
 	}
+	m.clients = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "discodns_dns_rate_limit_clients",
+		Help: "Clients the rate limiter tracks, at most dns.client_rate_limit_clients.",
+	}, func() float64 {
+		if l := m.limiter.Load(); l != nil {
+			return float64(l.len())
+		}
+		return 0
+	})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "discodns_dns_request_duration_seconds",
 		Help:    "Time to answer a DNS request, by transport.",
@@ -53,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.duration[i] = duration.WithLabelValues(p)
 		m.truncated[i] = truncated.WithLabelValues(p)
 	}
-	reg.MustRegister(m.requests, duration, truncated, m.rejected)
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients)
 	return m
 }
 
@@ -122,5 +141,19 @@ func (m *Metrics) acceptFunc(dh dns.Header) dns.MsgAcceptAction {
 func (m *Metrics) rateLimited() {
 	if m != nil {
 		m.rejected.WithLabelValues("rate_limited").Inc()
+	}
+}
+
+// rateLimitEvicted counts a client the rate limiter forgot for a new one.
+func (m *Metrics) rateLimitEvicted() {
+	if m != nil {
+		m.evictions.Inc()
+	}
+}
+
+// trackLimiter makes l (nil: none) the limiter whose clients are shown.
+func (m *Metrics) trackLimiter(l *clientLimiter) {
+	if m != nil {
+		m.limiter.Store(l)
 	}
 }

@@ -35,10 +35,11 @@ func serveWith(t *testing.T, opt Options, prepare func(*Handler)) (addr string, 
 	reg := prometheus.NewRegistry()
 	metrics = NewMetrics(reg)
 	h, _ := fixture(t, opt)
+	h.metrics = metrics
+	h.SetOptions(h.set.Options) // a rate limiter that counts into metrics
 	if prepare != nil {
 		prepare(h)
 	}
-	h.metrics = metrics
 	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0"}, TCPIdleTimeout: tcpIdleTimeout, MaxTCPConnections: 8}, h, metrics, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +198,7 @@ func TestMalformedPackets(t *testing.T) {
 func TestClientRateLimit(t *testing.T) {
 	// The limiter's clock stands still: no token comes back during the test.
 	frozen := time.Now()
-	addr, metrics := serveWith(t, Options{UDPSize: 1232, ClientRateLimit: 5}, func(h *Handler) {
+	addr, metrics := serveWith(t, Options{UDPSize: 1232, ClientRateLimit: 5, ClientRateLimitClients: 100}, func(h *Handler) {
 		h.idx.Load().set.limiter.now = func() time.Time { return frozen }
 	})
 	// Twenty queries at once on one socket, then every reply that comes
