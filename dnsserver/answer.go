@@ -111,12 +111,6 @@ func answerName(m *dns.Msg, r named, q dns.Question, rot *rotation) {
 	switch r.kind {
 	case kindApex:
 		answerApex(m, r.zone, q)
-	case kindNS:
-		for _, rr := range r.zone.glue {
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, rr)
-			}
-		}
 	case kindSet:
 		answerSet(m, q, r.set, rot)
 	case kindSRV:
@@ -129,9 +123,18 @@ func answerName(m *dns.Msg, r named, q dns.Question, rot *rotation) {
 	finish(m, r.zone, q, r.kind != kindNone)
 }
 
-// answerApex adds the apex's SOA or NS (with its glue).
+// answerApex adds the apex's SOA, its NS (itself, with its addresses) or
+// its addresses.
 func answerApex(m *dns.Msg, z *zone, q dns.Question) {
 	switch q.Qtype {
+	case dns.TypeA, dns.TypeAAAA:
+		for _, rr := range z.glue {
+			if rr.Header().Rrtype == q.Qtype {
+				rr = dns.Copy(rr)
+				rr.Header().Name = q.Name
+				m.Answer = append(m.Answer, rr)
+			}
+		}
 	case dns.TypeSOA:
 		soa := z.soa
 		soa.Hdr.Name = q.Name

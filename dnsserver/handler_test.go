@@ -99,10 +99,12 @@ func TestZoneAnswers(t *testing.T) {
 		want  want
 	}{
 		{"apex SOA", testZone, dns.TypeSOA, want{rcode: 0, answers: 1, atype: dns.TypeSOA, contains: "hostmaster.svc.internal."}},
-		{"apex NS with glue", testZone, dns.TypeNS, want{rcode: 0, answers: 1, atype: dns.TypeNS, extra: 1, contains: "ns.dns.svc.internal."}},
-		{"apex A is NODATA", testZone, dns.TypeA, want{rcode: 0, soa: true}},
-		{"name server address", "ns.dns.svc.internal.", dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeA, contains: "127.0.0.1"}},
-		{"name server parent is NODATA", "dns.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"apex NS is the apex, with glue", testZone, dns.TypeNS, want{rcode: 0, answers: 1, atype: dns.TypeNS, extra: 1, contains: "NS\tsvc.internal."}},
+		{"apex SOA names the apex", testZone, dns.TypeSOA, want{rcode: 0, answers: 1, atype: dns.TypeSOA, contains: "SOA\tsvc.internal. hostmaster"}},
+		{"apex A is the name server", testZone, dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeA, contains: "127.0.0.1"}},
+		{"apex AAAA is NODATA without an IPv6 listener", testZone, dns.TypeAAAA, want{rcode: 0, soa: true}},
+		{"no name server below the apex", "ns.dns.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
+		{"dns is no name", "dns.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
 		{"service A", "web.svc.internal.", dns.TypeA, want{rcode: 0, answers: 3, atype: dns.TypeA}},
 		{"v4-only service AAAA is NODATA", "web.svc.internal.", dns.TypeAAAA, want{rcode: 0, soa: true}},
 		{"dual AAAA", "dual.svc.internal.", dns.TypeAAAA, want{rcode: 0, answers: 1, atype: dns.TypeAAAA, contains: "2001:db8::1"}},

@@ -31,12 +31,13 @@ type index struct {
 	wire    wireCache            // packed answers, filled on first use
 }
 
-// zone holds what the apex answers and the zone-wide names.
+// zone holds what the apex answers. The apex is its own name server
+// (the NS target and the SOA MNAME), so no service name can hide it.
 type zone struct {
 	name string
 	soa  dns.SOA
 	ns   dns.NS
-	glue []dns.RR // A/AAAA of the NS target
+	glue []dns.RR // A/AAAA of the apex, the name server
 }
 
 // zoneStats tell which empty non-terminals of a zone exist.
@@ -182,7 +183,7 @@ func (idx *index) zoneStats(z *zone) *zoneStats {
 }
 
 func newZone(name string, serial, ttl, negTTL uint32, nsAddrs []netip.Addr) *zone {
-	nsName := "ns.dns." + name
+	nsName := name // no registry service can take the apex
 	z := &zone{name: name}
 	z.soa = dns.SOA{
 		Hdr:     dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: negTTL},
@@ -358,8 +359,7 @@ type kind uint8
 const (
 	kindNone     kind = iota // no such name: NXDOMAIN
 	kindEmpty                // exists but holds no records (empty non-terminal)
-	kindApex                 // the zone apex: SOA and NS
-	kindNS                   // the zone's name server: its addresses
+	kindApex                 // the zone apex: SOA, NS and the name server's addresses
 	kindSet                  // a service or a tag: A, AAAA and SRV of its instances
 	kindSRV                  // _<svc>._tcp, _<svc>._<tag>, _<port>._tcp.<svc>: SRV only
 	kindInstance             // one instance: its address (or alias) and TXT
@@ -383,9 +383,6 @@ func (idx *index) resolve(name string) named {
 		return r
 	case n == 0:
 		r.kind = kindApex
-		return r
-	case n == 2 && labels[0] == "ns" && labels[1] == "dns" && idx.service("dns."+z.name) == nil:
-		r.kind = kindNS
 		return r
 	}
 	last := labels[n-1]
@@ -418,9 +415,6 @@ func (idx *index) resolve(name string) named {
 	cs := idx.service(last + "." + z.name)
 	switch {
 	case cs == nil:
-		if n == 1 && last == "dns" {
-			r.kind = kindEmpty // the parent of ns.dns
-		}
 	case n == 1:
 		r.kind, r.set = kindSet, cs.all
 	case n == 2 && cs.insts[labels[0]] != nil:
