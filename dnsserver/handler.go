@@ -163,8 +163,12 @@ type Outcome struct {
 	Qtype     uint16
 	Rcode     int
 	Truncated bool
-	// Dropped: no response (a client over its rate limit).
+	// Dropped: no response (a client over its rate limit, or a response
+	// that does not pack).
 	Dropped bool
+	// RateLimited: the client was over its rate limit; the response, if
+	// any, says only that.
+	RateLimited bool
 }
 
 // Respond answers req, received from client over TCP or UDP, and returns
@@ -180,6 +184,7 @@ func (h *Handler) Respond(req *dns.Msg, tcp bool, client netip.Addr) ([]byte, Ou
 	var resp *dns.Msg
 	if l := h.idx.Load().set.limiter; l != nil && !l.allow(client) {
 		h.metrics.rateLimited()
+		o.RateLimited = true
 		if !tcp && h.slip.Add(1)%2 == 1 {
 			o.Dropped = true
 			return nil, o

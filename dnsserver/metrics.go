@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"proto", "type", "rcode"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "discodns_dns_rejected_total",
-			Help: "DNS messages rejected: before parsing, by the response sent (FORMERR, NOTIMP) or none (ignored); or over the client rate limit (rate_limited).",
+			Help: "DNS messages rejected: by their header, with the response sent (FORMERR, NOTIMP) or none (ignored); because they do not parse (malformed: FORMERR when the header does, else no response); or over the client rate limit (rate_limited), counted here alone.",
 		}, []string{"reason"}),
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "discodns_dns_rate_limit_evictions_total",
@@ -76,9 +76,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// observe counts one query answered (or not: dropped) over TCP or UDP.
+// observe counts one query answered over TCP or UDP; one dropped or over
+// its client's rate limit is not (rateLimited counts those).
 func (m *Metrics) observe(tcp bool, o Outcome, took time.Duration) {
-	if m == nil || o.Dropped {
+	if m == nil || o.Dropped || o.RateLimited {
 		return
 	}
 	qtype, rcode, truncated := o.Qtype, o.Rcode, o.Truncated
@@ -108,7 +109,7 @@ func (m *Metrics) observe(tcp bool, o Outcome, took time.Duration) {
 			typeName = dns.TypeToString[metricTypes[t]]
 		}
 		if r < len(metricRcodes) {
-			rcodeName = dns.RcodeToString[metricRcodes[r]]
+			rcodeName = rcodeString(metricRcodes[r])
 		}
 		counter := m.requests.WithLabelValues(protoNames[p], typeName, rcodeName)
 		c = &counter
@@ -118,6 +119,24 @@ func (m *Metrics) observe(tcp bool, o Outcome, took time.Duration) {
 	m.duration[p].Observe(took.Seconds())
 	if truncated {
 		m.truncated[p].Inc()
+	}
+}
+
+// rcodeString names an rcode; miekg/dns's table names 16 BADSIG, which is
+// its meaning in a TSIG record, not in an OPT record's extended rcode: the
+// only place discodns sends it.
+func rcodeString(rcode int) string {
+	if rcode == dns.RcodeBadVers {
+		return "BADVERS"
+	}
+	return dns.RcodeToString[rcode]
+}
+
+// invalid counts a message that does not parse, miekg/dns's
+// MsgInvalidFunc.
+func (m *Metrics) invalid([]byte, error) {
+	if m != nil {
+		m.rejected.WithLabelValues("malformed").Inc()
 	}
 }
 

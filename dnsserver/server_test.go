@@ -183,13 +183,32 @@ func TestMalformedPackets(t *testing.T) {
 	if err != nil || len(resp.Answer) != 3 {
 		t.Fatalf("after garbage: %v %v", resp, err)
 	}
-	// The lying counts were answered FORMERR (and counted), not crashed on.
+	// The lying counts were answered FORMERR (and counted), not crashed
+	// on; the short header, the cut question and the loop do not parse,
+	// and are counted.
 	deadline := time.Now().Add(patience)
-	for testutil.ToFloat64(metrics.rejected.WithLabelValues("FORMERR")) < 1 {
+	for testutil.ToFloat64(metrics.rejected.WithLabelValues("FORMERR")) < 1 || testutil.ToFloat64(metrics.rejected.WithLabelValues("malformed")) < 3 {
 		if time.Now().After(deadline) {
-			t.Fatal("no FORMERR counted for malformed packets")
+			t.Fatalf("FORMERR counted %v times, malformed %v: want 1 and 3",
+				testutil.ToFloat64(metrics.rejected.WithLabelValues("FORMERR")), testutil.ToFloat64(metrics.rejected.WithLabelValues("malformed")))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLargeUDPQuery: a UDP query longer than 512 octets (a large EDNS
+// option), within the size discodns advertises, is answered.
+func TestLargeUDPQuery(t *testing.T) {
+	addr, _ := serve(t)
+	for _, size := range []int{1200, 4000} {
+		q := query("web.svc.internal.", dns.TypeA)
+		q.SetEdns0(1232, false)
+		q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_PADDING{Padding: make([]byte, size-q.Len()-4)})
+		c := &dns.Client{Net: "udp", Timeout: patience, UDPSize: 1232}
+		resp, _, err := c.Exchange(q, addr)
+		if err != nil || resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 3 {
+			t.Errorf("a query of %d octets: %v %v", q.Len(), resp, err)
+		}
 	}
 }
 
@@ -250,6 +269,12 @@ func TestClientRateLimit(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(metrics.rejected.WithLabelValues("rate_limited")); got < 10 {
 		t.Errorf("rate_limited counted %v", got)
+	}
+	// Only the answers count as requests: no NOERROR for the truncated
+	// replies, no REFUSED for the TCP one.
+	udpOK, tcpRefused := metrics.requests.WithLabelValues("udp", "A", "NOERROR"), metrics.requests.WithLabelValues("tcp", "A", "REFUSED")
+	if testutil.ToFloat64(udpOK) != 5 || testutil.ToFloat64(tcpRefused) != 0 {
+		t.Errorf("requests counted: %v UDP NOERROR (want the 5 answered), %v TCP REFUSED (want 0)", testutil.ToFloat64(udpOK), testutil.ToFloat64(tcpRefused))
 	}
 }
 
