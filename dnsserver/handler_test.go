@@ -427,6 +427,12 @@ func TestEDNS(t *testing.T) {
 	if back.Rcode != dns.RcodeBadVers || back.IsEdns0() == nil || len(back.Answer) != 0 {
 		t.Errorf("EDNS version 1: rcode %s opt %v answers %d, want BADVERS with OPT", dns.RcodeToString[back.Rcode], back.IsEdns0(), len(back.Answer))
 	}
+	// Cookies of the lengths RFC 7873 allows are answered (and ignored).
+	for _, n := range []int{8, 16, 40} {
+		if resp := h.Answer(cookieQuery(n), false, loopback); resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 3 {
+			t.Errorf("a cookie of %d octets: rcode %s, %d answers", n, dns.RcodeToString[resp.Rcode], len(resp.Answer))
+		}
+	}
 }
 
 func TestOutsideZoneAndOddQueries(t *testing.T) {
@@ -459,20 +465,48 @@ func TestOutsideZoneAndOddQueries(t *testing.T) {
 			m.Question = append(m.Question, m.Question[0])
 			return m
 		}, dns.RcodeFormatError},
+		{"AXFR", func() *dns.Msg { return query("svc.internal.", dns.TypeAXFR) }, dns.RcodeRefused},
+		{"IXFR", func() *dns.Msg { return query("svc.internal.", dns.TypeIXFR) }, dns.RcodeRefused},
+		{"AXFR outside the zone", func() *dns.Msg { return query("example.com.", dns.TypeAXFR) }, dns.RcodeRefused},
+		{"an escaped dot: one label x.svc under internal.", func() *dns.Msg { return query(`x\.svc.internal.`, dns.TypeA) }, dns.RcodeRefused},
+		{"an escaped dot in a service's name", func() *dns.Msg { return query(`a\.web.svc.internal.`, dns.TypeA) }, dns.RcodeNameError},
+		{"two OPT records", func() *dns.Msg {
+			m := query("web.svc.internal.", dns.TypeA)
+			m.SetEdns0(1232, false)
+			m.SetEdns0(1232, false)
+			return m
+		}, dns.RcodeFormatError},
+		{"a cookie of 7 octets", func() *dns.Msg { return cookieQuery(7) }, dns.RcodeFormatError},
+		{"a cookie of 9 octets", func() *dns.Msg { return cookieQuery(9) }, dns.RcodeFormatError},
+		{"a cookie of 41 octets", func() *dns.Msg { return cookieQuery(41) }, dns.RcodeFormatError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := h.Answer(tc.req(), false, loopback)
 			if resp.Rcode != tc.rcode {
 				t.Errorf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
 			}
-			if resp.Authoritative || resp.RecursionAvailable || len(resp.Answer) > 0 {
-				t.Errorf("AA=%v RA=%v answers=%d on a refusal", resp.Authoritative, resp.RecursionAvailable, len(resp.Answer))
+			if resp.RecursionAvailable || len(resp.Answer) > 0 {
+				t.Errorf("RA=%v answers=%d on a refusal", resp.RecursionAvailable, len(resp.Answer))
+			}
+			if resp.Authoritative != (resp.Rcode == dns.RcodeNameError) {
+				t.Errorf("AA=%v on %s", resp.Authoritative, dns.RcodeToString[resp.Rcode])
 			}
 		})
 	}
 }
 
-type fakeForwarder struct{ fail bool }
+// cookieQuery is a query with a COOKIE option of n octets.
+func cookieQuery(n int) *dns.Msg {
+	m := query("web.svc.internal.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	opt := m.IsEdns0()
+	opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: strings.Repeat("ab", n)})
+	return m
+}
+
+// fakeForwarder answers every name with 192.0.2.1, or fails, or refuses
+// (as forward.Forwarder refuses a client outside its allowed networks).
+type fakeForwarder struct{ fail, refuse bool }
 
 func (f fakeForwarder) Forward(_ context.Context, req *dns.Msg, _ netip.Addr) (*dns.Msg, error) {
 	if f.fail {
@@ -480,6 +514,10 @@ func (f fakeForwarder) Forward(_ context.Context, req *dns.Msg, _ netip.Addr) (*
 	}
 	m := new(dns.Msg)
 	m.SetReply(req)
+	if f.refuse {
+		m.Rcode = dns.RcodeRefused
+		return m, nil
+	}
 	rr, _ := dns.NewRR(req.Question[0].Name + " 60 IN A 192.0.2.1")
 	m.Answer = []dns.RR{rr}
 	return m, nil
@@ -495,9 +533,16 @@ func TestForwardingSetsRA(t *testing.T) {
 	if out.Rcode != dns.RcodeSuccess || len(out.Answer) != 1 || !out.RecursionAvailable || out.Authoritative {
 		t.Errorf("forwarded: %v", out)
 	}
+	if got := h.Answer(query("svc.internal.", dns.TypeAXFR), true, loopback); got.Rcode != dns.RcodeRefused || got.RecursionAvailable {
+		t.Errorf("AXFR with forwarding: rcode %s RA=%v, want REFUSED without RA", dns.RcodeToString[got.Rcode], got.RecursionAvailable)
+	}
 	h, _ = fixture(t, Options{Forwarder: fakeForwarder{fail: true}})
 	if got := h.Answer(query("example.com.", dns.TypeA), false, loopback); got.Rcode != dns.RcodeServerFailure {
 		t.Errorf("failed upstreams: rcode %s, want SERVFAIL (never REFUSED)", dns.RcodeToString[got.Rcode])
+	}
+	h, _ = fixture(t, Options{Forwarder: fakeForwarder{refuse: true}})
+	if got := h.Answer(query("example.com.", dns.TypeA), false, loopback); got.Rcode != dns.RcodeRefused || got.RecursionAvailable {
+		t.Errorf("a client the forwarder refuses: rcode %s RA=%v, want REFUSED without RA", dns.RcodeToString[got.Rcode], got.RecursionAvailable)
 	}
 }
 

@@ -312,18 +312,30 @@ func metaTXT(meta map[string]string) []string {
 	return txt
 }
 
-// findZone returns the zone that holds name (lowercase, fully qualified) and
-// the labels of name below the zone apex.
+// findZone returns the zone that holds name (lowercase, fully qualified,
+// in presentation format) and the labels of name below the zone apex. The
+// labels are split as DNS does: x\.svc.internal. is the label "x.svc"
+// under internal., outside svc.internal.
 func (idx *index) findZone(name string) (*zone, []string) {
 	for _, z := range idx.zones {
 		if name == z.name {
 			return z, nil
 		}
-		if strings.HasSuffix(name, z.name) && name[len(name)-len(z.name)-1] == '.' {
-			return z, dns.SplitDomainName(name[:len(name)-len(z.name)])
+		if dot := len(name) - len(z.name) - 1; strings.HasSuffix(name, z.name) && name[dot] == '.' && !escaped(name, dot) {
+			return z, dns.SplitDomainName(name[:dot+1])
 		}
 	}
 	return nil, nil
+}
+
+// escaped reports whether the character at i of a name in presentation
+// format is escaped: preceded by an odd number of backslashes.
+func escaped(name string, i int) bool {
+	n := 0
+	for i--; i >= 0 && name[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // reverse returns the PTR records of a reverse name, building the reverse
