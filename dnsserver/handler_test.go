@@ -471,9 +471,8 @@ func TestOutsideZoneAndOddQueries(t *testing.T) {
 		{"an escaped dot: one label x.svc under internal.", func() *dns.Msg { return query(`x\.svc.internal.`, dns.TypeA) }, dns.RcodeRefused},
 		{"an escaped dot in a service's name", func() *dns.Msg { return query(`a\.web.svc.internal.`, dns.TypeA) }, dns.RcodeNameError},
 		{"two OPT records", func() *dns.Msg {
-			m := query("web.svc.internal.", dns.TypeA)
-			m.SetEdns0(1232, false)
-			m.SetEdns0(1232, false)
+			m := withEDNS(query("web.svc.internal.", dns.TypeA))
+			m.Extra = append(m.Extra, m.Extra[0])
 			return m
 		}, dns.RcodeFormatError},
 		{"a cookie of 7 octets", func() *dns.Msg { return cookieQuery(7) }, dns.RcodeFormatError},
@@ -497,11 +496,7 @@ func TestOutsideZoneAndOddQueries(t *testing.T) {
 
 // cookieQuery is a query with a COOKIE option of n octets.
 func cookieQuery(n int) *dns.Msg {
-	m := query("web.svc.internal.", dns.TypeA)
-	m.SetEdns0(1232, false)
-	opt := m.IsEdns0()
-	opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: strings.Repeat("ab", n)})
-	return m
+	return withEDNS(query("web.svc.internal.", dns.TypeA), &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: strings.Repeat("ab", n)})
 }
 
 // fakeForwarder answers every name with 192.0.2.1, or fails, or refuses

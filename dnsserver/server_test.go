@@ -201,9 +201,8 @@ func TestMalformedPackets(t *testing.T) {
 func TestLargeUDPQuery(t *testing.T) {
 	addr, _ := serve(t)
 	for _, size := range []int{1200, 4000} {
-		q := query("web.svc.internal.", dns.TypeA)
-		q.SetEdns0(1232, false)
-		q.IsEdns0().Option = append(q.IsEdns0().Option, &dns.EDNS0_PADDING{Padding: make([]byte, size-q.Len()-4)})
+		q := withEDNS(query("web.svc.internal.", dns.TypeA))
+		q.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_PADDING{Padding: make([]byte, size-q.Len()-4)}}
 		c := &dns.Client{Net: "udp", Timeout: patience, UDPSize: 1232}
 		resp, _, err := c.Exchange(q, addr)
 		if err != nil || resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 3 {
