@@ -89,6 +89,10 @@ type DNS struct {
 	// ClientRateLimit bounds the queries per second of each client address
 	// (IPv6 by /64); 0 means no limit.
 	ClientRateLimit int `toml:"client_rate_limit"`
+	// ClientRateLimitClients bounds the clients the rate limiter tracks,
+	// about 100 bytes each: past it, a new client takes the place of the
+	// one heard from least recently. 1 to 10,000,000.
+	ClientRateLimitClients int `toml:"client_rate_limit_clients"`
 	// StartupWait is how long to wait at start for every source to list
 	// before answering (an answer from an empty table would be NXDOMAIN
 	// for services that exist); >= 0.
@@ -238,6 +242,8 @@ func Default() *Config {
 			MaxTCPConnections: 1000,
 			UDPSize:           1232,
 			StartupWait:       10 * time.Second,
+
+			ClientRateLimitClients: 100000,
 		},
 		Forward: Forward{
 			Upstreams: []string{},
@@ -323,7 +329,8 @@ func (c Config) LogValue() slog.Value {
 			slog.Duration("negative_ttl", c.DNS.NegativeTTL),
 			slog.Duration("tcp_idle_timeout", c.DNS.TCPIdleTimeout),
 			slog.Int("max_tcp_connections", c.DNS.MaxTCPConnections),
-			slog.Int("udp_size", c.DNS.UDPSize)),
+			slog.Int("udp_size", c.DNS.UDPSize),
+			slog.Int("client_rate_limit_clients", c.DNS.ClientRateLimitClients)),
 		slog.Group("forward",
 			slog.Any("upstreams", c.Forward.Upstreams),
 			slog.Any("allow", c.Forward.Allow),

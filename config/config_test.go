@@ -249,6 +249,8 @@ func TestLoadErrors(t *testing.T) {
 		{"no tcp connections", "[dns]\nmax_tcp_connections = 0\n", []string{"dns.max_tcp_connections: must be at least 1"}, 2},
 		{"udp size small", "[dns]\nudp_size = 511\n", []string{"dns.udp_size: must be 512 to 4096"}, 2},
 		{"udp size big", "[dns]\nudp_size = 4097\n", []string{"dns.udp_size: must be 512 to 4096"}, 2},
+		{"rate limit table empty", "[dns]\nclient_rate_limit_clients = 0\n", []string{"dns.client_rate_limit_clients: must be 1 to 10000000, got 0"}, 2},
+		{"rate limit table huge", "[dns]\nclient_rate_limit_clients = 10000001\n", []string{"dns.client_rate_limit_clients: must be 1 to 10000000"}, 2},
 		{"listen hostname", "[dns]\nlisten = [\"localhost:53\"]\n", []string{"dns.listen:", "not an IP address", "host name"}, 2},
 		{"listen missing port", "[dns]\nlisten = [\"127.0.0.1\"]\n", []string{"dns.listen:", "missing port"}, 2},
 		{"listen port 0", "[dns]\nlisten = [\"127.0.0.1:0\"]\n", []string{"dns.listen:", "must be 1-65535"}, 2},

@@ -127,6 +127,9 @@ func (c *Config) validate() *Error {
 	if d.ClientRateLimit < 0 {
 		return keyErr("dns.client_rate_limit", fmt.Errorf("must be 0 (no limit) or more, got %d", d.ClientRateLimit))
 	}
+	if d.ClientRateLimitClients < 1 || d.ClientRateLimitClients > 10_000_000 {
+		return keyErr("dns.client_rate_limit_clients", fmt.Errorf("must be 1 to 10000000, got %d", d.ClientRateLimitClients))
+	}
 
 	f := &c.Forward
 	if err := checkAddrs(f.Upstreams); err != nil {

@@ -31,6 +31,8 @@ func dnsOptions(cfg *config.Config, prev *dnsserver.Options, prevForward *config
 		UDPSize:         cfg.DNS.UDPSize,
 		NSAddrs:         nsAddrs,
 		ClientRateLimit: cfg.DNS.ClientRateLimit,
+
+		ClientRateLimitClients: cfg.DNS.ClientRateLimitClients,
 	}
 	ups := cfg.Forward.Upstreams
 	if len(ups) == 0 {

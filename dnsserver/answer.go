@@ -41,14 +41,23 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 	m.Question = req.Question // as sent, case kept
 	m.Compress = true
 
+	if countOPT(req.Extra) > 1 {
+		// RFC 6891 section 6.1.1; which of them would the reply echo?
+		m.Rcode = dns.RcodeFormatError
+		return m
+	}
 	reqOpt := req.IsEdns0()
 	if reqOpt != nil {
 		opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 		opt.SetUDPSize(uint16(idx.set.UDPSize))
 		opt.SetDo(reqOpt.Do())
 		m.Extra = []dns.RR{opt}
-		if reqOpt.Version() != 0 {
+		switch {
+		case reqOpt.Version() != 0:
 			m.Rcode = dns.RcodeBadVers
+			return m
+		case !wellFormedOptions(reqOpt):
+			m.Rcode = dns.RcodeFormatError
 			return m
 		}
 	}
@@ -61,7 +70,12 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 		return m
 	}
 	q := req.Question[0]
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+	switch {
+	case q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY:
+		m.Rcode = dns.RcodeRefused
+		return m
+	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
+		// No zone transfers, of the zones or through the forwarder.
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
@@ -101,7 +115,9 @@ func (h *Handler) forward(set *settings, req, m *dns.Msg, client netip.Addr, tcp
 	}
 	resp.Id = req.Id
 	resp.Question = req.Question
-	resp.RecursionAvailable = true
+	// The forwarder refuses a client outside its allowed networks (an
+	// upstream's REFUSED is its error): no recursion for that client.
+	resp.RecursionAvailable = resp.Rcode != dns.RcodeRefused
 	fit(resp, maxSize(req.IsEdns0(), tcp, set.UDPSize))
 	return resp
 }
@@ -111,12 +127,6 @@ func answerName(m *dns.Msg, r named, q dns.Question, rot *rotation) {
 	switch r.kind {
 	case kindApex:
 		answerApex(m, r.zone, q)
-	case kindNS:
-		for _, rr := range r.zone.glue {
-			if rr.Header().Rrtype == q.Qtype {
-				m.Answer = append(m.Answer, rr)
-			}
-		}
 	case kindSet:
 		answerSet(m, q, r.set, rot)
 	case kindSRV:
@@ -129,9 +139,18 @@ func answerName(m *dns.Msg, r named, q dns.Question, rot *rotation) {
 	finish(m, r.zone, q, r.kind != kindNone)
 }
 
-// answerApex adds the apex's SOA or NS (with its glue).
+// answerApex adds the apex's SOA, its NS (itself, with its addresses) or
+// its addresses.
 func answerApex(m *dns.Msg, z *zone, q dns.Question) {
 	switch q.Qtype {
+	case dns.TypeA, dns.TypeAAAA:
+		for _, rr := range z.glue {
+			if rr.Header().Rrtype == q.Qtype {
+				rr = dns.Copy(rr)
+				rr.Header().Name = q.Name
+				m.Answer = append(m.Answer, rr)
+			}
+		}
 	case dns.TypeSOA:
 		soa := z.soa
 		soa.Hdr.Name = q.Name
@@ -220,4 +239,31 @@ func rotated[T any, P interface {
 		dst = append(dst, rr)
 	}
 	return dst
+}
+
+// countOPT returns how many OPT records extra holds.
+func countOPT(extra []dns.RR) int {
+	n := 0
+	for _, rr := range extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			n++
+		}
+	}
+	return n
+}
+
+// wellFormedOptions reports whether the EDNS options of opt have lengths
+// their RFCs allow: a COOKIE is a client cookie of 8 octets, alone or with
+// a server cookie of 8 to 32 (RFC 7873 section 5.2.2: anything else is
+// FORMERR). Options discodns does not know are ignored (RFC 6891).
+func wellFormedOptions(opt *dns.OPT) bool {
+	for _, o := range opt.Option {
+		if c, ok := o.(*dns.EDNS0_COOKIE); ok {
+			// miekg/dns keeps the cookie as hex: two characters an octet.
+			if n := len(c.Cookie) / 2; n != 8 && (n < 16 || n > 40) {
+				return false
+			}
+		}
+	}
+	return true
 }

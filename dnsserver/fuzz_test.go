@@ -33,6 +33,19 @@ func FuzzAnswer(f *testing.F) {
 		b, _ = m.Pack()
 		f.Add(b, true)
 	}
+	for _, m := range []*dns.Msg{
+		query("svc.internal.", dns.TypeAXFR),
+		query(`x\.svc.internal.`, dns.TypeA),
+		withEDNS(query("web.svc.internal.", dns.TypeA), &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708090a"}),
+		withEDNS(query("web.svc.internal.", dns.TypeA), &dns.EDNS0_PADDING{Padding: make([]byte, 1400)}),
+	} {
+		b, _ := m.Pack()
+		f.Add(b, false)
+	}
+	twoOPT := withEDNS(query("web.svc.internal.", dns.TypeA))
+	twoOPT.Extra = append(twoOPT.Extra, twoOPT.Extra[0])
+	b, _ := twoOPT.Pack()
+	f.Add(b, false)
 	f.Add([]byte{0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0}, false)                         // two questions promised, none given
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1}, false) // a compression pointer to itself
 	f.Add([]byte{0x12}, false)                                                       // shorter than a header
@@ -132,4 +145,11 @@ func exchangeRaw(t *testing.T, addr string, packet []byte, req *dns.Msg, limit i
 			t.Fatalf("a packet that does not unpack got %s, want FORMERR (or NOTIMP) or no reply", dns.RcodeToString[rcode])
 		}
 	}
+}
+
+// withEDNS gives m an OPT record (1232 octets) with options.
+func withEDNS(m *dns.Msg, options ...dns.EDNS0) *dns.Msg {
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = options
+	return m
 }

@@ -48,6 +48,10 @@ type Options struct {
 	// real client retries over TCP (like BIND's RRL slip); TCP queries get
 	// REFUSED.
 	ClientRateLimit int
+	// ClientRateLimitClients bounds the clients the rate limiter tracks
+	// (below 1: 1); past it, a new client takes the place of the one heard
+	// from least recently.
+	ClientRateLimitClients int
 }
 
 // Handler answers queries from the latest compiled index. Its ServeDNS is
@@ -74,13 +78,16 @@ type settings struct {
 	limiter     *clientLimiter // nil: no rate limit
 }
 
-func newSettings(opt Options) *settings {
+// newSettings derives the settings of opt; the rate limiter's evictions
+// and size go to metrics.
+func newSettings(opt Options, metrics *Metrics) *settings {
 	opt.UDPSize = max(opt.UDPSize, dns.MinMsgSize)
 	opt.Zone = dns.CanonicalName(opt.Zone)
 	s := &settings{Options: opt, ttl: uint32(opt.TTL / time.Second), negTTL: uint32(opt.NegativeTTL / time.Second)}
 	if opt.ClientRateLimit > 0 {
-		s.limiter = newClientLimiter(opt.ClientRateLimit)
+		s.limiter = newClientLimiter(opt.ClientRateLimit, opt.ClientRateLimitClients, metrics)
 	}
+	metrics.trackLimiter(s.limiter)
 	return s
 }
 
@@ -90,7 +97,7 @@ func NewHandler(opt Options, metrics *Metrics, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{metrics: metrics, log: log, snap: &cache.Snapshot{}, set: newSettings(opt)}
+	h := &Handler{metrics: metrics, log: log, snap: &cache.Snapshot{}, set: newSettings(opt, metrics)}
 	// Empty, and not ready until the first snapshot from a table.
 	idx := compile(nil, h.snap, h.set)
 	idx.ready = false
@@ -112,7 +119,7 @@ func (h *Handler) Update(snap *cache.Snapshot) {
 func (h *Handler) SetOptions(opt Options) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.set = newSettings(opt)
+	h.set = newSettings(opt, h.metrics)
 	idx := compile(h.idx.Load(), h.snap, h.set)
 	idx.ready = idx.ready && h.idx.Load().ready
 	h.idx.Store(idx)
@@ -156,8 +163,12 @@ type Outcome struct {
 	Qtype     uint16
 	Rcode     int
 	Truncated bool
-	// Dropped: no response (a client over its rate limit).
+	// Dropped: no response (a client over its rate limit, or a response
+	// that does not pack).
 	Dropped bool
+	// RateLimited: the client was over its rate limit; the response, if
+	// any, says only that.
+	RateLimited bool
 }
 
 // Respond answers req, received from client over TCP or UDP, and returns
@@ -173,6 +184,7 @@ func (h *Handler) Respond(req *dns.Msg, tcp bool, client netip.Addr) ([]byte, Ou
 	var resp *dns.Msg
 	if l := h.idx.Load().set.limiter; l != nil && !l.allow(client) {
 		h.metrics.rateLimited()
+		o.RateLimited = true
 		if !tcp && h.slip.Add(1)%2 == 1 {
 			o.Dropped = true
 			return nil, o

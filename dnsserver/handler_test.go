@@ -99,10 +99,12 @@ func TestZoneAnswers(t *testing.T) {
 		want  want
 	}{
 		{"apex SOA", testZone, dns.TypeSOA, want{rcode: 0, answers: 1, atype: dns.TypeSOA, contains: "hostmaster.svc.internal."}},
-		{"apex NS with glue", testZone, dns.TypeNS, want{rcode: 0, answers: 1, atype: dns.TypeNS, extra: 1, contains: "ns.dns.svc.internal."}},
-		{"apex A is NODATA", testZone, dns.TypeA, want{rcode: 0, soa: true}},
-		{"name server address", "ns.dns.svc.internal.", dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeA, contains: "127.0.0.1"}},
-		{"name server parent is NODATA", "dns.svc.internal.", dns.TypeA, want{rcode: 0, soa: true}},
+		{"apex NS is the apex, with glue", testZone, dns.TypeNS, want{rcode: 0, answers: 1, atype: dns.TypeNS, extra: 1, contains: "NS\tsvc.internal."}},
+		{"apex SOA names the apex", testZone, dns.TypeSOA, want{rcode: 0, answers: 1, atype: dns.TypeSOA, contains: "SOA\tsvc.internal. hostmaster"}},
+		{"apex A is the name server", testZone, dns.TypeA, want{rcode: 0, answers: 1, atype: dns.TypeA, contains: "127.0.0.1"}},
+		{"apex AAAA is NODATA without an IPv6 listener", testZone, dns.TypeAAAA, want{rcode: 0, soa: true}},
+		{"no name server below the apex", "ns.dns.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
+		{"dns is no name", "dns.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
 		{"service A", "web.svc.internal.", dns.TypeA, want{rcode: 0, answers: 3, atype: dns.TypeA}},
 		{"v4-only service AAAA is NODATA", "web.svc.internal.", dns.TypeAAAA, want{rcode: 0, soa: true}},
 		{"dual AAAA", "dual.svc.internal.", dns.TypeAAAA, want{rcode: 0, answers: 1, atype: dns.TypeAAAA, contains: "2001:db8::1"}},
@@ -425,6 +427,12 @@ func TestEDNS(t *testing.T) {
 	if back.Rcode != dns.RcodeBadVers || back.IsEdns0() == nil || len(back.Answer) != 0 {
 		t.Errorf("EDNS version 1: rcode %s opt %v answers %d, want BADVERS with OPT", dns.RcodeToString[back.Rcode], back.IsEdns0(), len(back.Answer))
 	}
+	// Cookies of the lengths RFC 7873 allows are answered (and ignored).
+	for _, n := range []int{8, 16, 40} {
+		if resp := h.Answer(cookieQuery(n), false, loopback); resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 3 {
+			t.Errorf("a cookie of %d octets: rcode %s, %d answers", n, dns.RcodeToString[resp.Rcode], len(resp.Answer))
+		}
+	}
 }
 
 func TestOutsideZoneAndOddQueries(t *testing.T) {
@@ -457,20 +465,43 @@ func TestOutsideZoneAndOddQueries(t *testing.T) {
 			m.Question = append(m.Question, m.Question[0])
 			return m
 		}, dns.RcodeFormatError},
+		{"AXFR", func() *dns.Msg { return query("svc.internal.", dns.TypeAXFR) }, dns.RcodeRefused},
+		{"IXFR", func() *dns.Msg { return query("svc.internal.", dns.TypeIXFR) }, dns.RcodeRefused},
+		{"AXFR outside the zone", func() *dns.Msg { return query("example.com.", dns.TypeAXFR) }, dns.RcodeRefused},
+		{"an escaped dot: one label x.svc under internal.", func() *dns.Msg { return query(`x\.svc.internal.`, dns.TypeA) }, dns.RcodeRefused},
+		{"an escaped dot in a service's name", func() *dns.Msg { return query(`a\.web.svc.internal.`, dns.TypeA) }, dns.RcodeNameError},
+		{"two OPT records", func() *dns.Msg {
+			m := withEDNS(query("web.svc.internal.", dns.TypeA))
+			m.Extra = append(m.Extra, m.Extra[0])
+			return m
+		}, dns.RcodeFormatError},
+		{"a cookie of 7 octets", func() *dns.Msg { return cookieQuery(7) }, dns.RcodeFormatError},
+		{"a cookie of 9 octets", func() *dns.Msg { return cookieQuery(9) }, dns.RcodeFormatError},
+		{"a cookie of 41 octets", func() *dns.Msg { return cookieQuery(41) }, dns.RcodeFormatError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := h.Answer(tc.req(), false, loopback)
 			if resp.Rcode != tc.rcode {
 				t.Errorf("rcode %s, want %s", dns.RcodeToString[resp.Rcode], dns.RcodeToString[tc.rcode])
 			}
-			if resp.Authoritative || resp.RecursionAvailable || len(resp.Answer) > 0 {
-				t.Errorf("AA=%v RA=%v answers=%d on a refusal", resp.Authoritative, resp.RecursionAvailable, len(resp.Answer))
+			if resp.RecursionAvailable || len(resp.Answer) > 0 {
+				t.Errorf("RA=%v answers=%d on a refusal", resp.RecursionAvailable, len(resp.Answer))
+			}
+			if resp.Authoritative != (resp.Rcode == dns.RcodeNameError) {
+				t.Errorf("AA=%v on %s", resp.Authoritative, dns.RcodeToString[resp.Rcode])
 			}
 		})
 	}
 }
 
-type fakeForwarder struct{ fail bool }
+// cookieQuery is a query with a COOKIE option of n octets.
+func cookieQuery(n int) *dns.Msg {
+	return withEDNS(query("web.svc.internal.", dns.TypeA), &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: strings.Repeat("ab", n)})
+}
+
+// fakeForwarder answers every name with 192.0.2.1, or fails, or refuses
+// (as forward.Forwarder refuses a client outside its allowed networks).
+type fakeForwarder struct{ fail, refuse bool }
 
 func (f fakeForwarder) Forward(_ context.Context, req *dns.Msg, _ netip.Addr) (*dns.Msg, error) {
 	if f.fail {
@@ -478,6 +509,10 @@ func (f fakeForwarder) Forward(_ context.Context, req *dns.Msg, _ netip.Addr) (*
 	}
 	m := new(dns.Msg)
 	m.SetReply(req)
+	if f.refuse {
+		m.Rcode = dns.RcodeRefused
+		return m, nil
+	}
 	rr, _ := dns.NewRR(req.Question[0].Name + " 60 IN A 192.0.2.1")
 	m.Answer = []dns.RR{rr}
 	return m, nil
@@ -493,9 +528,16 @@ func TestForwardingSetsRA(t *testing.T) {
 	if out.Rcode != dns.RcodeSuccess || len(out.Answer) != 1 || !out.RecursionAvailable || out.Authoritative {
 		t.Errorf("forwarded: %v", out)
 	}
+	if got := h.Answer(query("svc.internal.", dns.TypeAXFR), true, loopback); got.Rcode != dns.RcodeRefused || got.RecursionAvailable {
+		t.Errorf("AXFR with forwarding: rcode %s RA=%v, want REFUSED without RA", dns.RcodeToString[got.Rcode], got.RecursionAvailable)
+	}
 	h, _ = fixture(t, Options{Forwarder: fakeForwarder{fail: true}})
 	if got := h.Answer(query("example.com.", dns.TypeA), false, loopback); got.Rcode != dns.RcodeServerFailure {
 		t.Errorf("failed upstreams: rcode %s, want SERVFAIL (never REFUSED)", dns.RcodeToString[got.Rcode])
+	}
+	h, _ = fixture(t, Options{Forwarder: fakeForwarder{refuse: true}})
+	if got := h.Answer(query("example.com.", dns.TypeA), false, loopback); got.Rcode != dns.RcodeRefused || got.RecursionAvailable {
+		t.Errorf("a client the forwarder refuses: rcode %s RA=%v, want REFUSED without RA", dns.RcodeToString[got.Rcode], got.RecursionAvailable)
 	}
 }
 

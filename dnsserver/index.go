@@ -31,12 +31,13 @@ type index struct {
 	wire    wireCache            // packed answers, filled on first use
 }
 
-// zone holds what the apex answers and the zone-wide names.
+// zone holds what the apex answers. The apex is its own name server
+// (the NS target and the SOA MNAME), so no service name can hide it.
 type zone struct {
 	name string
 	soa  dns.SOA
 	ns   dns.NS
-	glue []dns.RR // A/AAAA of the NS target
+	glue []dns.RR // A/AAAA of the apex, the name server
 }
 
 // zoneStats tell which empty non-terminals of a zone exist.
@@ -182,7 +183,7 @@ func (idx *index) zoneStats(z *zone) *zoneStats {
 }
 
 func newZone(name string, serial, ttl, negTTL uint32, nsAddrs []netip.Addr) *zone {
-	nsName := "ns.dns." + name
+	nsName := name // no registry service can take the apex
 	z := &zone{name: name}
 	z.soa = dns.SOA{
 		Hdr:     dns.RR_Header{Name: name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: negTTL},
@@ -311,18 +312,30 @@ func metaTXT(meta map[string]string) []string {
 	return txt
 }
 
-// findZone returns the zone that holds name (lowercase, fully qualified) and
-// the labels of name below the zone apex.
+// findZone returns the zone that holds name (lowercase, fully qualified,
+// in presentation format) and the labels of name below the zone apex. The
+// labels are split as DNS does: x\.svc.internal. is the label "x.svc"
+// under internal., outside svc.internal.
 func (idx *index) findZone(name string) (*zone, []string) {
 	for _, z := range idx.zones {
 		if name == z.name {
 			return z, nil
 		}
-		if strings.HasSuffix(name, z.name) && name[len(name)-len(z.name)-1] == '.' {
-			return z, dns.SplitDomainName(name[:len(name)-len(z.name)])
+		if dot := len(name) - len(z.name) - 1; strings.HasSuffix(name, z.name) && name[dot] == '.' && !escaped(name, dot) {
+			return z, dns.SplitDomainName(name[:dot+1])
 		}
 	}
 	return nil, nil
+}
+
+// escaped reports whether the character at i of a name in presentation
+// format is escaped: preceded by an odd number of backslashes.
+func escaped(name string, i int) bool {
+	n := 0
+	for i--; i >= 0 && name[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // reverse returns the PTR records of a reverse name, building the reverse
@@ -358,8 +371,7 @@ type kind uint8
 const (
 	kindNone     kind = iota // no such name: NXDOMAIN
 	kindEmpty                // exists but holds no records (empty non-terminal)
-	kindApex                 // the zone apex: SOA and NS
-	kindNS                   // the zone's name server: its addresses
+	kindApex                 // the zone apex: SOA, NS and the name server's addresses
 	kindSet                  // a service or a tag: A, AAAA and SRV of its instances
 	kindSRV                  // _<svc>._tcp, _<svc>._<tag>, _<port>._tcp.<svc>: SRV only
 	kindInstance             // one instance: its address (or alias) and TXT
@@ -383,9 +395,6 @@ func (idx *index) resolve(name string) named {
 		return r
 	case n == 0:
 		r.kind = kindApex
-		return r
-	case n == 2 && labels[0] == "ns" && labels[1] == "dns" && idx.service("dns."+z.name) == nil:
-		r.kind = kindNS
 		return r
 	}
 	last := labels[n-1]
@@ -418,9 +427,6 @@ func (idx *index) resolve(name string) named {
 	cs := idx.service(last + "." + z.name)
 	switch {
 	case cs == nil:
-		if n == 1 && last == "dns" {
-			r.kind = kindEmpty // the parent of ns.dns
-		}
 	case n == 1:
 		r.kind, r.set = kindSet, cs.all
 	case n == 2 && cs.insts[labels[0]] != nil:

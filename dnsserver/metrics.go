@@ -22,6 +22,12 @@ type Metrics struct {
 	duration  [2]prometheus.Observer
 	truncated [2]prometheus.Counter
 	rejected  *prometheus.CounterVec
+	evictions prometheus.Counter
+	clients   prometheus.GaugeFunc
+
+	// limiter is the client rate limiter in force, for the gauge of the
+	// clients it tracks; nil when there is none.
+	limiter atomic.Pointer[clientLimiter]
 
 	// cells caches the request counter of each (proto, type, rcode), so
 	// the hot path does no label hashing.
@@ -37,9 +43,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"proto", "type", "rcode"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "discodns_dns_rejected_total",
-			Help: "DNS messages rejected: before parsing, by the response sent (FORMERR, NOTIMP) or none (ignored); or over the client rate limit (rate_limited).",
+			Help: "DNS messages rejected: by their header, with the response sent (FORMERR, NOTIMP) or none (ignored); because they do not parse (malformed: FORMERR when the header does, else no response); or over the client rate limit (rate_limited), counted here alone.",
 		}, []string{"reason"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "discodns_dns_rate_limit_evictions_total",
+			Help: "Clients the rate limiter forgot, the least recently heard from, to make room for a new one (dns.client_rate_limit_clients).",
+		}),
 	}
+	m.clients = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "discodns_dns_rate_limit_clients",
+		Help: "Clients the rate limiter tracks, at most dns.client_rate_limit_clients.",
+	}, func() float64 {
+		if l := m.limiter.Load(); l != nil {
+			return float64(l.len())
+		}
+		return 0
+	})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "discodns_dns_request_duration_seconds",
 		Help:    "Time to answer a DNS request, by transport.",
@@ -53,13 +72,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.duration[i] = duration.WithLabelValues(p)
 		m.truncated[i] = truncated.WithLabelValues(p)
 	}
-	reg.MustRegister(m.requests, duration, truncated, m.rejected)
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients)
 	return m
 }
 
-// observe counts one query answered (or not: dropped) over TCP or UDP.
+// observe counts one query answered over TCP or UDP; one dropped or over
+// its client's rate limit is not (rateLimited counts those).
 func (m *Metrics) observe(tcp bool, o Outcome, took time.Duration) {
-	if m == nil || o.Dropped {
+	if m == nil || o.Dropped || o.RateLimited {
 		return
 	}
 	qtype, rcode, truncated := o.Qtype, o.Rcode, o.Truncated
@@ -89,7 +109,7 @@ func (m *Metrics) observe(tcp bool, o Outcome, took time.Duration) {
 			typeName = dns.TypeToString[metricTypes[t]]
 		}
 		if r < len(metricRcodes) {
-			rcodeName = dns.RcodeToString[metricRcodes[r]]
+			rcodeName = rcodeString(metricRcodes[r])
 		}
 		counter := m.requests.WithLabelValues(protoNames[p], typeName, rcodeName)
 		c = &counter
@@ -99,6 +119,24 @@ func (m *Metrics) observe(tcp bool, o Outcome, took time.Duration) {
 	m.duration[p].Observe(took.Seconds())
 	if truncated {
 		m.truncated[p].Inc()
+	}
+}
+
+// rcodeString names an rcode; miekg/dns's table names 16 BADSIG, which is
+// its meaning in a TSIG record, not in an OPT record's extended rcode: the
+// only place discodns sends it.
+func rcodeString(rcode int) string {
+	if rcode == dns.RcodeBadVers {
+		return "BADVERS"
+	}
+	return dns.RcodeToString[rcode]
+}
+
+// invalid counts a message that does not parse, miekg/dns's
+// MsgInvalidFunc.
+func (m *Metrics) invalid([]byte, error) {
+	if m != nil {
+		m.rejected.WithLabelValues("malformed").Inc()
 	}
 }
 
@@ -122,5 +160,19 @@ func (m *Metrics) acceptFunc(dh dns.Header) dns.MsgAcceptAction {
 func (m *Metrics) rateLimited() {
 	if m != nil {
 		m.rejected.WithLabelValues("rate_limited").Inc()
+	}
+}
+
+// rateLimitEvicted counts a client the rate limiter forgot for a new one.
+func (m *Metrics) rateLimitEvicted() {
+	if m != nil {
+		m.evictions.Inc()
+	}
+}
+
+// trackLimiter makes l (nil: none) the limiter whose clients are shown.
+func (m *Metrics) trackLimiter(l *clientLimiter) {
+	if m != nil {
+		m.limiter.Store(l)
 	}
 }

@@ -4,18 +4,24 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // clientLimiter is a token bucket per client address (IPv6 clients by their
-// /64): rate queries per second with bursts of rate. It forgets clients
-// idle for a minute once it tracks many.
+// /64): rate queries per second with bursts of rate. It tracks at most
+// maxClients clients: a new one past that takes the bucket of the client
+// heard from least recently (an eviction, counted), so a flood of spoofed
+// source addresses costs a fixed amount of memory. An evicted client that
+// comes back starts with a full bucket, as it would after a second's rest.
 type clientLimiter struct {
-	rate float64
-	now  func() time.Time
+	rate       float64
+	maxClients int
+	now        func() time.Time
+	metrics    *Metrics
 
 	mu      sync.Mutex
-	buckets map[netip.Addr]*bucket
-	swept   time.Time
+	clients *simplelru.LRU[netip.Addr, *bucket]
 }
 
 type bucket struct {
@@ -23,12 +29,14 @@ type bucket struct {
 	last   time.Time
 }
 
-// maxTrackedClients is the number of clients above which idle ones are
-// forgotten.
-const maxTrackedClients = 10000
-
-func newClientLimiter(rate int) *clientLimiter {
-	return &clientLimiter{rate: float64(rate), now: time.Now, buckets: map[netip.Addr]*bucket{}}
+// newClientLimiter returns a limiter of rate queries per second per client
+// that tracks at most maxClients (below 1: 1) clients, and counts its
+// evictions in metrics (nil: nowhere).
+func newClientLimiter(rate, maxClients int, metrics *Metrics) *clientLimiter {
+	maxClients = max(maxClients, 1)
+	// NewLRU fails only for a size below 1.
+	clients, _ := simplelru.NewLRU[netip.Addr, *bucket](maxClients, nil)
+	return &clientLimiter{rate: float64(rate), maxClients: maxClients, now: time.Now, metrics: metrics, clients: clients}
 }
 
 // allow takes a token for client and reports whether it had one.
@@ -41,13 +49,11 @@ func (l *clientLimiter) allow(client netip.Addr) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buckets[client]
-	if b == nil {
-		if len(l.buckets) >= maxTrackedClients && now.Sub(l.swept) > time.Second {
-			l.sweep(now)
-		}
-		b = &bucket{tokens: l.rate, last: now}
-		l.buckets[client] = b
+	b, ok := l.clients.Get(client)
+	if !ok {
+		b = l.newBucket()
+		b.tokens, b.last = l.rate, now
+		l.clients.Add(client, b)
 	}
 	b.tokens = min(l.rate, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
@@ -58,11 +64,20 @@ func (l *clientLimiter) allow(client netip.Addr) bool {
 	return true
 }
 
-func (l *clientLimiter) sweep(now time.Time) {
-	l.swept = now
-	for c, b := range l.buckets {
-		if now.Sub(b.last) > time.Minute {
-			delete(l.buckets, c)
-		}
+// newBucket returns the bucket for a new client: the one of the client
+// heard from least recently, forgotten, when the table is full.
+func (l *clientLimiter) newBucket() *bucket {
+	if l.clients.Len() < l.maxClients {
+		return new(bucket)
 	}
+	_, b, _ := l.clients.RemoveOldest()
+	l.metrics.rateLimitEvicted()
+	return b
+}
+
+// len returns how many clients the limiter tracks.
+func (l *clientLimiter) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.clients.Len()
 }

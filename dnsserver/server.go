@@ -24,6 +24,12 @@ type ListenConfig struct {
 	MaxTCPConnections int
 }
 
+// maxUDPQuery is the largest UDP query read whole: the most that RFC 6891
+// suggests to advertise, and the most Options.UDPSize advertises (config
+// allows 512 to 4096). miekg/dns reads 512 octets by default, and answers
+// FORMERR to a longer query it cut.
+const maxUDPQuery = 4096
+
 // Server runs the UDP and TCP listeners of a Handler.
 type Server struct {
 	servers []*dns.Server
@@ -54,7 +60,13 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 		}
 		s.addrs = append(s.addrs, pc.LocalAddr(), l.Addr())
 		s.servers = append(s.servers,
-			&dns.Server{PacketConn: pc, Handler: h, MsgAcceptFunc: metrics.acceptFunc},
+			&dns.Server{
+				PacketConn:     pc,
+				Handler:        h,
+				UDPSize:        maxUDPQuery,
+				MsgAcceptFunc:  metrics.acceptFunc,
+				MsgInvalidFunc: metrics.invalid,
+			},
 			&dns.Server{
 				Listener:    netutil.LimitListener(l, cfg.MaxTCPConnections),
 				Handler:     h,
@@ -62,9 +74,10 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 				ReadTimeout: cfg.TCPIdleTimeout,
 				// miekg/dns closes a connection after 128 queries by
 				// default, dropping those a client already pipelined.
-				MaxTCPQueries: -1,
-				WriteTimeout:  5 * time.Second,
-				MsgAcceptFunc: metrics.acceptFunc,
+				MaxTCPQueries:  -1,
+				WriteTimeout:   5 * time.Second,
+				MsgAcceptFunc:  metrics.acceptFunc,
+				MsgInvalidFunc: metrics.invalid,
 			})
 	}
 	var started sync.WaitGroup

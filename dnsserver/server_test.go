@@ -35,10 +35,11 @@ func serveWith(t *testing.T, opt Options, prepare func(*Handler)) (addr string, 
 	reg := prometheus.NewRegistry()
 	metrics = NewMetrics(reg)
 	h, _ := fixture(t, opt)
+	h.metrics = metrics
+	h.SetOptions(h.set.Options) // a rate limiter that counts into metrics
 	if prepare != nil {
 		prepare(h)
 	}
-	h.metrics = metrics
 	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0"}, TCPIdleTimeout: tcpIdleTimeout, MaxTCPConnections: 8}, h, metrics, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -182,13 +183,31 @@ func TestMalformedPackets(t *testing.T) {
 	if err != nil || len(resp.Answer) != 3 {
 		t.Fatalf("after garbage: %v %v", resp, err)
 	}
-	// The lying counts were answered FORMERR (and counted), not crashed on.
+	// The lying counts were answered FORMERR (and counted), not crashed
+	// on; the short header, the cut question and the loop do not parse,
+	// and are counted.
 	deadline := time.Now().Add(patience)
-	for testutil.ToFloat64(metrics.rejected.WithLabelValues("FORMERR")) < 1 {
+	for testutil.ToFloat64(metrics.rejected.WithLabelValues("FORMERR")) < 1 || testutil.ToFloat64(metrics.rejected.WithLabelValues("malformed")) < 3 {
 		if time.Now().After(deadline) {
-			t.Fatal("no FORMERR counted for malformed packets")
+			t.Fatalf("FORMERR counted %v times, malformed %v: want 1 and 3",
+				testutil.ToFloat64(metrics.rejected.WithLabelValues("FORMERR")), testutil.ToFloat64(metrics.rejected.WithLabelValues("malformed")))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLargeUDPQuery: a UDP query longer than 512 octets (a large EDNS
+// option), within the size discodns advertises, is answered.
+func TestLargeUDPQuery(t *testing.T) {
+	addr, _ := serve(t)
+	for _, size := range []int{1200, 4000} {
+		q := withEDNS(query("web.svc.internal.", dns.TypeA))
+		q.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_PADDING{Padding: make([]byte, size-q.Len()-4)}}
+		c := &dns.Client{Net: "udp", Timeout: patience, UDPSize: 1232}
+		resp, _, err := c.Exchange(q, addr)
+		if err != nil || resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 3 {
+			t.Errorf("a query of %d octets: %v %v", q.Len(), resp, err)
+		}
 	}
 }
 
@@ -197,7 +216,7 @@ func TestMalformedPackets(t *testing.T) {
 func TestClientRateLimit(t *testing.T) {
 	// The limiter's clock stands still: no token comes back during the test.
 	frozen := time.Now()
-	addr, metrics := serveWith(t, Options{UDPSize: 1232, ClientRateLimit: 5}, func(h *Handler) {
+	addr, metrics := serveWith(t, Options{UDPSize: 1232, ClientRateLimit: 5, ClientRateLimitClients: 100}, func(h *Handler) {
 		h.idx.Load().set.limiter.now = func() time.Time { return frozen }
 	})
 	// Twenty queries at once on one socket, then every reply that comes
@@ -249,6 +268,12 @@ func TestClientRateLimit(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(metrics.rejected.WithLabelValues("rate_limited")); got < 10 {
 		t.Errorf("rate_limited counted %v", got)
+	}
+	// Only the answers count as requests: no NOERROR for the truncated
+	// replies, no REFUSED for the TCP one.
+	udpOK, tcpRefused := metrics.requests.WithLabelValues("udp", "A", "NOERROR"), metrics.requests.WithLabelValues("tcp", "A", "REFUSED")
+	if testutil.ToFloat64(udpOK) != 5 || testutil.ToFloat64(tcpRefused) != 0 {
+		t.Errorf("requests counted: %v UDP NOERROR (want the 5 answered), %v TCP REFUSED (want 0)", testutil.ToFloat64(udpOK), testutil.ToFloat64(tcpRefused))
 	}
 }
 
