@@ -43,6 +43,13 @@ var formats = map[string][]string{
 	TypeZooKeeper: {FormatDiscox, FormatCurator, FormatServerset},
 }
 
+// Upper bounds of numeric keys whose range is not given by a protocol.
+const (
+	maxTCPConnections  = 100000  // dns.max_tcp_connections: one socket and goroutine each
+	maxClientRateLimit = 1000000 // dns.client_rate_limit: more than one server answers
+	maxCacheSize       = 1000000 // forward.cache_size: about 0.5 GB of responses
+)
+
 // sourceTypes lists the source types in the order error messages name them.
 var sourceTypes = []string{TypeEtcd, TypeConsul, TypeZooKeeper}
 
@@ -79,15 +86,16 @@ type DNS struct {
 	// NegativeTTL is the SOA minimum, the TTL of NXDOMAIN and NODATA
 	// answers: whole seconds, 0s to 24h.
 	NegativeTTL time.Duration `toml:"negative_ttl"`
-	// TCPIdleTimeout closes TCP connections idle this long (RFC 7766); > 0.
+	// TCPIdleTimeout closes TCP connections idle this long (RFC 7766); 1s
+	// to 1h.
 	TCPIdleTimeout time.Duration `toml:"tcp_idle_timeout"`
-	// MaxTCPConnections caps concurrent TCP connections; >= 1.
+	// MaxTCPConnections caps concurrent TCP connections; 1 to 100000.
 	MaxTCPConnections int `toml:"max_tcp_connections"`
 	// UDPSize is the largest UDP answer, advertised and accepted with EDNS;
 	// 512 to 4096.
 	UDPSize int `toml:"udp_size"`
 	// ClientRateLimit bounds the queries per second of each client address
-	// (IPv6 by /64); 0 means no limit.
+	// (IPv6 by /64); 0 means no limit, else up to 1000000.
 	ClientRateLimit int `toml:"client_rate_limit"`
 	// ClientRateLimitClients bounds the clients the rate limiter tracks,
 	// about 100 bytes each: past it, a new client takes the place of the
@@ -95,7 +103,7 @@ type DNS struct {
 	ClientRateLimitClients int `toml:"client_rate_limit_clients"`
 	// StartupWait is how long to wait at start for every source to list
 	// before answering (an answer from an empty table would be NXDOMAIN
-	// for services that exist); >= 0.
+	// for services that exist); 0s to 1h.
 	StartupWait time.Duration `toml:"startup_wait"`
 }
 
@@ -111,12 +119,14 @@ type Forward struct {
 	// Allow lists the client networks allowed to use forwarding, masked
 	// (host bits cleared).
 	Allow []netip.Prefix `toml:"allow"`
-	// Timeout bounds each attempt at one upstream; > 0.
+	// Timeout bounds each attempt at one upstream; 10ms to 10s.
 	Timeout time.Duration `toml:"timeout"`
-	// CacheSize is the number of responses cached; 0 turns the cache off.
+	// CacheSize is the number of responses cached, up to 1000000; 0 turns
+	// the cache off.
 	CacheSize int `toml:"cache_size"`
 	// MaxStale is how long past its expiry a cached response may still be
-	// served when every upstream fails (RFC 8767); 0 never serves stale.
+	// served when every upstream fails (RFC 8767), up to 7 days; 0 never
+	// serves stale.
 	MaxStale time.Duration `toml:"max_stale"`
 	// MaxInFlight caps the forwarded queries waiting on upstreams at once,
 	// and so the goroutines and sockets they hold; a query over it is
@@ -190,10 +200,10 @@ type Source struct {
 	Username string `toml:"username" source:"etcd"`
 	// Password is the etcd password.
 	Password Secret `toml:"password" source:"etcd"`
-	// DialTimeout bounds connecting to etcd; > 0.
+	// DialTimeout bounds connecting to etcd; 100ms to 1m.
 	DialTimeout time.Duration `toml:"dial_timeout" source:"etcd"`
 	// ResyncInterval is the period of the full re-list that repairs lost
-	// watch events; > 0.
+	// watch events; 1s to 24h.
 	ResyncInterval time.Duration `toml:"resync_interval" source:"etcd,consul"`
 
 	// Address is the Consul agent: host:port or http(s)://host:port.
@@ -215,14 +225,16 @@ type Source struct {
 	Tags []string `toml:"tags" source:"consul"`
 	// MaxConnections bounds the HTTP connections to the Consul agent (two
 	// long-lived blocking queries plus the workers that fetch changed
-	// services); >= 3. An agent allows 200 per client by default.
+	// services); 3 to 1000. An agent allows 200 per client by default.
 	MaxConnections int `toml:"max_connections" source:"consul"`
-	// RateLimit bounds the requests per second to the Consul agent; > 0.
+	// RateLimit bounds the requests per second to the Consul agent; 1 to
+	// 100000.
 	RateLimit int `toml:"rate_limit" source:"consul"`
 
 	// Servers are the ZooKeeper servers, host:port.
 	Servers []string `toml:"servers" source:"zookeeper"`
-	// SessionTimeout is the ZooKeeper session timeout; > 0.
+	// SessionTimeout is the ZooKeeper session timeout; 1s to 10m (the
+	// server narrows it to its own bounds).
 	SessionTimeout time.Duration `toml:"session_timeout" source:"zookeeper"`
 	// Auth is the ZooKeeper digest credential "user:password".
 	Auth Secret `toml:"auth" source:"zookeeper"`

@@ -239,15 +239,15 @@ func TestLoadErrors(t *testing.T) {
 		{"dns is not a table", "dns = 1\n", []string{"dns: want a table, got an integer"}, 1},
 		{"source is not an array", "source = 1\n", []string{"source: want an array of tables"}, 1},
 		{"bad duration", "[dns]\nttl = \"5x\"\n", []string{`dns.ttl: invalid duration "5x": time: unknown unit "x" in duration "5x"`}, 2},
-		{"negative ttl", "[dns]\nttl = \"-1s\"\n", []string{"dns.ttl: must not be negative"}, 2},
-		{"negative negative_ttl", "[dns]\nnegative_ttl = \"-5s\"\n", []string{"dns.negative_ttl: must not be negative"}, 2},
-		{"ttl over a day", "[dns]\nttl = \"25h\"\n", []string{"dns.ttl: must be at most 24h"}, 2},
+		{"negative ttl", "[dns]\nttl = \"-1s\"\n", []string{"dns.ttl: must be 0s to 24h, got -1s"}, 2},
+		{"negative negative_ttl", "[dns]\nnegative_ttl = \"-5s\"\n", []string{"dns.negative_ttl: must be 0s to 24h, got -5s"}, 2},
+		{"ttl over a day", "[dns]\nttl = \"25h\"\n", []string{"dns.ttl: must be 0s to 24h, got 25h"}, 2},
 		{"ttl fraction", "[dns]\nttl = \"1500ms\"\n", []string{"dns.ttl: must be whole seconds"}, 2},
-		{"zero tcp idle timeout", "[dns]\ntcp_idle_timeout = \"0s\"\n", []string{"dns.tcp_idle_timeout: must be greater than 0"}, 2},
-		{"negative forward timeout", "[forward]\ntimeout = \"-1s\"\n", []string{"forward.timeout: must be greater than 0"}, 2},
-		{"zero resync", etcd + "resync_interval = \"0s\"\n", []string{`source[0] ("etcd").resync_interval: must be greater than 0`}, 3},
-		{"no tcp connections", "[dns]\nmax_tcp_connections = 0\n", []string{"dns.max_tcp_connections: must be at least 1"}, 2},
-		{"udp size small", "[dns]\nudp_size = 511\n", []string{"dns.udp_size: must be 512 to 4096"}, 2},
+		{"zero tcp idle timeout", "[dns]\ntcp_idle_timeout = \"0s\"\n", []string{"dns.tcp_idle_timeout: must be 1s to 1h, got 0s"}, 2},
+		{"negative forward timeout", "[forward]\ntimeout = \"-1s\"\n", []string{"forward.timeout: must be 10ms to 10s, got -1s"}, 2},
+		{"zero resync", etcd + "resync_interval = \"0s\"\n", []string{`source[0] ("etcd").resync_interval: must be 1s to 24h, got 0s`}, 3},
+		{"no tcp connections", "[dns]\nmax_tcp_connections = 0\n", []string{"dns.max_tcp_connections: must be 1 to 100000, got 0"}, 2},
+		{"udp size small", "[dns]\nudp_size = 511\n", []string{"dns.udp_size: must be 512 to 4096, got 511"}, 2},
 		{"udp size big", "[dns]\nudp_size = 4097\n", []string{"dns.udp_size: must be 512 to 4096"}, 2},
 		{"rate limit table empty", "[dns]\nclient_rate_limit_clients = 0\n", []string{"dns.client_rate_limit_clients: must be 1 to 10000000, got 0"}, 2},
 		{"rate limit table huge", "[dns]\nclient_rate_limit_clients = 10000001\n", []string{"dns.client_rate_limit_clients: must be 1 to 10000000"}, 2},
@@ -491,5 +491,56 @@ func TestForwardUpstreams(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRanges: every duration and number key has a range, stated in its
+// error, whose ends are accepted; the values the tests and the example use
+// are inside it.
+func TestRanges(t *testing.T) {
+	const etcd, consul, zk = "[[source]]\ntype = \"etcd\"\n", "[[source]]\ntype = \"consul\"\n", "[[source]]\ntype = \"zookeeper\"\n"
+	for _, tc := range []struct {
+		table, key   string
+		lo, hi       string // the ends of the range, as written in the file
+		below, above string // just outside it
+		want         string // the range in the error
+	}{
+		{"[dns]\n", "ttl", `"0s"`, `"24h"`, `"-1s"`, `"25h"`, "must be 0s to 24h"},
+		{"[dns]\n", "negative_ttl", `"0s"`, `"24h"`, `"-1s"`, `"48h"`, "must be 0s to 24h"},
+		{"[dns]\n", "tcp_idle_timeout", `"1s"`, `"1h"`, `"1ns"`, `"2h"`, "must be 1s to 1h"},
+		{"[dns]\n", "max_tcp_connections", "1", "100000", "0", "100001", "must be 1 to 100000"},
+		{"[dns]\n", "udp_size", "512", "4096", "511", "4097", "must be 512 to 4096"},
+		{"[dns]\n", "startup_wait", `"0s"`, `"1h"`, `"-1ns"`, `"2h"`, "must be 0s to 1h"},
+		{"[dns]\n", "client_rate_limit", "0", "1000000", "-5", "1000001", "must be 0 to 1000000"},
+		{"[dns]\n", "client_rate_limit_clients", "1", "10000000", "0", "10000001", "must be 1 to 10000000"},
+		{"[forward]\n", "max_in_flight", "1", "20000", "0", "20001", "must be 1 to 20000"},
+		{"[forward]\n", "timeout", `"10ms"`, `"10s"`, `"1ms"`, `"1m"`, "must be 10ms to 10s"},
+		{"[forward]\n", "cache_size", "0", "1000000", "-1", "1000001", "must be 0 to 1000000"},
+		{"[forward]\n", "max_stale", `"0s"`, `"168h"`, `"-1s"`, `"169h"`, "must be 0s to 168h"},
+		{etcd, "dial_timeout", `"100ms"`, `"1m"`, `"1ns"`, `"1h"`, "must be 100ms to 1m"},
+		{etcd, "resync_interval", `"1s"`, `"24h"`, `"1ms"`, `"25h"`, "must be 1s to 24h"},
+		{consul, "resync_interval", `"1s"`, `"24h"`, `"0s"`, `"48h"`, "must be 1s to 24h"},
+		{consul, "max_connections", "3", "1000", "2", "1001", "must be 3 to 1000"},
+		{consul, "rate_limit", "1", "100000", "0", "100001", "must be 1 to 100000"},
+		{zk, "session_timeout", `"1s"`, `"10m"`, `"1ms"`, `"11m"`, "must be 1s to 10m"},
+	} {
+		// A [[source]] goes last, so that the table key is not its key.
+		file := func(v string) string {
+			if strings.HasPrefix(tc.table, "[[") {
+				return tc.table + tc.key + " = " + v + "\n"
+			}
+			return tc.table + tc.key + " = " + v + "\n" + etcd
+		}
+		for _, v := range []string{tc.lo, tc.hi} {
+			if _, err := Load(write(t, file(v))); err != nil {
+				t.Errorf("%s = %s refused: %v", tc.key, v, err)
+			}
+		}
+		for _, v := range []string{tc.below, tc.above} {
+			_, err := Load(write(t, file(v)))
+			if err == nil || !strings.Contains(err.Error(), tc.key+": "+tc.want) || !strings.Contains(err.Error(), "got "+strings.Trim(v, `"`)) {
+				t.Errorf("%s = %s: error %v, want %q and the value", tc.key, v, err, tc.want)
+			}
+		}
 	}
 }

@@ -112,23 +112,23 @@ func (c *Config) validate() *Error {
 	if err := checkTTL(d.NegativeTTL); err != nil {
 		return keyErr("dns.negative_ttl", err)
 	}
-	if d.TCPIdleTimeout <= 0 {
-		return keyErr("dns.tcp_idle_timeout", positive(d.TCPIdleTimeout))
+	if err := inRange(d.TCPIdleTimeout, time.Second, time.Hour); err != nil {
+		return keyErr("dns.tcp_idle_timeout", err)
 	}
-	if d.MaxTCPConnections < 1 {
-		return keyErr("dns.max_tcp_connections", fmt.Errorf("must be at least 1, got %d", d.MaxTCPConnections))
+	if err := inRange(d.MaxTCPConnections, 1, maxTCPConnections); err != nil {
+		return keyErr("dns.max_tcp_connections", err)
 	}
-	if d.UDPSize < 512 || d.UDPSize > 4096 {
-		return keyErr("dns.udp_size", fmt.Errorf("must be 512 to 4096, got %d", d.UDPSize))
+	if err := inRange(d.UDPSize, 512, 4096); err != nil {
+		return keyErr("dns.udp_size", err)
 	}
-	if d.StartupWait < 0 {
-		return keyErr("dns.startup_wait", fmt.Errorf("must be 0 or more, got %s", d.StartupWait))
+	if err := inRange(d.StartupWait, 0, time.Hour); err != nil {
+		return keyErr("dns.startup_wait", err)
 	}
-	if d.ClientRateLimit < 0 {
-		return keyErr("dns.client_rate_limit", fmt.Errorf("must be 0 (no limit) or more, got %d", d.ClientRateLimit))
+	if err := inRange(d.ClientRateLimit, 0, maxClientRateLimit); err != nil {
+		return keyErr("dns.client_rate_limit", fmt.Errorf("%w (0: no limit)", err))
 	}
-	if d.ClientRateLimitClients < 1 || d.ClientRateLimitClients > 10_000_000 {
-		return keyErr("dns.client_rate_limit_clients", fmt.Errorf("must be 1 to 10000000, got %d", d.ClientRateLimitClients))
+	if err := inRange(d.ClientRateLimitClients, 1, 10_000_000); err != nil {
+		return keyErr("dns.client_rate_limit_clients", err)
 	}
 
 	f := &c.Forward
@@ -152,11 +152,11 @@ func (c *Config) validate() *Error {
 			return keyErr(upstreamsKey, fmt.Errorf("%s is one of dns.listen: discodns would forward to itself (a loop)", up))
 		}
 	}
-	if f.CacheSize < 0 {
-		return keyErr("forward.cache_size", fmt.Errorf("must be 0 (no cache) or more, got %d", f.CacheSize))
+	if err := inRange(f.CacheSize, 0, maxCacheSize); err != nil {
+		return keyErr("forward.cache_size", fmt.Errorf("%w (0: no cache)", err))
 	}
-	if f.MaxStale < 0 {
-		return keyErr("forward.max_stale", fmt.Errorf("must be 0 (never stale) or more, got %s", f.MaxStale))
+	if err := inRange(f.MaxStale, 0, 7*24*time.Hour); err != nil {
+		return keyErr("forward.max_stale", fmt.Errorf("%w (0s: never stale; RFC 8767 suggests 1 to 3 days)", err))
 	}
 	for i, p := range f.Allow {
 		if !p.IsValid() {
@@ -164,11 +164,11 @@ func (c *Config) validate() *Error {
 		}
 		f.Allow[i] = p.Masked()
 	}
-	if f.Timeout <= 0 {
-		return keyErr("forward.timeout", positive(f.Timeout))
+	if err := inRange(f.Timeout, 10*time.Millisecond, 10*time.Second); err != nil {
+		return keyErr("forward.timeout", err)
 	}
-	if f.MaxInFlight < 1 || f.MaxInFlight > MaxForwardInFlight {
-		return keyErr("forward.max_in_flight", fmt.Errorf("must be 1 to %d, got %d", MaxForwardInFlight, f.MaxInFlight))
+	if err := inRange(f.MaxInFlight, 1, MaxForwardInFlight); err != nil {
+		return keyErr("forward.max_in_flight", err)
 	}
 
 	if c.HTTP.Listen != "" {
@@ -247,11 +247,11 @@ func (s *Source) validate(i int, zone string) *Error {
 		if s.Username != "" && s.Password == "" {
 			return fail("username", errors.New("set without password"))
 		}
-		if s.DialTimeout <= 0 {
-			return fail("dial_timeout", positive(s.DialTimeout))
+		if err := inRange(s.DialTimeout, 100*time.Millisecond, time.Minute); err != nil {
+			return fail("dial_timeout", err)
 		}
-		if s.ResyncInterval <= 0 {
-			return fail("resync_interval", positive(s.ResyncInterval))
+		if err := checkResync(s.ResyncInterval); err != nil {
+			return fail("resync_interval", err)
 		}
 	case TypeConsul:
 		if err := checkHostPort(s.Address, true, false); err != nil {
@@ -268,14 +268,14 @@ func (s *Source) validate(i int, zone string) *Error {
 				return fail("tags", errors.New("empty tag"))
 			}
 		}
-		if s.ResyncInterval <= 0 {
-			return fail("resync_interval", positive(s.ResyncInterval))
+		if err := checkResync(s.ResyncInterval); err != nil {
+			return fail("resync_interval", err)
 		}
-		if s.MaxConnections < 3 {
-			return fail("max_connections", fmt.Errorf("is %d, must be at least 3 (two blocking queries and one worker)", s.MaxConnections))
+		if err := inRange(s.MaxConnections, 3, 1000); err != nil {
+			return fail("max_connections", fmt.Errorf("%w (two blocking queries and at least one worker)", err))
 		}
-		if s.RateLimit <= 0 {
-			return fail("rate_limit", fmt.Errorf("is %d, must be > 0 requests per second", s.RateLimit))
+		if err := inRange(s.RateLimit, 1, 100000); err != nil {
+			return fail("rate_limit", fmt.Errorf("%w requests per second", err))
 		}
 	case TypeZooKeeper:
 		if len(s.Servers) == 0 {
@@ -291,8 +291,8 @@ func (s *Source) validate(i int, zone string) *Error {
 			return fail("prefix", err)
 		}
 		s.Prefix = p
-		if s.SessionTimeout <= 0 {
-			return fail("session_timeout", positive(s.SessionTimeout))
+		if err := inRange(s.SessionTimeout, time.Second, 10*time.Minute); err != nil {
+			return fail("session_timeout", err)
 		}
 		if s.Auth != "" {
 			if u, _, ok := strings.Cut(string(s.Auth), ":"); !ok || u == "" {
@@ -313,18 +313,42 @@ func checkType(typ string) error {
 	return nil
 }
 
-func positive(d time.Duration) error {
-	return fmt.Errorf("must be greater than 0, got %s", d)
+// inRange accepts lo <= v <= hi; its error states the range, such as
+// "must be 1s to 1h, got 1ns".
+func inRange[T int | time.Duration](v, lo, hi T) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("must be %s to %s, got %s", show(lo), show(hi), show(v))
+	}
+	return nil
 }
+
+// show prints a number, or a duration the way one is written ("1h", not
+// "1h0m0s").
+func show[T int | time.Duration](v T) string {
+	d, ok := any(v).(time.Duration)
+	if !ok {
+		return strconv.Itoa(int(v))
+	}
+	s := d.String()
+	if t, ok := strings.CutSuffix(s, "m0s"); ok {
+		s = t + "m"
+	}
+	if t, ok := strings.CutSuffix(s, "h0m"); ok {
+		s = t + "h"
+	}
+	return s
+}
+
+// checkResync accepts a re-list period: often enough to matter, rarely
+// enough not to load the registry.
+func checkResync(d time.Duration) error { return inRange(d, time.Second, 24*time.Hour) }
 
 // checkTTL accepts whole seconds from 0 to 24h.
 func checkTTL(d time.Duration) error {
-	switch {
-	case d < 0:
-		return fmt.Errorf("must not be negative, got %s", d)
-	case d > 24*time.Hour:
-		return fmt.Errorf("must be at most 24h, got %s", d)
-	case d%time.Second != 0:
+	if err := inRange(d, 0, 24*time.Hour); err != nil {
+		return err
+	}
+	if d%time.Second != 0 {
 		return fmt.Errorf("must be whole seconds (DNS TTLs count seconds), got %s", d)
 	}
 	return nil
