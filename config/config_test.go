@@ -544,3 +544,51 @@ func TestRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestZones: zones that would shadow public names, and zones inside one
+// another, are refused naming the key (both keys for nesting) and why;
+// private, testing and sibling zones are fine.
+func TestZones(t *testing.T) {
+	const etcd = "[[source]]\ntype = \"etcd\"\n"
+	for _, tc := range []struct{ name, toml, want string }{
+		{"private", "[dns]\nzone = \"internal.\"\n" + etcd, ""},
+		{"test", "[dns]\nzone = \"test.\"\n" + etcd, ""},
+		{"example", "[dns]\nzone = \"Example\"\n" + etcd, ""},
+		{"under a public domain", "[dns]\nzone = \"svc.example.com.\"\n" + etcd, ""},
+		{"home.arpa", "[dns]\nzone = \"home.arpa.\"\n" + etcd, ""},
+		{"under home.arpa", "[dns]\nzone = \"svc.home.arpa.\"\n" + etcd, ""},
+		{"siblings", "[dns]\nzone = \"svc.internal.\"\n" + etcd + "zone = \"consul.internal.\"\n", ""},
+		{"equal zones", etcd + "zone = \"svc.internal.\"\n[[source]]\ntype = \"consul\"\n", ""},
+		{"sibling of a suffix", "[dns]\nzone = \"svc.internal.\"\n" + etcd + "zone = \"xsvc.internal.\"\n", ""},
+		{"tld", "[dns]\nzone = \"com.\"\n" + etcd, `dns.zone: "com." is a top-level domain`},
+		{"tld without dot", "[dns]\nzone = \"COM\"\n" + etcd, `dns.zone: "com." is a top-level domain`},
+		{"source tld", etcd + "zone = \"io\"\n", `source[0] ("etcd").zone: "io." is a top-level domain`},
+		{"arpa", "[dns]\nzone = \"arpa.\"\n" + etcd, `dns.zone: "arpa." is at or under arpa.`},
+		{"in-addr.arpa", "[dns]\nzone = \"in-addr.arpa.\"\n" + etcd, "reverse lookups"},
+		{"under ip6.arpa", "[dns]\nzone = \"8.b.d.0.1.0.0.2.ip6.arpa.\"\n" + etcd, "reverse lookups"},
+		{"home.arpa lookalike", "[dns]\nzone = \"xhome.arpa.\"\n" + etcd, "reverse lookups"},
+		{"localhost", "[dns]\nzone = \"localhost.\"\n" + etcd, "loopback"},
+		{"under local", "[dns]\nzone = \"svc.local.\"\n" + etcd, "multicast DNS"},
+		{"onion", etcd + "zone = \"x.onion.\"\n", "Tor"},
+		{"source inside dns.zone", "[dns]\nzone = \"svc.internal.\"\n" + etcd + "zone = \"etcd.svc.internal.\"\n",
+			`source[0] ("etcd").zone: zone "etcd.svc.internal." (source[0] ("etcd").zone) is inside zone "svc.internal." (dns.zone)`},
+		{"dns.zone inside a source's", "[dns]\nzone = \"svc.internal.\"\n" + etcd + "zone = \"internal.\"\n",
+			`zone "svc.internal." (dns.zone) is inside zone "internal." (source[0] ("etcd").zone)`},
+		{"sources nested", etcd + "zone = \"a.internal.\"\n[[source]]\ntype = \"consul\"\nzone = \"b.a.internal.\"\n",
+			`source[1] ("consul").zone: zone "b.a.internal." (source[1] ("consul").zone) is inside zone "a.internal." (source[0] ("etcd").zone)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(write(t, tc.toml))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want %q", err, tc.want)
+			case err == nil:
+				if err := c.Validate(); err != nil {
+					t.Errorf("validated again: %v", err)
+				}
+			}
+		})
+	}
+}

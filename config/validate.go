@@ -102,6 +102,9 @@ func (c *Config) validate() *Error {
 		return keyErr("dns.listen", err)
 	}
 	z, err := normaliseZone(d.Zone)
+	if err == nil {
+		err = checkZoneScope(z)
+	}
 	if err != nil {
 		return keyErr("dns.zone", err)
 	}
@@ -199,6 +202,35 @@ func (c *Config) validate() *Error {
 		}
 		names[s.Name] = i
 	}
+	return c.checkNesting()
+}
+
+// checkNesting refuses a zone strictly inside another, comparing dns.zone
+// and every source's zone pairwise; equal zones are fine (sources share
+// one). Names under the inner zone would be answered by one and denied by
+// the other: SRV targets in one are NXDOMAIN in the other.
+func (c *Config) checkNesting() *Error {
+	type zone struct {
+		name, key string
+		fail      func(error) *Error
+	}
+	zones := []zone{{c.DNS.Zone, "dns.zone", func(err error) *Error { return keyErr("dns.zone", err) }}}
+	for i, s := range c.Sources {
+		label := srcLabel(i, s.Name, s.Type)
+		zones = append(zones, zone{s.Zone, label + ".zone", func(err error) *Error { return srcErr(i, label, "zone", err) }})
+	}
+	for i, a := range zones {
+		for _, b := range zones[:i] {
+			inner, outer := a, b
+			if strings.HasSuffix(b.name, "."+a.name) {
+				inner, outer = b, a
+			} else if !strings.HasSuffix(a.name, "."+b.name) {
+				continue
+			}
+			return a.fail(fmt.Errorf("zone %q (%s) is inside zone %q (%s): nested zones are refused, since the inner one's names would be answered by one zone and NXDOMAIN in the other; use equal zones or zones side by side (svc.internal. and consul.internal., for instance)",
+				inner.name, inner.key, outer.name, outer.key))
+		}
+	}
 	return nil
 }
 
@@ -217,6 +249,9 @@ func (s *Source) validate(i int, zone string) *Error {
 		s.Zone = zone
 	} else {
 		z, err := normaliseZone(s.Zone)
+		if err == nil {
+			err = checkZoneScope(z)
+		}
 		if err != nil {
 			return fail("zone", err)
 		}
@@ -472,6 +507,49 @@ func normaliseZone(zone string) (string, error) {
 		}
 	}
 	return z + ".", nil
+}
+
+// checkZoneScope refuses a zone, normalised, that would shadow names it
+// does not own: discodns answers every name in its zones itself (NXDOMAIN
+// for what no registry holds) and never forwards them.
+func checkZoneScope(zone string) error {
+	rest, tld := "", strings.TrimSuffix(zone, ".")
+	if i := strings.LastIndexByte(tld, '.'); i >= 0 {
+		rest, tld = tld[:i], tld[i+1:]
+	}
+	if why := specialUse(tld); why != "" {
+		return fmt.Errorf("%q is at or under %s., %s", zone, tld, why)
+	}
+	switch {
+	case tld == "arpa":
+		if rest == "home" || strings.HasSuffix(rest, ".home") {
+			return nil
+		}
+		return fmt.Errorf("%q is at or under arpa., the tree of reverse lookups (in-addr.arpa., ip6.arpa.): discodns would answer NXDOMAIN there and break them; of arpa. only home.arpa. (RFC 8375) and the names under it may be zones", zone)
+	case rest != "":
+		return nil
+	case tld == "internal", tld == "test", tld == "example":
+		return nil // reserved for private use, testing and documentation
+	}
+	return fmt.Errorf("%q is a top-level domain: discodns would answer NXDOMAIN for every name under it, public ones included; use a name under a domain you own, or under internal. (reserved for private use): svc.internal., for instance", zone)
+}
+
+// specialUse says why a zone may not be a special-use top-level domain or
+// under it, or returns "" for any other name.
+func specialUse(tld string) string {
+	switch tld {
+	case "localhost":
+		return "whose names are the loopback address (RFC 6761)"
+	case "invalid":
+		return "whose names never exist (RFC 6761)"
+	case "local":
+		return "whose names belong to multicast DNS (RFC 6762): stub resolvers do not ask a DNS server for them"
+	case "onion":
+		return "whose names are Tor's (RFC 7686)"
+	case "alt":
+		return "whose names are resolved outside DNS (RFC 9476)"
+	}
+	return ""
 }
 
 // normalisePrefix checks a registry path and trims its trailing "/".

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/discodns/discodns/test/registries"
 )
 
@@ -88,5 +90,57 @@ func TestAbsurdValuesRefused(t *testing.T) {
 			out, path := refusedAtStart(t, config+etcdSource)
 			mentions(t, out, path, tc.table+"."+tc.key+": "+tc.want)
 		})
+	}
+}
+
+// TestShadowingZonesRefused: a zone that would shadow public names (a
+// top-level domain, the reverse trees) or one zone inside another stops
+// discodns at start; private and sibling zones serve.
+func TestShadowingZonesRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, dns, sources string
+		want               []string
+	}{
+		{"top-level domain", `zone = "com."`, etcdSource,
+			[]string{`dns.zone: "com." is a top-level domain`}},
+		{"reverse tree", `zone = "in-addr.arpa."`, etcdSource,
+			[]string{`dns.zone: "in-addr.arpa." is at or under arpa.`, "reverse lookups"}},
+		{"source under the reverse tree", "", etcdSource + `zone = "10.in-addr.arpa."`,
+			[]string{`source[0] ("etcd").zone: "10.in-addr.arpa." is at or under arpa.`}},
+		{"nested zones", `zone = "svc.internal."`, etcdSource + `zone = "internal."`,
+			[]string{`zone "svc.internal." (dns.zone) is inside zone "internal." (source[0] ("etcd").zone)`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, path := refusedAtStart(t, "[http]\nlisten = \"{{HTTP}}\"\n[dns]\nlisten = [\"{{DNS}}\"]\n"+tc.dns+"\n"+tc.sources+"\n")
+			mentions(t, out, append(tc.want, path)...)
+		})
+	}
+
+	e := startEtcd(t)
+	e.put("/services/web/10.0.0.1:80", ``)
+	e.put("/consul/db/10.0.0.2:5432", ``)
+	d := startDiscodns(t, fmt.Sprintf(`
+[dns]
+listen = ["{{DNS}}"]
+zone = "svc.internal."
+[http]
+listen = "{{HTTP}}"
+[[source]]
+name = "web"
+type = "etcd"
+endpoints = [%[1]q]
+[[source]]
+name = "db"
+type = "etcd"
+endpoints = [%[1]q]
+prefix = "/consul"
+zone = "consul.internal."
+`, e.endpoint()))
+	d.waitInstances("web.svc.internal.", 1)
+	d.waitInstances("db.consul.internal.", 1)
+	for name, want := range map[string]string{"web.svc.internal.": "10.0.0.1", "db.consul.internal.": "10.0.0.2"} {
+		if m, err := d.exchange(name, dns.TypeA, "udp"); err != nil || len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != want {
+			t.Errorf("%s: %v %v, want %s", name, m, err, want)
+		}
 	}
 }
