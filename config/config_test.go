@@ -484,6 +484,20 @@ func TestForwardUpstreams(t *testing.T) {
 		{"negative cache", "[forward]\ncache_size = -1\n", "forward.cache_size"},
 		{"no query in flight", "[forward]\nmax_in_flight = 0\n", "forward.max_in_flight: must be 1 to 20000, got 0"},
 		{"more in flight than ports", "[forward]\nmax_in_flight = 20001\n", "forward.max_in_flight: must be 1 to 20000, got 20001"},
+		{"loop through an IPv4-mapped upstream", "[dns]\nlisten = [\"127.0.0.1:5353\"]\n[forward]\nupstreams = [\"[::ffff:127.0.0.1]:5353\"]\n",
+			"forward.upstreams: 127.0.0.1:5353 is one of dns.listen: discodns would forward to itself (a loop)"},
+		{"loop through an IPv4-mapped listener", "[dns]\nlisten = [\"[::ffff:7f00:1]:5353\"]\n[forward]\nupstreams = [\"127.0.0.1:5353\"]\n",
+			"forward.upstreams: 127.0.0.1:5353 is one of dns.listen"},
+		{"loop through a long IPv6 spelling", "[dns]\nlisten = [\"[::1]:5353\"]\n[forward]\nupstreams = [\"[0000:0000::0001]:5353\"]\n",
+			"forward.upstreams: [::1]:5353 is one of dns.listen"},
+		{"loop through a zone", "[dns]\nlisten = [\"[fe80::1%lo]:5353\"]\n[forward]\nupstreams = [\"[fe80::1]:5353\"]\n",
+			"forward.upstreams: [fe80::1]:5353 is one of dns.listen"},
+		{"loop through resolv.conf, hinted", fmt.Sprintf("[dns]\nlisten = [\"127.0.0.153:53\"]\n[forward]\nresolv_conf = %q\n", loop),
+			"/run/systemd/resolve/resolv.conf"},
+		{"mapped listener twice", "[dns]\nlisten = [\"127.0.0.1:53\", \"[::ffff:127.0.0.1]:53\"]\n",
+			`dns.listen: "[::ffff:127.0.0.1]:53": listed twice (also as "127.0.0.1:53")`},
+		{"upstream named", "[forward]\nupstreams = [\"localhost:5353\"]\n", `forward.upstreams: "localhost:5353": "localhost" is not an IP address (want a literal IP, not a host name`},
+		{"upstream zero-padded", "[forward]\nupstreams = [\"127.0.0.01:53\"]\n", `"127.0.0.01" is not a valid IP address`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(write(t, tc.toml))

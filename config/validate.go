@@ -150,10 +150,11 @@ func (c *Config) validate() *Error {
 		f.Upstreams = ups
 		upstreamsKey = "forward.resolv_conf"
 	}
-	for _, up := range f.Upstreams {
-		if slices.Contains(d.Listen, up) {
-			return keyErr(upstreamsKey, fmt.Errorf("%s is one of dns.listen: discodns would forward to itself (a loop)", up))
+	if err := checkLoop(f.Upstreams, d.Listen); err != nil {
+		if f.ResolvConf != "" {
+			err = fmt.Errorf("%w; point it at a file that lists the real upstreams (behind systemd-resolved, /run/systemd/resolve/resolv.conf)", err)
 		}
+		return keyErr(upstreamsKey, err)
 	}
 	if err := inRange(f.CacheSize, 0, maxCacheSize); err != nil {
 		return keyErr("forward.cache_size", fmt.Errorf("%w (0: no cache)", err))
@@ -391,7 +392,7 @@ func checkTTL(d time.Duration) error {
 
 // checkAddrs checks addresses to bind or send to, "IP:port" with
 // specified IPs, ports 1-65535 and no duplicates, and rewrites them in
-// canonical form.
+// canonical form, IPv4-mapped IPv6 addresses as IPv4.
 func checkAddrs(addrs []string) error {
 	seen := map[netip.AddrPort]string{}
 	for i, s := range addrs {
@@ -399,6 +400,7 @@ func checkAddrs(addrs []string) error {
 		if err != nil {
 			return err
 		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		if ap.Addr().IsUnspecified() {
 			return fmt.Errorf("%q: unspecified address; use an exact IP, since a wildcard bind answers from the wrong source address and resolvers drop those answers", s)
 		}
@@ -414,6 +416,23 @@ func checkAddrs(addrs []string) error {
 	return nil
 }
 
+// checkLoop refuses an upstream that is one of the listen addresses, both
+// canonical: the same IP and port, however spelt, whatever the IPv6 zone.
+func checkLoop(upstreams, listen []string) error {
+	key := func(s string) netip.AddrPort {
+		ap, _ := netip.ParseAddrPort(s)
+		return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+	}
+	for _, up := range upstreams {
+		for _, l := range listen {
+			if key(up) == key(l) {
+				return fmt.Errorf("%s is one of dns.listen: discodns would forward to itself (a loop)", up)
+			}
+		}
+	}
+	return nil
+}
+
 // parseAddrPort parses "IP:port" ("[IPv6]:port") with a literal IP.
 func parseAddrPort(s string) (netip.AddrPort, error) {
 	host, port, err := net.SplitHostPort(s)
@@ -422,7 +441,10 @@ func parseAddrPort(s string) (netip.AddrPort, error) {
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%q: %q is not an IP address (want a literal IP, not a host name)", s, host)
+		if strings.Trim(strings.ToLower(host), "0123456789abcdef.:") == "" {
+			return netip.AddrPort{}, fmt.Errorf("%q: %q is not a valid IP address: %w", s, host, err)
+		}
+		return netip.AddrPort{}, fmt.Errorf("%q: %q is not an IP address (want a literal IP, not a host name: discodns resolves no name to find its own addresses)", s, host)
 	}
 	n, err := parsePort(port)
 	if err != nil {

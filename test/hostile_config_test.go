@@ -144,3 +144,31 @@ zone = "consul.internal."
 		}
 	}
 }
+
+// TestForwardLoopSpellings: an upstream that is discodns itself is refused
+// however it is spelt: IPv4-mapped IPv6, through a resolv.conf (as when
+// discodns takes systemd-resolved's 127.0.0.53 and resolv_conf still names
+// it), or as a name.
+func TestForwardLoopSpellings(t *testing.T) {
+	port := registries.FreePort(t)
+	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolvConf, []byte("nameserver 127.0.0.53\noptions edns0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, listen, forward string
+		want                  []string
+	}{
+		{"IPv4-mapped", fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf(`upstreams = ["[::ffff:127.0.0.1]:%d"]`, port),
+			[]string{fmt.Sprintf("forward.upstreams: 127.0.0.1:%d is one of dns.listen", port), "loop"}},
+		{"resolv.conf", "127.0.0.53:53", fmt.Sprintf("resolv_conf = %q", resolvConf),
+			[]string{"forward.resolv_conf: 127.0.0.53:53 is one of dns.listen", "loop", "/run/systemd/resolve/resolv.conf"}},
+		{"name", fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf(`upstreams = ["localhost:%d"]`, port),
+			[]string{"forward.upstreams:", `"localhost" is not an IP address`, "not a host name"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, path := refusedAtStart(t, fmt.Sprintf("[dns]\nlisten = [%q]\n[http]\nlisten = \"{{HTTP}}\"\n[forward]\n%s\n%s", tc.listen, tc.forward, etcdSource))
+			mentions(t, out, append(tc.want, path)...)
+		})
+	}
+}
