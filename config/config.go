@@ -113,8 +113,9 @@ type Forward struct {
 	// as DNS.Listen, canonical after Validate; empty turns forwarding off.
 	Upstreams []string `toml:"upstreams"`
 	// ResolvConf is a resolv.conf file whose nameserver lines (port 53)
-	// become the upstreams, such as /run/systemd/resolve/resolv.conf; it
-	// excludes Upstreams. Validate reads it.
+	// become the upstreams, such as /run/systemd/resolve/resolv.conf; a
+	// file may not set both. Validate reads it and sets Upstreams, again
+	// at each call.
 	ResolvConf string `toml:"resolv_conf"`
 	// Allow lists the client networks allowed to use forwarding, masked
 	// (host bits cleared).

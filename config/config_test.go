@@ -465,6 +465,11 @@ func TestForwardUpstreams(t *testing.T) {
 	if want := []string{"192.0.2.1:53", "[2001:db8::53]:53"}; !slices.Equal(c.Forward.Upstreams, want) {
 		t.Errorf("upstreams %v, want %v", c.Forward.Upstreams, want)
 	}
+	// main validates again after its flags; the upstreams read from the
+	// file are not "set together" with it.
+	if err := c.Validate(); err != nil || len(c.Forward.Upstreams) != 2 {
+		t.Errorf("validated again: %v, upstreams %v", err, c.Forward.Upstreams)
+	}
 	if c.Forward.CacheSize != 10000 || c.Forward.MaxStale != 24*time.Hour || c.Forward.MaxInFlight != 1000 {
 		t.Errorf("defaults: cache %d, max stale %s, max in flight %d", c.Forward.CacheSize, c.Forward.MaxStale, c.Forward.MaxInFlight)
 	}

@@ -55,6 +55,10 @@ func parse(data string) (*Config, *Error) {
 			e = &Error{path: u[0].String(), Err: fmt.Errorf("unknown key %s", u[0])}
 		}
 	}
+	if e == nil && c.Forward.ResolvConf != "" && len(c.Forward.Upstreams) > 0 {
+		// Only here: Validate fills Upstreams from ResolvConf.
+		e = keyErr("forward.resolv_conf", errors.New("set together with forward.upstreams; use one or the other"))
+	}
 	if e == nil {
 		e = c.validate()
 	}

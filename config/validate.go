@@ -140,9 +140,6 @@ func (c *Config) validate() *Error {
 	}
 	upstreamsKey := "forward.upstreams"
 	if f.ResolvConf != "" {
-		if len(f.Upstreams) > 0 {
-			return keyErr("forward.resolv_conf", errors.New("set together with forward.upstreams; use one or the other"))
-		}
 		ups, err := ResolvConfServers(f.ResolvConf)
 		if err != nil {
 			return keyErr("forward.resolv_conf", err)

@@ -3,10 +3,12 @@ package test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,5 +172,49 @@ func TestForwardLoopSpellings(t *testing.T) {
 			out, path := refusedAtStart(t, fmt.Sprintf("[dns]\nlisten = [%q]\n[http]\nlisten = \"{{HTTP}}\"\n[forward]\n%s\n%s", tc.listen, tc.forward, etcdSource))
 			mentions(t, out, append(tc.want, path)...)
 		})
+	}
+}
+
+// TestResolvConfForwards: forward.resolv_conf takes the upstreams from a
+// resolv.conf and forwards to them (it used to stop discodns at start: the
+// upstreams read from the file counted as set together with it when main
+// validated the configuration again).
+func TestResolvConfForwards(t *testing.T) {
+	if syscall.Geteuid() != 0 {
+		t.Fatal("this test serves an upstream on port 53, the port resolv.conf implies: run it as root (CI does)")
+	}
+	const upstreamIP = "127.0.0.154"
+	pc, err := net.ListenPacket("udp", upstreamIP+":53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A: net.ParseIP("192.0.2.10")})
+		w.WriteMsg(m)
+	})}
+	go upstream.ActivateAndServe()
+	t.Cleanup(func() { upstream.Shutdown() })
+	resolvConf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(resolvConf, []byte("nameserver "+upstreamIP+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := startEtcd(t)
+	d := startDiscodns(t, fmt.Sprintf(`
+[dns]
+listen = ["{{DNS}}"]
+[http]
+listen = "{{HTTP}}"
+[forward]
+resolv_conf = %q
+[[source]]
+type = "etcd"
+endpoints = [%q]
+`, resolvConf, e.endpoint()))
+	m, err := d.exchange("www.example.test.", dns.TypeA, "udp")
+	if err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "192.0.2.10" {
+		t.Fatalf("forwarded through the resolv.conf upstream: %v %v", m, err)
 	}
 }
