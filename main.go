@@ -65,21 +65,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// The flags override the file's settings before it is checked. -dev
+	// serves one etcd source, its embedded etcd's, whatever the file says;
+	// StartDev sets its endpoint.
+	override := func(c *config.Config) {
+		if *dnsListen != "" {
+			c.DNS.Listen = []string{*dnsListen}
+		}
+		if *httpListen != "" {
+			c.HTTP.Listen = *httpListen
+		}
+		if *dev {
+			c.Sources = []config.Source{config.DefaultSource(config.TypeEtcd)}
+		}
+	}
 	var cfg *config.Config
 	if *configPath != "" {
 		var err error
-		if cfg, err = config.Load(*configPath); err != nil {
+		if cfg, err = config.LoadWith(*configPath, override); err != nil {
 			fmt.Fprintln(stderr, "discodns:", err)
 			return 1
 		}
 	} else {
 		cfg = config.Default()
-	}
-	if *dnsListen != "" {
-		cfg.DNS.Listen = []string{*dnsListen}
-	}
-	if *httpListen != "" {
-		cfg.HTTP.Listen = *httpListen
+		override(cfg)
 	}
 	log := cfg.Log.NewLogger(stderr)
 
@@ -97,21 +106,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var load func() (*config.Config, error)
 	if *configPath != "" && !*dev {
-		load = func() (*config.Config, error) {
-			c, err := config.Load(*configPath)
-			if err != nil {
-				return nil, err
-			}
-			if *dnsListen != "" {
-				c.DNS.Listen = []string{*dnsListen}
-			}
-			if *httpListen != "" {
-				c.HTTP.Listen = *httpListen
-			}
-			return c, c.Validate()
-		}
+		load = func() (*config.Config, error) { return config.LoadWith(*configPath, override) }
 	}
-	if err := (&daemon.Daemon{Config: cfg, Load: load, Log: log}).Run(ctx); err != nil {
+	if err := (&daemon.Daemon{Config: cfg, Load: load, File: *configPath, Log: log}).Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "discodns:", err)
 		return 1
 	}

@@ -18,11 +18,22 @@ import (
 	"github.com/discodns/discodns/cache"
 )
 
+// DNSState is what /readyz needs to know of DNS besides the table.
+type DNSState struct {
+	// Serving: DNS is bound and answers from a snapshot in which every
+	// source had listed.
+	Serving bool
+	// Forwarding: names outside the zones are forwarded, so that a
+	// configuration without sources serves something.
+	Forwarding bool
+}
+
 // Handler returns the admin HTTP handler for the snapshots of table, serving the metrics
-// gathered from gatherer. serving, when not nil, reports whether DNS
-// answers already come from a snapshot in which every source has listed;
-// /readyz waits for it as well as for the table.
-func Handler(table cache.Snapshots, gatherer prometheus.Gatherer, serving func() bool) http.Handler {
+// gathered from gatherer. dns, when not nil, tells the state of DNS; nil
+// means serving and not forwarding. /readyz is ready when DNS serves what
+// the configuration promises: every source listed and answered from, or,
+// with no source, forwarding.
+func Handler(table cache.Snapshots, gatherer prometheus.Gatherer, dns func() DNSState) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -30,12 +41,16 @@ func Handler(table cache.Snapshots, gatherer prometheus.Gatherer, serving func()
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		snap := table.Snapshot()
-		ready := snap.Ready() && (serving == nil || serving())
+		st := DNSState{Serving: true}
+		if dns != nil {
+			st = dns()
+		}
+		r := ready(snap, st)
 		status := http.StatusOK
-		if !ready {
+		if !r.Ready {
 			status = http.StatusServiceUnavailable
 		}
-		writeJSON(w, status, readiness{Ready: ready, Version: snap.Version, Sources: sourcesJSON(snap)})
+		writeJSON(w, status, r)
 	})
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, servicesJSON(table.Snapshot(), r.URL.Query().Get("service")))
@@ -63,9 +78,37 @@ func NewServer(addr string, h http.Handler) *http.Server {
 }
 
 type readiness struct {
-	Ready   bool         `json:"ready"`
-	Version uint64       `json:"version"`
-	Sources []sourceJSON `json:"sources"`
+	Ready bool `json:"ready"`
+	// Reason says why not ready.
+	Reason string `json:"reason,omitempty"`
+	// ForwardOnly: no sources, every name outside the zone forwarded.
+	ForwardOnly bool         `json:"forward_only,omitempty"`
+	Version     uint64       `json:"version"`
+	Sources     []sourceJSON `json:"sources"`
+}
+
+// ready tells whether DNS serves what the configuration promises, and why
+// not.
+func ready(snap *cache.Snapshot, st DNSState) readiness {
+	r := readiness{Version: snap.Version, Sources: sourcesJSON(snap)}
+	var waiting []string
+	for _, s := range snap.Sources {
+		if !s.Listed {
+			waiting = append(waiting, s.Name)
+		}
+	}
+	switch {
+	case len(snap.Sources) == 0 && !st.Forwarding:
+		r.Reason = "no sources and no forwarding: nothing to serve"
+	case len(waiting) > 0:
+		r.Reason = "waiting for sources to list: " + strings.Join(waiting, ", ")
+	case !st.Serving:
+		r.Reason = "DNS does not answer from the listed sources yet"
+	default:
+		r.Ready = true
+		r.ForwardOnly = len(snap.Sources) == 0
+	}
+	return r
 }
 
 type sourceJSON struct {

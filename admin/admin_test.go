@@ -29,7 +29,7 @@ func TestEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(table))
 	serving := false
-	h := Handler(table, reg, func() bool { return serving })
+	h := Handler(table, reg, func() DNSState { return DNSState{Serving: serving} })
 
 	if code, _ := get(t, h, "/healthz"); code != 200 {
 		t.Errorf("/healthz %d", code)
@@ -78,6 +78,39 @@ func TestEndpoints(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestReadiness: /readyz is ready only when DNS serves what the
+// configuration promises, and says why not.
+func TestReadiness(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sources []string // added; "listed-" ones have listed
+		st      DNSState
+		code    int
+		want    string
+	}{
+		{"no sources, no forwarding", nil, DNSState{Serving: true}, 503, `"reason": "no sources and no forwarding: nothing to serve"`},
+		{"forward-only", nil, DNSState{Serving: true, Forwarding: true}, 200, `"forward_only": true`},
+		{"forward-only, DNS not up", nil, DNSState{Forwarding: true}, 503, `"reason": "DNS does not answer`},
+		{"a source has not listed", []string{"listed-a", "b"}, DNSState{Serving: true, Forwarding: true}, 503, `"reason": "waiting for sources to list: b"`},
+		{"every source listed", []string{"listed-a"}, DNSState{Serving: true}, 200, `"ready": true`},
+		{"listed, DNS not up", []string{"listed-a"}, DNSState{}, 503, `"reason": "DNS does not answer from the listed sources yet"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			table := cache.NewTable(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			for _, s := range tc.sources {
+				table.AddSource(s, "svc.internal.")
+				if strings.HasPrefix(s, "listed-") {
+					table.Replace(s, nil)
+				}
+			}
+			h := Handler(table, prometheus.NewRegistry(), func() DNSState { return tc.st })
+			if code, body := get(t, h, "/readyz"); code != tc.code || !strings.Contains(body, tc.want) {
+				t.Errorf("/readyz %d %s, want %d and %s", code, body, tc.code, tc.want)
+			}
+		})
 	}
 }
 

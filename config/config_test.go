@@ -78,13 +78,52 @@ type = "zookeeper"
 	}
 }
 
-func TestLoadEmptyFileIsDefault(t *testing.T) {
-	c, err := Load(write(t, ""))
-	if err != nil {
-		t.Fatal(err)
+// TestServesNothing: a configuration with no source and no forwarding
+// serves nothing and is refused, naming the file: an empty file above all
+// (valid TOML, and what a half-written file looks like).
+func TestServesNothing(t *testing.T) {
+	rc := filepath.Join(t.TempDir(), "resolv.conf")
+	os.WriteFile(rc, []byte("nameserver 192.0.2.1\n"), 0o600)
+	for _, tc := range []struct {
+		name, toml string
+		ok         bool
+	}{
+		{"empty file", "", false},
+		{"comments only", "# discodns\n", false},
+		{"tables only", "[dns]\nzone = \"svc.internal.\"\n[forward]\nupstreams = []\n", false},
+		{"empty source array", "source = []\n", false},
+		{"a source", "[[source]]\ntype = \"etcd\"\n", true},
+		{"forward only", "[forward]\nupstreams = [\"192.0.2.1:53\"]\n", true},
+		{"forward only through resolv.conf", fmt.Sprintf("[forward]\nresolv_conf = %q\n", rc), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := write(t, tc.toml)
+			_, err := Load(path)
+			if tc.ok {
+				if err != nil {
+					t.Errorf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), "config "+path+": serves nothing: no [[source]] and no forwarding") {
+				t.Errorf("error %v, want the file and why", err)
+			}
+		})
 	}
-	if !reflect.DeepEqual(c, Default()) {
-		t.Fatalf("got %+v", c)
+	if err := Default().Validate(); err == nil || !strings.Contains(err.Error(), "serves nothing") {
+		t.Errorf("Default() alone: %v, want serves nothing", err)
+	}
+}
+
+// TestLoadWith: the change applies before the checks, which see it.
+func TestLoadWith(t *testing.T) {
+	path := write(t, "[dns]\nlisten = [\"127.0.0.1:53\"]\n[forward]\nupstreams = [\"127.0.0.2:53\"]\n")
+	if _, err := LoadWith(path, func(c *Config) { c.DNS.Listen = []string{"127.0.0.2:53"} }); err == nil || !strings.Contains(err.Error(), "loop") {
+		t.Errorf("an overridden listen that loops: %v", err)
+	}
+	c, err := LoadWith(write(t, ""), func(c *Config) { c.Sources = []Source{DefaultSource(TypeEtcd)} })
+	if err != nil || c.Sources[0].Name != "etcd" {
+		t.Errorf("an empty file given a source: %v %+v", err, c)
 	}
 }
 

@@ -21,12 +21,17 @@ import (
 // checked and normalised by Validate. Unknown keys, keys of another source
 // type and values of the wrong TOML type are errors. Any error is an
 // *Error naming path.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return LoadWith(path, nil) }
+
+// LoadWith is Load with change, when not nil, applied to the file's
+// configuration before it is checked: command-line settings that override
+// the file's.
+func LoadWith(path string, change func(*Config)) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{File: path, Err: err}
 	}
-	c, e := parse(string(data))
+	c, e := parse(string(data), change)
 	if e != nil {
 		e.File = path
 		return nil, e
@@ -34,8 +39,9 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// parse decodes and validates a configuration file's text.
-func parse(data string) (*Config, *Error) {
+// parse decodes a configuration file's text, applies change (when not
+// nil) and validates the result.
+func parse(data string, change func(*Config)) (*Config, *Error) {
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(data, &top)
 	if err != nil {
@@ -60,6 +66,9 @@ func parse(data string) (*Config, *Error) {
 		e = keyErr("forward.resolv_conf", errors.New("set together with forward.upstreams; use one or the other"))
 	}
 	if e == nil {
+		if change != nil {
+			change(c)
+		}
 		e = c.validate()
 	}
 	if e != nil {

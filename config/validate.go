@@ -80,7 +80,8 @@ func srcErr(i int, label, key string, err error) *Error {
 	return e
 }
 
-// Validate checks c, and normalises it on the way: zones become lowercase
+// Validate checks c, and normalises it on the way. A configuration must
+// serve something, from a source or by forwarding. Validate normalises: zones become lowercase
 // and fully qualified, prefixes lose their trailing "/", allowed networks
 // are masked, an empty source name becomes the source type and an empty
 // source zone becomes DNS.Zone. It returns nil or an *Error for the first
@@ -200,7 +201,13 @@ func (c *Config) validate() *Error {
 		}
 		names[s.Name] = i
 	}
-	return c.checkNesting()
+	if e := c.checkNesting(); e != nil {
+		return e
+	}
+	if len(c.Sources) == 0 && len(f.Upstreams) == 0 {
+		return &Error{Err: errors.New("serves nothing: no [[source]] and no forwarding (forward.upstreams or forward.resolv_conf), so every name would be NXDOMAIN or REFUSED (an empty or half-written file?); add a [[source]] table, or upstreams to forward to")}
+	}
+	return nil
 }
 
 // checkNesting refuses a zone strictly inside another, comparing dns.zone

@@ -41,6 +41,8 @@ type Daemon struct {
 	// Load, when not nil, reads the configuration again for a reload on
 	// SIGHUP; it returns a validated configuration or an error.
 	Load func() (*config.Config, error)
+	// File is the configuration file Load reads, named in reload errors.
+	File string
 	// Log receives the daemon's logs.
 	Log *slog.Logger
 	// NewSource builds a source's watcher; nil means registry.NewSource.
@@ -104,8 +106,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// The first snapshot that holds every source: the handler may still
 	// answer from an older one, without sources and so trivially ready.
 	withSources := table.Snapshot().Version
-	reloads := &reloader{load: d.Load, cfg: cfg, opts: opts, sources: sources, handler: handler,
+	reloads := &reloader{load: d.Load, file: d.File, cfg: cfg, opts: opts, sources: sources, handler: handler,
 		reg: reg, log: log, result: newReloadMetric(reg)}
+	reloads.forwarding.Store(len(cfg.Forward.Upstreams) > 0)
 
 	// HTTP first, so that /readyz and /metrics show the start-up.
 	var dnsUp atomic.Bool
@@ -117,8 +120,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 		}
 		httpAddr = l.Addr()
-		serving := func() bool { return dnsUp.Load() && handler.Ready() }
-		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg, serving))
+		state := func() admin.DNSState {
+			return admin.DNSState{Serving: dnsUp.Load() && handler.Ready(), Forwarding: reloads.forwarding.Load()}
+		}
+		httpSrv = admin.NewServer(cfg.HTTP.Listen, admin.Handler(table, reg, state))
 		log.Info("http listening", "addr", l.Addr().String())
 		go func() {
 			if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
@@ -129,7 +134,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	// Answering before the sources have listed would give NXDOMAIN for
 	// services that exist, which clients cache: wait for them, a while.
-	if !waitReady(ctx, handler, withSources, cfg.DNS.StartupWait, log) && ctx.Err() != nil {
+	// Without sources (Validate lets that be only with forwarding) there
+	// is nothing to wait for.
+	if len(cfg.Sources) == 0 {
+		log.Info("forward-only: no [[source]], so DNS answers at once; names in the zone are NXDOMAIN, the others are forwarded",
+			"zone", cfg.DNS.Zone, "upstreams", cfg.Forward.Upstreams)
+	} else if !waitReady(ctx, handler, withSources, cfg.DNS.StartupWait, log) && ctx.Err() != nil {
 		return nil
 	}
 	dnsSrv, err = dnsserver.Listen(dnsserver.ListenConfig{

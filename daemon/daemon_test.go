@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,15 +157,29 @@ func TestReloadRejected(t *testing.T) {
 	bad := config.Default()
 	bad.DNS.TTL = time.Minute
 	bad.Sources = []config.Source{fakeConfig("a", "web"), {Name: "broken"}}
+	// Valid, forwarding, but it would remove every source.
+	forwardOnly := config.Default()
+	forwardOnly.DNS.TTL = time.Minute
+	forwardOnly.Forward.Upstreams = []string{"192.0.2.1:53"}
+	r.file = "/etc/discodns.toml"
+	var logs strings.Builder
+	r.log = slog.New(slog.NewTextHandler(&logs, nil))
 	for _, load := range []func() (*config.Config, error){
 		func() (*config.Config, error) { return nil, errors.New("syntax error") },
 		func() (*config.Config, error) { return bad, nil },
+		func() (*config.Config, error) { return forwardOnly, nil },
 	} {
 		r.load = load
 		r.reload()
 	}
-	if got := testutil.ToFloat64(r.result.WithLabelValues("error")); got != 2 {
-		t.Errorf("rejected reloads counted %v, want 2", got)
+	if got := testutil.ToFloat64(r.result.WithLabelValues("error")); got != 3 {
+		t.Errorf("rejected reloads counted %v, want 3", got)
+	}
+	if want := "config /etc/discodns.toml: no [[source]], while 1 run: a reload that removes every source is refused"; !strings.Contains(logs.String(), want) {
+		t.Errorf("the reload that removes every source is not logged with %q:\n%s", want, logs.String())
+	}
+	if r.forwarding.Load() {
+		t.Error("a rejected reload turned forwarding on for /readyz")
 	}
 	if r.cfg != cfg || r.opts.TTL != cfg.DNS.TTL || len(set.running) != 1 || fakes.builds["a"] != 1 {
 		t.Errorf("a rejected reload changed the running state: ttl %v, running %v, builds %v", r.opts.TTL, set.running, fakes.builds)
@@ -262,4 +277,55 @@ func TestNoDNSBeforeTheSourcesList(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestForwardOnlyStartsAtOnce: with no source there is nothing to wait
+// for: DNS binds at once, whatever startup_wait, and says it is
+// forward-only.
+func TestForwardOnlyStartsAtOnce(t *testing.T) {
+	cfg := config.Default()
+	cfg.DNS.Listen = []string{"127.0.0.1:0"}
+	cfg.DNS.StartupWait = time.Hour
+	cfg.HTTP.Listen = ""
+	cfg.Forward.Upstreams = []string{"192.0.2.1:53"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs lockedLog
+	started := make(chan struct{})
+	d := &Daemon{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Started: func([]net.Addr, net.Addr) { close(started) }}
+	done := make(chan error)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("Run returned %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("DNS not bound within 30 s of a forward-only start (startup_wait is 1h)")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "forward-only") {
+		t.Errorf("forward-only not logged:\n%s", logs.String())
+	}
+}
+
+// lockedLog is a log destination safe for concurrent writers.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

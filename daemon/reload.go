@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +66,7 @@ func dnsOptions(cfg *config.Config, prev *dnsserver.Options, prevForward *config
 // reloader applies a new configuration to a running server.
 type reloader struct {
 	load    func() (*config.Config, error)
+	file    string // the file load reads
 	cfg     *config.Config
 	opts    dnsserver.Options
 	sources *sourceSet
@@ -71,6 +74,10 @@ type reloader struct {
 	reg     prometheus.Registerer
 	log     *slog.Logger
 	result  *prometheus.CounterVec
+
+	// forwarding is whether the configuration in force forwards; read by
+	// /readyz, which runs on other goroutines.
+	forwarding atomic.Bool
 }
 
 // reload loads the configuration again and applies it; a bad one is
@@ -90,6 +97,9 @@ func (r *reloader) reload() {
 }
 
 func (r *reloader) apply(cfg *config.Config) error {
+	if len(cfg.Sources) == 0 && len(r.cfg.Sources) > 0 {
+		return &config.Error{File: r.file, Err: fmt.Errorf("no [[source]], while %d run: a reload that removes every source is refused, since every service would become NXDOMAIN (restart discodns to run forward-only)", len(r.cfg.Sources))}
+	}
 	opts, err := dnsOptions(cfg, &r.opts, &r.cfg.Forward, r.reg, r.log)
 	if err != nil {
 		return err
@@ -103,6 +113,7 @@ func (r *reloader) apply(cfg *config.Config) error {
 		r.log.Warn("listen addresses and TCP limits change at the next restart, not on reload")
 	}
 	r.cfg, r.opts = cfg, opts
+	r.forwarding.Store(len(cfg.Forward.Upstreams) > 0)
 	return nil
 }
 

@@ -22,10 +22,10 @@ import (
 // naming the file, the key and why.
 
 // refusedAtStart writes config, with {{DNS}} and {{HTTP}} replaced by free
-// loopback addresses, runs discodns on it and returns what it printed and
-// the file's path. The test fails unless discodns exits with status 1
+// loopback addresses, runs discodns on it with args and returns what it
+// printed and the file's path. The test fails unless discodns exits with status 1
 // before serving.
-func refusedAtStart(t *testing.T, config string) (out, path string) {
+func refusedAtStart(t *testing.T, config string, args ...string) (out, path string) {
 	t.Helper()
 	config = strings.NewReplacer(
 		"{{DNS}}", fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)),
@@ -35,7 +35,7 @@ func refusedAtStart(t *testing.T, config string) (out, path string) {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "-config", path)
+	cmd := exec.Command(binary, append([]string{"-config", path}, args...)...)
 	var buf lockedBuffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {
@@ -217,4 +217,83 @@ endpoints = [%q]
 	if err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 || m.Answer[0].(*dns.A).A.String() != "192.0.2.10" {
 		t.Fatalf("forwarded through the resolv.conf upstream: %v %v", m, err)
 	}
+}
+
+// TestServesNothingRefused: a configuration with no source and no
+// forwarding (an empty file above all: valid TOML, and what a half-written
+// one looks like) is refused at start, and at reload, where a
+// configuration that would remove every source is refused too; the
+// running one stays and /readyz stays true.
+func TestServesNothingRefused(t *testing.T) {
+	free := func() string { return fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t)) }
+	t.Run("empty file at start", func(t *testing.T) {
+		out, path := refusedAtStart(t, "", "-dns-listen", free(), "-http-listen", free())
+		mentions(t, out, path, "serves nothing: no [[source]] and no forwarding")
+	})
+	t.Run("tables but nothing to serve at start", func(t *testing.T) {
+		out, path := refusedAtStart(t, "[dns]\nlisten = [\"{{DNS}}\"]\n[http]\nlisten = \"{{HTTP}}\"\n[forward]\nupstreams = []\n")
+		mentions(t, out, path, "serves nothing")
+	})
+
+	e := startEtcd(t)
+	e.put("/services/web/10.0.0.1:80", ``)
+	d := startDiscodns(t, etcdConfig(e.endpoint()))
+	d.waitInstances("web.svc.internal.", 1)
+	upstream := registries.StartDnsmasq(t, map[string]string{"www.example.test": "192.0.2.10"}, 1)
+	for i, tc := range []struct{ name, config, why string }{
+		{"empty file", "", "serves nothing"},
+		{"forwarding, no source", fmt.Sprintf("[dns]\nlisten = [%q]\n[http]\nlisten = %q\n[forward]\nupstreams = [%q]\n",
+			d.dns, strings.TrimPrefix(d.http, "http://"), upstream.Addr()), "a reload that removes every source is refused"},
+	} {
+		t.Run("reload: "+tc.name, func(t *testing.T) {
+			if err := os.WriteFile(d.config, []byte(tc.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			d.cmd.Process.Signal(syscall.SIGHUP)
+			eventually(t, 30*time.Second, "the reload rejected and counted", func() error {
+				if v, err := d.metric(`discodns_config_reloads_total{result="error"}`); err != nil || v != fmt.Sprint(i+1) {
+					return fmt.Errorf("errors = %q %v", v, err)
+				}
+				return nil
+			})
+			mentions(t, d.logs(), "configuration reload rejected", d.config, tc.why)
+			if m, err := d.exchange("web.svc.internal.", dns.TypeA, "udp"); err != nil || len(m.Answer) != 1 {
+				t.Errorf("web after the rejected reload: %v %v", m, err)
+			}
+			if code, body, err := d.get("/readyz"); err != nil || code != 200 || !strings.Contains(body, `"etcd"`) {
+				t.Errorf("/readyz after the rejected reload: %d %s %v", code, body, err)
+			}
+		})
+	}
+	if v, err := d.metric(`discodns_config_reloads_total{result="ok"}`); err != nil || v != "0" {
+		t.Errorf("ok reloads = %q %v, want 0", v, err)
+	}
+}
+
+// TestForwardOnly: a configuration that forwards and has no source starts
+// at once (no startup_wait: there is nothing to list), says so, forwards,
+// and /readyz says it is ready as a forwarder.
+func TestForwardOnly(t *testing.T) {
+	upstream := registries.StartDnsmasq(t, map[string]string{"www.example.test": "192.0.2.10"}, 1)
+	d := launchDiscodns(t, fmt.Sprintf(`
+[dns]
+listen = ["{{DNS}}"]
+startup_wait = "1h"
+[http]
+listen = "{{HTTP}}"
+[forward]
+upstreams = [%q]
+`, upstream.Addr()))
+	d.waitReady() // 30 s, well under startup_wait
+	if m, err := d.exchange("www.example.test.", dns.TypeA, "udp"); err != nil || len(m.Answer) != 1 {
+		t.Errorf("forwarded: %v %v", m, err)
+	}
+	if m, err := d.exchange("web.svc.internal.", dns.TypeA, "udp"); err != nil || m.Rcode != dns.RcodeNameError {
+		t.Errorf("in the zone: %v %v, want NXDOMAIN", m, err)
+	}
+	_, body, err := d.get("/readyz")
+	if err != nil || !strings.Contains(body, `"forward_only": true`) {
+		t.Errorf("/readyz: %s %v, want forward_only", body, err)
+	}
+	mentions(t, d.logs(), "forward-only")
 }
