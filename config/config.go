@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -96,6 +98,7 @@ type DNS struct {
 	UDPSize int `toml:"udp_size"`
 	// ClientRateLimit bounds the queries per second of each client address
 	// (IPv6 by /64); 0 means no limit, else up to 1000000.
+	// ClientRateLimitUnset, the default, leaves the choice to RateLimit.
 	ClientRateLimit int `toml:"client_rate_limit"`
 	// ClientRateLimitClients bounds the clients the rate limiter tracks,
 	// about 100 bytes each: past it, a new client takes the place of the
@@ -105,6 +108,54 @@ type DNS struct {
 	// before answering (an answer from an empty table would be NXDOMAIN
 	// for services that exist); 0s to 1h.
 	StartupWait time.Duration `toml:"startup_wait"`
+}
+
+// ClientRateLimitUnset is DNS.ClientRateLimit when no value is set.
+const ClientRateLimitUnset = -1
+
+// DefaultClientRateLimit is the per-client rate limit, in queries per
+// second, of a server that listens beyond loopback and sets none. A busy
+// host's resolver stays well under it (a stub asks a few names per
+// connection it opens, and caches or retries in seconds), while the bytes
+// a spoofed source can make discodns send a victim are bounded: at most
+// this many answers a second, half of them empty (see dnsserver's slip).
+const DefaultClientRateLimit = 1000
+
+// RateLimit returns the per-client rate limit in force, 0 for none, and
+// whether it is a default rather than set: ClientRateLimit when set; else
+// DefaultClientRateLimit when a listen address is not loopback (anyone
+// could spoof a victim's address to it), and no limit otherwise.
+func (d *DNS) RateLimit() (limit int, defaulted bool) {
+	switch {
+	case d.ClientRateLimit != ClientRateLimitUnset:
+		return d.ClientRateLimit, false
+	case d.BeyondLoopback():
+		return DefaultClientRateLimit, true
+	}
+	return 0, true
+}
+
+// BeyondLoopback reports whether a listen address is not loopback.
+func (d *DNS) BeyondLoopback() bool {
+	return slices.ContainsFunc(d.Listen, func(l string) bool { return !loopback(l) })
+}
+
+// BeyondLoopback reports whether the admin endpoint listens on more than
+// loopback (an empty or wildcard host is every address).
+func (h *HTTP) BeyondLoopback() bool { return h.Listen != "" && !loopback(h.Listen) }
+
+// loopback reports whether host:port names a loopback address (or
+// "localhost").
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Forward configures forwarding of names outside the zones.
@@ -254,6 +305,7 @@ func Default() *Config {
 			TCPIdleTimeout:    10 * time.Second,
 			MaxTCPConnections: 1000,
 			UDPSize:           1232,
+			ClientRateLimit:   ClientRateLimitUnset,
 			StartupWait:       10 * time.Second,
 
 			ClientRateLimitClients: 100000,

@@ -650,3 +650,52 @@ func TestZones(t *testing.T) {
 		})
 	}
 }
+
+// TestRateLimit: without client_rate_limit, a server listening beyond
+// loopback limits each client to DefaultClientRateLimit; a set value,
+// 0 included, is kept; a negative one in a file is refused.
+func TestRateLimit(t *testing.T) {
+	const etcd = "[[source]]\ntype = \"etcd\"\n"
+	for _, tc := range []struct {
+		name, dns string
+		limit     int
+		defaulted bool
+	}{
+		{"loopback", `listen = ["127.0.0.1:53", "[::1]:53"]`, 0, true},
+		{"IPv4-mapped loopback", `listen = ["[::ffff:127.0.0.2]:53"]`, 0, true},
+		{"beyond loopback", `listen = ["127.0.0.1:53", "192.0.2.2:53"]`, DefaultClientRateLimit, true},
+		{"IPv6 beyond loopback", `listen = ["[2001:db8::1]:53"]`, DefaultClientRateLimit, true},
+		{"set off", "listen = [\"192.0.2.2:53\"]\nclient_rate_limit = 0", 0, false},
+		{"set", "listen = [\"192.0.2.2:53\"]\nclient_rate_limit = 50", 50, false},
+		{"set on loopback", "client_rate_limit = 50", 50, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(write(t, "[dns]\n"+tc.dns+"\n"+etcd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if limit, defaulted := c.DNS.RateLimit(); limit != tc.limit || defaulted != tc.defaulted {
+				t.Errorf("RateLimit() = %d, %v; want %d, %v", limit, defaulted, tc.limit, tc.defaulted)
+			}
+		})
+	}
+	if _, err := Load(write(t, "[dns]\nclient_rate_limit = -1\n"+etcd)); err == nil || !strings.Contains(err.Error(), "dns.client_rate_limit: must be 0 to 1000000, got -1") {
+		t.Errorf("client_rate_limit = -1 in a file: %v", err)
+	}
+	c := Default()
+	c.Sources = []Source{DefaultSource(TypeEtcd)}
+	if err := c.Validate(); err != nil || c.DNS.ClientRateLimit != ClientRateLimitUnset {
+		t.Errorf("in memory, unset: %v, %d", err, c.DNS.ClientRateLimit)
+	}
+}
+
+func TestHTTPBeyondLoopback(t *testing.T) {
+	for listen, want := range map[string]bool{
+		"": false, "127.0.0.1:9153": false, "[::1]:9153": false, "localhost:9153": false, "127.0.0.2:9153": false,
+		":9153": true, "0.0.0.0:9153": true, "[::]:9153": true, "192.0.2.2:9153": true, "admin.example:9153": true,
+	} {
+		if got := (&HTTP{Listen: listen}).BeyondLoopback(); got != want {
+			t.Errorf("%q: BeyondLoopback() = %v, want %v", listen, got, want)
+		}
+	}
+}

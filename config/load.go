@@ -61,9 +61,15 @@ func parse(data string, change func(*Config)) (*Config, *Error) {
 			e = &Error{path: u[0].String(), Err: fmt.Errorf("unknown key %s", u[0])}
 		}
 	}
+	// What only a file can get wrong: Validate fills Upstreams from
+	// ResolvConf, and takes ClientRateLimitUnset for "not set".
 	if e == nil && c.Forward.ResolvConf != "" && len(c.Forward.Upstreams) > 0 {
-		// Only here: Validate fills Upstreams from ResolvConf.
 		e = keyErr("forward.resolv_conf", errors.New("set together with forward.upstreams; use one or the other"))
+	}
+	if e == nil && md.IsDefined("dns", "client_rate_limit") {
+		if err := checkClientRateLimit(c.DNS.ClientRateLimit); err != nil {
+			e = keyErr("dns.client_rate_limit", err)
+		}
 	}
 	if e == nil {
 		if change != nil {

@@ -128,8 +128,10 @@ func (c *Config) validate() *Error {
 	if err := inRange(d.StartupWait, 0, time.Hour); err != nil {
 		return keyErr("dns.startup_wait", err)
 	}
-	if err := inRange(d.ClientRateLimit, 0, maxClientRateLimit); err != nil {
-		return keyErr("dns.client_rate_limit", fmt.Errorf("%w (0: no limit)", err))
+	if d.ClientRateLimit != ClientRateLimitUnset {
+		if err := checkClientRateLimit(d.ClientRateLimit); err != nil {
+			return keyErr("dns.client_rate_limit", err)
+		}
 	}
 	if err := inRange(d.ClientRateLimitClients, 1, 10_000_000); err != nil {
 		return keyErr("dns.client_rate_limit_clients", err)
@@ -377,6 +379,13 @@ func show[T int | time.Duration](v T) string {
 		s = t + "h"
 	}
 	return s
+}
+
+func checkClientRateLimit(n int) error {
+	if err := inRange(n, 0, maxClientRateLimit); err != nil {
+		return fmt.Errorf("%w (0: no limit)", err)
+	}
+	return nil
 }
 
 // checkResync accepts a re-list period: often enough to matter, rarely

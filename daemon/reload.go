@@ -26,15 +26,19 @@ func dnsOptions(cfg *config.Config, prev *dnsserver.Options, prevForward *config
 			nsAddrs = append(nsAddrs, ap.Addr())
 		}
 	}
+	limit, defaulted := cfg.DNS.RateLimit()
 	opts := dnsserver.Options{
 		Zone:            cfg.DNS.Zone,
 		TTL:             cfg.DNS.TTL,
 		NegativeTTL:     cfg.DNS.NegativeTTL,
 		UDPSize:         cfg.DNS.UDPSize,
 		NSAddrs:         nsAddrs,
-		ClientRateLimit: cfg.DNS.ClientRateLimit,
+		ClientRateLimit: limit,
 
 		ClientRateLimitClients: cfg.DNS.ClientRateLimitClients,
+	}
+	if prev == nil || prev.ClientRateLimit != limit {
+		logRateLimit(cfg, limit, defaulted, log)
 	}
 	ups := cfg.Forward.Upstreams
 	if len(ups) == 0 {
@@ -61,6 +65,20 @@ func dnsOptions(cfg *config.Config, prev *dnsserver.Options, prevForward *config
 	opts.Forwarder = fwd
 	log.Info("forwarding", "upstreams", ups, "allow", cfg.Forward.Allow)
 	return opts, nil
+}
+
+// logRateLimit says what limits clients, when the answer is not obvious:
+// a default limit, or none beyond loopback.
+func logRateLimit(cfg *config.Config, limit int, defaulted bool, log *slog.Logger) {
+	switch {
+	case !cfg.DNS.BeyondLoopback():
+	case defaulted:
+		log.Info("dns.client_rate_limit is not set and a listen address is not loopback: each client gets at most this many queries a second (set the key to change it, 0 to turn it off)",
+			"client_rate_limit", limit, "listen", cfg.DNS.Listen)
+	case limit == 0:
+		log.Warn("dns.client_rate_limit = 0 on a listen address beyond loopback: no client is limited, so anyone can send queries with a victim's address as their source and have discodns send the victim answers bigger than the queries (amplification); keep it only behind another limit",
+			"listen", cfg.DNS.Listen, "udp_size", cfg.DNS.UDPSize)
+	}
 }
 
 // reloader applies a new configuration to a running server.

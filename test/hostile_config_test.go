@@ -4,10 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -296,4 +301,188 @@ upstreams = [%q]
 		t.Errorf("/readyz: %s %v, want forward_only", body, err)
 	}
 	mentions(t, d.logs(), "forward-only")
+}
+
+// nonLoopbackIP returns an IPv4 address of this machine that is not
+// loopback, to listen on. Without one the test is skipped, or fails under
+// CI=true.
+func nonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+				return ip.Unmap().String()
+			}
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("no IPv4 address beyond loopback to listen on (interfaces: %v)", addrs)
+	}
+	t.Skipf("no IPv4 address beyond loopback to listen on (interfaces: %v)", addrs)
+	return ""
+}
+
+// burst sends n A queries for name over UDP to server from 32 workers, as
+// fast as answers come, and returns how many answers were truncated and
+// how many never came.
+func burst(server, name string, n int) (truncated, lost int64) {
+	var tc, none atomic.Int64
+	var wg sync.WaitGroup
+	jobs := make(chan struct{}, n)
+	for range n {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	for range 32 {
+		wg.Go(func() {
+			c := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
+			m := new(dns.Msg)
+			m.SetQuestion(name, dns.TypeA)
+			for range jobs {
+				resp, _, err := c.Exchange(m, server)
+				switch {
+				case err != nil:
+					none.Add(1)
+				case resp.Truncated:
+					tc.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return tc.Load(), none.Load()
+}
+
+// TestDefaultRateLimitBeyondLoopback: listening beyond loopback with no
+// dns.client_rate_limit turns a per-client limit on and says so; a burst
+// from one client is rate-limited (truncated and dropped answers, counted).
+// client_rate_limit = 0 turns it off, with a warning. It also measures the
+// amplification the limit bounds: the largest answer against its query.
+func TestDefaultRateLimitBeyondLoopback(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	need(t, "dig")
+	e := startEtcd(t)
+	e.put("/services/web/10.0.0.1:80", ``)
+	const instances = 100
+	for i := range instances {
+		e.put(fmt.Sprintf("/services/big/10.1.%d.%d:8080", i/250, i%250+1), ``)
+	}
+	config := func(extra string) string {
+		return fmt.Sprintf(`
+[dns]
+listen = ["{{DNS}}", "%s:%d"]
+%s
+[http]
+listen = "{{HTTP}}"
+[[source]]
+type = "etcd"
+endpoints = [%q]
+`, ip, registries.FreePort(t), extra, e.endpoint())
+	}
+	public := func(d *discodns) string {
+		listen := regexp.MustCompile(`listen = \["[^"]+", "([^"]+)"\]`).FindStringSubmatch(readFile(t, d.config))
+		return listen[1]
+	}
+	rateLimited := func(d *discodns) float64 {
+		v, err := d.metric(`discodns_dns_rejected_total{reason="rate_limited"}`)
+		if err != nil {
+			return 0 // not yet counted
+		}
+		f, _ := strconv.ParseFloat(v, 64)
+		return f
+	}
+
+	t.Run("default", func(t *testing.T) {
+		d := startDiscodns(t, config(""))
+		d.waitInstances("big.svc.internal.", instances)
+		server := public(d)
+		mentions(t, d.logs(), "dns.client_rate_limit is not set and a listen address is not loopback", "client_rate_limit=1000")
+		var truncated, lost int64
+		eventually(t, 120*time.Second, "a burst from one client rate-limited", func() error {
+			tc, none := burst(server, "web.svc.internal.", 5000)
+			truncated, lost = truncated+tc, lost+none
+			if n := rateLimited(d); n == 0 || truncated == 0 {
+				return fmt.Errorf("rate-limited %v, truncated answers %d, lost %d", n, truncated, lost)
+			}
+			return nil
+		})
+		t.Logf("rate-limited %v queries: %d truncated answers, %d lost", rateLimited(d), truncated, lost)
+
+		largestAnswer(t, server, 1232)
+	})
+
+	t.Run("udp_size 4096", func(t *testing.T) {
+		d := startDiscodns(t, config("udp_size = 4096"))
+		d.waitInstances("big.svc.internal.", instances)
+		largestAnswer(t, public(d), 4096)
+	})
+
+	t.Run("off", func(t *testing.T) {
+		d := startDiscodns(t, config("client_rate_limit = 0"))
+		mentions(t, d.logs(), "dns.client_rate_limit = 0 on a listen address beyond loopback", "amplification")
+		if tc, _ := burst(public(d), "web.svc.internal.", 5000); tc > 0 || rateLimited(d) > 0 {
+			t.Errorf("with client_rate_limit = 0: %d truncated answers, %v rate-limited", tc, rateLimited(d))
+		}
+	})
+}
+
+// largestAnswer asks server, over UDP with an EDNS buffer of udpSize as a
+// spoofed query would, for the names of service big (many instances)
+// whose answers are the largest: every answer must fit udpSize (one that
+// does not is cut to the records that fit, or sent empty and truncated),
+// and the largest against its query (the smallest a query can be: no
+// cookie) is the amplification that dns.client_rate_limit bounds.
+func largestAnswer(t *testing.T, server string, udpSize int) {
+	t.Helper()
+	var largest, query int
+	var largestQuery string
+	for _, q := range [][]string{{"SRV", "_big._tcp.svc.internal."}, {"A", "big.svc.internal."}, {"ANY", "big.svc.internal."}} {
+		eventually(t, 30*time.Second, "an answer to "+strings.Join(q, " "), func() error {
+			r, err := dig(t, server, append([]string{fmt.Sprintf("+bufsize=%d", udpSize), "+nocookie", "+qr", "+ignore"}, q...)...)
+			if err != nil {
+				return err
+			}
+			size := msgSize(r.raw, "rcvd")
+			if r.status != "NOERROR" || size == 0 {
+				return fmt.Errorf("%s", r.raw)
+			}
+			if size > udpSize {
+				t.Errorf("%s: a %d-byte UDP answer over udp_size %d", strings.Join(q, " "), size, udpSize)
+			}
+			if size > largest {
+				largest, query, largestQuery = size, msgSize(r.raw, "sent"), strings.Join(q, " ")
+			}
+			return nil
+		})
+	}
+	t.Logf("amplification at udp_size %d: dig +bufsize=%[1]d +nocookie +qr +ignore %s: query %d bytes, answer %d bytes, %.1fx",
+		udpSize, largestQuery, query, largest, float64(largest)/float64(query))
+}
+
+// msgSize returns the size dig reports for its query ("sent", with +qr) or
+// the answer ("rcvd"), or 0.
+func msgSize(digOutput, which string) int {
+	re := `;; QUERY SIZE: (\d+)`
+	if which == "rcvd" {
+		re = `;; MSG SIZE\s+rcvd: (\d+)`
+	}
+	m := regexp.MustCompile(re).FindStringSubmatch(digOutput)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
