@@ -120,6 +120,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 		}
 		httpAddr = l.Addr()
+		if cfg.HTTP.BeyondLoopback() {
+			log.Warn("http.listen is not loopback: whoever reaches it can read the service table (/v1/services: every instance's address, tags and metadata), the status page (/), the metrics, and Go's profiler (/debug/pprof/, whose profiles also cost CPU); keep it on loopback, or behind a firewall or an authenticating proxy",
+				"addr", cfg.HTTP.Listen)
+		}
 		state := func() admin.DNSState {
 			return admin.DNSState{Serving: dnsUp.Load() && handler.Ready(), Forwarding: reloads.forwarding.Load()}
 		}

@@ -486,3 +486,22 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestHTTPBeyondLoopbackWarns: an admin endpoint beyond loopback serves,
+// with a warning naming what it exposes.
+func TestHTTPBeyondLoopbackWarns(t *testing.T) {
+	httpAddr := fmt.Sprintf("%s:%d", nonLoopbackIP(t), registries.FreePort(t))
+	e := startEtcd(t)
+	d := launchDiscodns(t, fmt.Sprintf(`
+[dns]
+listen = ["{{DNS}}"]
+[http]
+listen = %q
+[[source]]
+type = "etcd"
+endpoints = [%q]
+`, httpAddr, e.endpoint()))
+	d.http = "http://" + httpAddr
+	d.waitReady()
+	mentions(t, d.logs(), "http.listen is not loopback", "/v1/services", "status page", "/debug/pprof/")
+}
