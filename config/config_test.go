@@ -515,6 +515,8 @@ func TestForwardUpstreams(t *testing.T) {
 
 	loop := filepath.Join(dir, "loop.conf")
 	os.WriteFile(loop, []byte("nameserver 127.0.0.153\n"), 0o600)
+	huge := filepath.Join(dir, "huge.conf")
+	os.WriteFile(huge, bytes.Repeat([]byte("# padding\n"), 7000), 0o600)
 	empty := filepath.Join(dir, "empty.conf")
 	os.WriteFile(empty, []byte("search example\n"), 0o600)
 	for _, tc := range []struct{ name, toml, want string }{
@@ -525,6 +527,8 @@ func TestForwardUpstreams(t *testing.T) {
 		{"both", fmt.Sprintf("[forward]\nupstreams = [\"192.0.2.1:53\"]\nresolv_conf = %q\n", rc), "forward.resolv_conf: set together with forward.upstreams"},
 		{"no nameserver", fmt.Sprintf("[forward]\nresolv_conf = %q\n", empty), "lists no nameserver"},
 		{"missing file", "[forward]\nresolv_conf = \"/nonexistent/resolv.conf\"\n", "forward.resolv_conf: open /nonexistent/resolv.conf"},
+		{"a device", "[forward]\nresolv_conf = \"/dev/zero\"\n", "forward.resolv_conf: /dev/zero is not a regular file"},
+		{"a huge file", fmt.Sprintf("[forward]\nresolv_conf = %q\n", huge), "is larger than 65536 bytes"},
 		{"negative cache", "[forward]\ncache_size = -1\n", "forward.cache_size"},
 		{"no query in flight", "[forward]\nmax_in_flight = 0\n", "forward.max_in_flight: must be 1 to 20000, got 0"},
 		{"more in flight than ports", "[forward]\nmax_in_flight = 20001\n", "forward.max_in_flight: must be 1 to 20000, got 20001"},

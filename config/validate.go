@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -610,11 +611,38 @@ func oneOf(choices []string) string {
 	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
+// maxResolvConf bounds the size of a resolv.conf; real ones are a few
+// hundred bytes.
+const maxResolvConf = 64 << 10
+
+// readSmallFile reads a regular file of at most limit bytes: a device, a
+// pipe or a huge file (resolv_conf = "/dev/zero") is an error, not a hang.
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a resolv.conf", path, limit)
+	}
+	return data, nil
+}
+
 // ResolvConfServers returns the nameservers of a resolv.conf file as
 // "IP:53" (IPv6 in brackets), in file order. Link-local IPv6 addresses
 // keep their zone.
 func ResolvConfServers(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, maxResolvConf)
 	if err != nil {
 		return nil, err
 	}
