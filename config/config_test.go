@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -515,6 +516,10 @@ func TestForwardUpstreams(t *testing.T) {
 
 	loop := filepath.Join(dir, "loop.conf")
 	os.WriteFile(loop, []byte("nameserver 127.0.0.153\n"), 0o600)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	huge := filepath.Join(dir, "huge.conf")
 	os.WriteFile(huge, bytes.Repeat([]byte("# padding\n"), 7000), 0o600)
 	empty := filepath.Join(dir, "empty.conf")
@@ -526,7 +531,8 @@ func TestForwardUpstreams(t *testing.T) {
 			"forward.resolv_conf: 127.0.0.153:53 is one of dns.listen"},
 		{"both", fmt.Sprintf("[forward]\nupstreams = [\"192.0.2.1:53\"]\nresolv_conf = %q\n", rc), "forward.resolv_conf: set together with forward.upstreams"},
 		{"no nameserver", fmt.Sprintf("[forward]\nresolv_conf = %q\n", empty), "lists no nameserver"},
-		{"missing file", "[forward]\nresolv_conf = \"/nonexistent/resolv.conf\"\n", "forward.resolv_conf: open /nonexistent/resolv.conf"},
+		{"missing file", "[forward]\nresolv_conf = \"/nonexistent/resolv.conf\"\n", "forward.resolv_conf: stat /nonexistent/resolv.conf: no such file"},
+		{"a named pipe", fmt.Sprintf("[forward]\nresolv_conf = %q\n", fifo), "is not a regular file"},
 		{"a device", "[forward]\nresolv_conf = \"/dev/zero\"\n", "forward.resolv_conf: /dev/zero is not a regular file"},
 		{"a huge file", fmt.Sprintf("[forward]\nresolv_conf = %q\n", huge), "is larger than 65536 bytes"},
 		{"negative cache", "[forward]\ncache_size = -1\n", "forward.cache_size"},

@@ -81,10 +81,10 @@ func srcErr(i int, label, key string, err error) *Error {
 	return e
 }
 
-// Validate checks c, and normalises it on the way. A configuration must
-// serve something, from a source or by forwarding. Validate normalises: zones become lowercase
-// and fully qualified, prefixes lose their trailing "/", allowed networks
-// are masked, an empty source name becomes the source type and an empty
+// Validate checks c, which must serve something (have a source, or
+// forward), and normalises it on the way: zones become lowercase and
+// fully qualified, prefixes lose their trailing "/", allowed networks are
+// masked, an empty source name becomes the source type and an empty
 // source zone becomes DNS.Zone. It returns nil or an *Error for the first
 // problem. Per-type source defaults are not filled in: start sources from
 // DefaultSource.
@@ -618,16 +618,17 @@ const maxResolvConf = 64 << 10
 // readSmallFile reads a regular file of at most limit bytes: a device, a
 // pipe or a huge file (resolv_conf = "/dev/zero") is an error, not a hang.
 func readSmallFile(path string, limit int64) ([]byte, error) {
+	// Before opening it: opening a named pipe waits for a writer.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
