@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/publicsuffix"
 )
 
 // Error is a configuration problem. Its message reads
@@ -549,25 +551,27 @@ func normaliseZone(zone string) (string, error) {
 // does not own: discodns answers every name in its zones itself (NXDOMAIN
 // for what no registry holds) and never forwards them.
 func checkZoneScope(zone string) error {
-	rest, tld := "", strings.TrimSuffix(zone, ".")
-	if i := strings.LastIndexByte(tld, '.'); i >= 0 {
-		rest, tld = tld[:i], tld[i+1:]
+	name := strings.TrimSuffix(zone, ".")
+	rest, tld := "", name
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		rest, tld = name[:i], name[i+1:]
 	}
 	if why := specialUse(tld); why != "" {
 		return fmt.Errorf("%q is at or under %s., %s", zone, tld, why)
 	}
-	switch {
-	case tld == "arpa":
+	if tld == "arpa" {
 		if rest == "home" || strings.HasSuffix(rest, ".home") {
 			return nil
 		}
 		return fmt.Errorf("%q is at or under arpa., the tree of reverse lookups (in-addr.arpa., ip6.arpa.): discodns would answer NXDOMAIN there and break them; of arpa. only home.arpa. (RFC 8375) and the names under it may be zones", zone)
-	case rest != "":
-		return nil
-	case tld == "internal", tld == "test", tld == "example":
-		return nil // reserved for private use, testing and documentation
 	}
-	return fmt.Errorf("%q is a top-level domain: discodns would answer NXDOMAIN for every name under it, public ones included; use a name under a domain you own, or under internal. (reserved for private use): svc.internal., for instance", zone)
+	// A public suffix (com., co.uk., github.io.) holds other people's
+	// names. A single label the list does not know (internal., consul.,
+	// corp.) falls to its default rule and is not one.
+	if suffix, icann := publicsuffix.PublicSuffix(name); suffix == name && (icann || strings.Contains(name, ".")) {
+		return fmt.Errorf("%q is a public suffix (a top-level domain or a registry's domain, as the Public Suffix List has it): discodns would answer NXDOMAIN for every name under it, public ones included; use a name under a domain you own, or under internal. (reserved for private use): svc.internal., for instance", zone)
+	}
+	return nil
 }
 
 // specialUse says why a zone may not be a special-use top-level domain or

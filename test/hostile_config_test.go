@@ -109,7 +109,7 @@ func TestShadowingZonesRefused(t *testing.T) {
 		want               []string
 	}{
 		{"top-level domain", `zone = "com."`, etcdSource,
-			[]string{`dns.zone: "com." is a top-level domain`}},
+			[]string{`dns.zone: "com." is a public suffix`}},
 		{"reverse tree", `zone = "in-addr.arpa."`, etcdSource,
 			[]string{`dns.zone: "in-addr.arpa." is at or under arpa.`, "reverse lookups"}},
 		{"source under the reverse tree", "", etcdSource + `zone = "10.in-addr.arpa."`,
