@@ -36,6 +36,9 @@ func dnsOptions(cfg *config.Config, prev *dnsserver.Options, prevForward *config
 		ClientRateLimit: limit,
 
 		ClientRateLimitClients: cfg.DNS.ClientRateLimitClients,
+		// The default limit is there for spoofed victims, which a
+		// loopback client cannot be; a limit set in the file is for all.
+		SpareLoopback: defaulted,
 	}
 	if prev == nil || prev.ClientRateLimit != limit {
 		logRateLimit(cfg, limit, defaulted, log)
@@ -73,7 +76,7 @@ func logRateLimit(cfg *config.Config, limit int, defaulted bool, log *slog.Logge
 	switch {
 	case !cfg.DNS.BeyondLoopback():
 	case defaulted:
-		log.Info("dns.client_rate_limit is not set and a listen address is not loopback: each client gets at most this many queries a second (set the key to change it, 0 to turn it off)",
+		log.Info("dns.client_rate_limit is not set and a listen address is not loopback: each client beyond loopback gets at most this many queries a second (set the key to change it and to limit loopback clients too, 0 to turn it off)",
 			"client_rate_limit", limit, "listen", cfg.DNS.Listen)
 	case limit == 0:
 		log.Warn("dns.client_rate_limit = 0 on a listen address beyond loopback: no client is limited, so anyone can send queries with a victim's address as their source and have discodns send the victim answers bigger than the queries (amplification); keep it only behind another limit",

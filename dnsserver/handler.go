@@ -52,6 +52,10 @@ type Options struct {
 	// (below 1: 1); past it, a new client takes the place of the one heard
 	// from least recently.
 	ClientRateLimitClients int
+	// SpareLoopback exempts loopback clients from ClientRateLimit. A
+	// packet from off the host cannot carry a loopback source address
+	// (the kernel drops it), so such a client is no spoofed victim.
+	SpareLoopback bool
 }
 
 // Handler answers queries from the latest compiled index. Its ServeDNS is
@@ -182,7 +186,7 @@ func (h *Handler) Respond(req *dns.Msg, tcp bool, client netip.Addr) ([]byte, Ou
 		o.Qtype = req.Question[0].Qtype
 	}
 	var resp *dns.Msg
-	if l := h.idx.Load().set.limiter; l != nil && !l.allow(client) {
+	if set := h.idx.Load().set; set.limiter != nil && !(set.SpareLoopback && client.IsLoopback()) && !set.limiter.allow(client) {
 		h.metrics.rateLimited()
 		o.RateLimited = true
 		if !tcp && h.slip.Add(1)%2 == 1 {

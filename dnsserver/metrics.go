@@ -1,6 +1,8 @@
 package dnsserver
 
 import (
+	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +31,8 @@ type Metrics struct {
 	// clients it tracks; nil when there is none.
 	limiter atomic.Pointer[clientLimiter]
 
+	tcpConns prometheus.Gauge // open TCP connections
+
 	// cells caches the request counter of each (proto, type, rcode), so
 	// the hot path does no label hashing.
 	cells [2][10][8]atomic.Pointer[prometheus.Counter]
@@ -50,6 +54,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Clients the rate limiter forgot, the least recently heard from, to make room for a new one (dns.client_rate_limit_clients).",
 		}),
 	}
+	m.tcpConns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "discodns_dns_tcp_connections",
+		Help: "Open DNS TCP connections, at most dns.max_tcp_connections (more wait to be accepted).",
+	})
 	m.clients = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "discodns_dns_rate_limit_clients",
 		Help: "Clients the rate limiter tracks, at most dns.client_rate_limit_clients.",
@@ -72,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.duration[i] = duration.WithLabelValues(p)
 		m.truncated[i] = truncated.WithLabelValues(p)
 	}
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients)
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns)
 	return m
 }
 
@@ -175,4 +183,39 @@ func (m *Metrics) trackLimiter(l *clientLimiter) {
 	if m != nil {
 		m.limiter.Store(l)
 	}
+}
+
+// countConns returns l with its open connections counted in the TCP
+// connections gauge.
+func (m *Metrics) countConns(l net.Listener) net.Listener {
+	if m == nil {
+		return l
+	}
+	return &countingListener{Listener: l, open: m.tcpConns}
+}
+
+type countingListener struct {
+	net.Listener
+	open prometheus.Gauge
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.open.Inc()
+	return &countedConn{Conn: c, open: l.open}, nil
+}
+
+// countedConn leaves the count when first closed.
+type countedConn struct {
+	net.Conn
+	open   prometheus.Gauge
+	closed sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.closed.Do(c.open.Dec)
+	return c.Conn.Close()
 }

@@ -68,7 +68,7 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 				MsgInvalidFunc: metrics.invalid,
 			},
 			&dns.Server{
-				Listener:    netutil.LimitListener(l, cfg.MaxTCPConnections),
+				Listener:    metrics.countConns(netutil.LimitListener(l, cfg.MaxTCPConnections)),
 				Handler:     h,
 				IdleTimeout: idle,
 				ReadTimeout: cfg.TCPIdleTimeout,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -311,6 +312,63 @@ func TestTCPCapAndIdleTimeout(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 			t.Errorf("idle connection %d: read %v, want EOF or a reset from the server", i, err)
+		}
+	}
+}
+
+// TestSpareLoopback: with SpareLoopback, the rate limit leaves loopback
+// clients alone and still limits the others.
+func TestSpareLoopback(t *testing.T) {
+	h, _ := fixture(t, Options{UDPSize: 1232, ClientRateLimit: 2, ClientRateLimitClients: 100, SpareLoopback: true})
+	limited := func(client string) int {
+		n := 0
+		for range 10 {
+			if _, o := h.Respond(query("web.svc.internal.", dns.TypeA), false, netip.MustParseAddr(client)); o.RateLimited {
+				n++
+			}
+		}
+		return n
+	}
+	if n := limited("127.0.0.1"); n != 0 {
+		t.Errorf("loopback client: %d of 10 queries rate-limited, want none", n)
+	}
+	if n := limited("::1"); n != 0 {
+		t.Errorf("IPv6 loopback client: %d of 10 queries rate-limited, want none", n)
+	}
+	if n := limited("192.0.2.7"); n < 7 {
+		t.Errorf("another client: %d of 10 queries rate-limited, want at least 7", n)
+	}
+}
+
+// TestTCPConnectionsGauge: the gauge follows the open TCP connections,
+// whichever side closes them.
+func TestTCPConnectionsGauge(t *testing.T) {
+	addr, metrics := serve(t)
+	open := func() float64 { return testutil.ToFloat64(metrics.tcpConns) }
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	waitFor(t, "3 connections counted", func() bool { return open() == 3 })
+	conns[0].Close()
+	waitFor(t, "a client's close counted", func() bool { return open() == 2 })
+	// The others idle out: the server closes them.
+	waitFor(t, "the idle connections closed by the server counted", func() bool { return open() == 0 })
+	for _, c := range conns[1:] {
+		c.Close()
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after patience.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(patience); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", patience, what)
 		}
 	}
 }

@@ -412,6 +412,14 @@ endpoints = [%q]
 		})
 		t.Logf("rate-limited %v queries: %d truncated answers, %d lost", rateLimited(d), truncated, lost)
 
+		// The default limit spares loopback clients: nobody off the host
+		// can spoof their address, and a busy local program (the usual
+		// client) must not be cut to 1000 queries a second.
+		before := rateLimited(d)
+		if tc, _ := burst(d.dns, "web.svc.internal.", 5000); tc > 0 || rateLimited(d) != before {
+			t.Errorf("a loopback client under the default limit: %d truncated answers, rate-limited %v -> %v", tc, before, rateLimited(d))
+		}
+
 		largestAnswer(t, server, 1232)
 	})
 
