@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -135,6 +137,12 @@ func (c *Consul) hasLeader() bool {
 	return resp.StatusCode == 200 && len(body) > 2 && string(body) != `""`
 }
 
+// portTurn is where FreePort takes its next port in the block.
+var portTurn struct {
+	once sync.Once
+	next atomic.Int64
+}
+
 // FreePort returns a loopback port free for both UDP and TCP, below the
 // ephemeral range (32768 and up on Linux). A server restarted on it cannot
 // find it taken by a client that kept connecting while it was down: on
@@ -150,8 +158,12 @@ func FreePort(t testing.TB) int {
 	name := fnv.New32a()
 	name.Write([]byte(filepath.Base(os.Args[0])))
 	block := 20000 + int(name.Sum32()%12)*1000
+	// Within the block, ports go round in turn from a random start: a port
+	// handed out and not bound yet (a configuration being written) is not
+	// handed out again until the round comes back to it.
+	portTurn.once.Do(func() { portTurn.next.Store(int64(rand.IntN(1000))) })
 	for range 200 {
-		port := block + rand.IntN(1000)
+		port := block + int(portTurn.next.Add(1)%1000)
 		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
