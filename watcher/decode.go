@@ -25,6 +25,19 @@ const (
 	DefaultWeight   = 1
 )
 
+// NewInstance returns the instance at host:port of service with the
+// default priority and weight, for a decoder to complete.
+func NewInstance(service, id, host string, port uint16) cache.Instance {
+	return cache.Instance{
+		Service:  service,
+		ID:       id,
+		Address:  host,
+		Port:     port,
+		Priority: DefaultPriority,
+		Weight:   DefaultWeight,
+	}
+}
+
 // DecodeObject decodes value, which must be a JSON object, into v; what
 // names the layout's record in errors.
 func DecodeObject(value []byte, v any, what string) error {
@@ -69,10 +82,14 @@ func abbrev(b []byte) string {
 const MaxValueSize = 64 << 10
 
 // LimitSize makes decode refuse values larger than MaxValueSize.
-func LimitSize(decode Decoder) Decoder {
+func LimitSize(decode Decoder) Decoder { return LimitSizeTo(decode, MaxValueSize) }
+
+// LimitSizeTo makes decode refuse values larger than limit bytes, for a
+// layout whose values are larger than MaxValueSize allows.
+func LimitSizeTo(decode Decoder, limit int) Decoder {
 	return func(service, id string, value []byte) (cache.Instance, error) {
-		if len(value) > MaxValueSize {
-			return cache.Instance{}, fmt.Errorf("value of %d bytes is over the limit of %d", len(value), MaxValueSize)
+		if len(value) > limit {
+			return cache.Instance{}, fmt.Errorf("value of %d bytes is over the limit of %d", len(value), limit)
 		}
 		return decode(service, id, value)
 	}

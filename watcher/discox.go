@@ -21,14 +21,7 @@ func DecodeDiscox(service, id string, value []byte) (cache.Instance, error) {
 	if err != nil {
 		return cache.Instance{}, err
 	}
-	in := cache.Instance{
-		Service:  service,
-		ID:       id,
-		Address:  host,
-		Port:     port,
-		Priority: DefaultPriority,
-		Weight:   DefaultWeight,
-	}
+	in := NewInstance(service, id, host, port)
 	value = bytes.TrimSpace(value)
 	if len(value) == 0 {
 		return in, nil

@@ -45,14 +45,7 @@ func DecodeGRPC(service, id string, value []byte) (cache.Instance, error) {
 	if err != nil {
 		return cache.Instance{}, fmt.Errorf("grpc endpoint: %w", err)
 	}
-	in := cache.Instance{
-		Service:  service,
-		ID:       id,
-		Address:  host,
-		Port:     port,
-		Priority: watcher.DefaultPriority,
-		Weight:   watcher.DefaultWeight,
-	}
+	in := watcher.NewInstance(service, id, host, port)
 	md := bytes.TrimSpace(up.Metadata)
 	switch {
 	case len(md) == 0 || watcher.IsNull(md):

@@ -120,14 +120,7 @@ func DecodeServerset(service, id string, value []byte) (cache.Instance, error) {
 	if err != nil {
 		return cache.Instance{}, fmt.Errorf("serverset member: serviceEndpoint: %w", err)
 	}
-	in := cache.Instance{
-		Service:  service,
-		ID:       id,
-		Address:  host,
-		Port:     port,
-		Priority: watcher.DefaultPriority,
-		Weight:   watcher.DefaultWeight,
-	}
+	in := watcher.NewInstance(service, id, host, port)
 	for name, ep := range m.AdditionalEndpoints {
 		label := cache.Label(name)
 		if label == "" {
