@@ -35,8 +35,8 @@ type Config struct {
 	Servers []string
 	// Prefix is the path whose children are services; no trailing slash.
 	Prefix string
-	// Format is the layout: "discox" (the default), "curator" or
-	// "serverset".
+	// Format is the layout: "discox" (the default), "curator",
+	// "serverset" or "kratos".
 	Format string
 	// SessionTimeout is the requested session timeout; > 0.
 	SessionTimeout time.Duration
@@ -93,6 +93,8 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	case "serverset":
 		z.decode = DecodeServerset
 		z.member = IsServersetMember
+	case "kratos":
+		z.decode = watcher.DecodeKratos
 	default:
 		return nil, fmt.Errorf("zookeeper source %s: unknown format %q", cfg.Name, cfg.Format)
 	}
