@@ -44,7 +44,7 @@ func newHarness(t *testing.T, cfg Config) *watchertest.Harness {
 	if cfg.Name == "" {
 		cfg.Name = "etcd"
 	}
-	if cfg.Prefix == "" {
+	if cfg.Prefix == "" && cfg.Format != "gozero" {
 		cfg.Prefix = "/services"
 	}
 	if cfg.DialTimeout == 0 {

@@ -1,6 +1,7 @@
 // Package etcd mirrors an etcd key prefix into the table: the Source, and
-// the decoders of the layouts only etcd holds (grpc, skydns). The discox
-// layout, which ZooKeeper holds too, is decoded by watcher.DecodeDiscox.
+// the decoders of the layouts only etcd holds (grpc, skydns, gozero,
+// gomicro, rpcx, kitex). The discox and kratos layouts, which ZooKeeper
+// holds too, are decoded in package watcher.
 package etcd
 
 import (
@@ -45,10 +46,12 @@ type Config struct {
 	Endpoints []string
 	// Prefix is the key prefix that holds the services; a trailing slash
 	// is optional ("/services" and "/services/" are the same and neither
-	// matches "/services2/...").
+	// matches "/services2/..."). Only format gozero takes "": the whole
+	// keyspace.
 	Prefix string
-	// Format is the data layout: "discox" (the default when empty), "grpc"
-	// or "skydns" (CoreDNS etcd plugin records; needs Zone).
+	// Format is the data layout: "discox" (the default when empty), "grpc",
+	// "skydns" (CoreDNS etcd plugin records; needs Zone), "gozero",
+	// "kratos", "gomicro", "rpcx" or "kitex".
 	Format string
 	// Zone is the source's zone: the skydns layout reads the names of
 	// services from the keys below it.
@@ -91,7 +94,7 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	if len(cfg.Endpoints) == 0 {
 		return nil, fmt.Errorf("etcd source %s: no endpoints", cfg.Name)
 	}
-	if cfg.Prefix == "" {
+	if cfg.Prefix == "" && cfg.Format != "gozero" {
 		return nil, fmt.Errorf("etcd source %s: no prefix", cfg.Name)
 	}
 	if (cfg.Username == "") != (cfg.Password == "") {
@@ -108,8 +111,18 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 			return nil, fmt.Errorf("etcd source %s: format skydns needs the zone", cfg.Name)
 		}
 		decode = DecodeSkyDNS
+	case "gozero":
+		decode = DecodeGoZero
+	case "kratos":
+		decode = watcher.DecodeKratos
+	case "gomicro":
+		decode = DecodeGoMicro
+	case "rpcx":
+		decode = DecodeRPCX
+	case "kitex":
+		decode = DecodeKitex
 	default:
-		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc or skydns)", cfg.Name, cfg.Format)
+		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc, skydns, gozero, kratos, gomicro, rpcx or kitex)", cfg.Name, cfg.Format)
 	}
 	if cfg.DialTimeout <= 0 {
 		return nil, fmt.Errorf("etcd source %s: dial timeout %v, want more than 0", cfg.Name, cfg.DialTimeout)
@@ -127,8 +140,19 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 		log:     log.With("source", cfg.Name),
 	}
 	e.split = func(key string) (string, string, error) { return watcher.SplitKey(e.prefix, key) }
-	if cfg.Format == "skydns" {
+	switch cfg.Format {
+	case "skydns":
 		e.split = skydnsSplitter(e.prefix, cfg.Zone)
+	case "gozero":
+		if cfg.Prefix == "" {
+			e.prefix = ""
+			e.decode = anyKeyspace(e.decode)
+		}
+		e.split = gozeroSplitter(e.prefix)
+	case "gomicro":
+		e.decode = watcher.LimitSizeTo(decode, gomicroMaxValue)
+	case "rpcx":
+		e.split = rpcxSplitter(e.prefix)
 	}
 	return e, nil
 }
