@@ -35,14 +35,35 @@ const (
 	FormatNative    = "native"    // consul: the catalog and health API
 	FormatCurator   = "curator"   // zookeeper: Apache Curator ServiceInstance JSON
 	FormatServerset = "serverset" // zookeeper: Finagle serverset member_* nodes
+	FormatGoZero    = "gozero"    // etcd: go-zero core/discov, <Etcd.Key>/<lease ID> = host:port
+	FormatKratos    = "kratos"    // etcd, zookeeper: Kratos <namespace>/<name>/<id>, ServiceInstance JSON
+	FormatGoMicro   = "gomicro"   // etcd: go-micro /micro/registry/<service>/<node>, registry.Service JSON
+	FormatRPCX      = "rpcx"      // etcd: rpcx-etcd <base>/<service>/<network>@<host:port>
+	FormatKitex     = "kitex"     // etcd: kitex-contrib registry-etcd kitex/registry-etcd/<service>/<host:port>
 )
+
+// formatPrefixes is the prefix of each framework's format when the file
+// sets none: where the framework writes by default. "" is the whole
+// keyspace. rpcx has no default base path.
+var formatPrefixes = map[string]string{
+	FormatGoZero:  "",
+	FormatKratos:  "/microservices",
+	FormatGoMicro: "/micro/registry",
+	FormatKitex:   "kitex/registry-etcd",
+}
+
+// keyPrefixFormats read etcd keys that need not start with "/", since
+// their frameworks write them where told (go-zero, Kitex and rpcx-etcd
+// put the key they are given as it is).
+var keyPrefixFormats = []string{FormatGoZero, FormatRPCX, FormatKitex}
 
 // formats lists the formats each source type accepts; the first is its
 // default.
 var formats = map[string][]string{
-	TypeEtcd:      {FormatDiscox, FormatGRPC, FormatSkyDNS},
+	TypeEtcd: {FormatDiscox, FormatGRPC, FormatSkyDNS,
+		FormatGoZero, FormatKratos, FormatGoMicro, FormatRPCX, FormatKitex},
 	TypeConsul:    {FormatNative},
-	TypeZooKeeper: {FormatDiscox, FormatCurator, FormatServerset},
+	TypeZooKeeper: {FormatDiscox, FormatCurator, FormatServerset, FormatKratos},
 }
 
 // Upper bounds of numeric keys whose range is not given by a protocol.
@@ -246,7 +267,10 @@ type Source struct {
 	// Endpoints are the etcd members: host:port or http(s)://host:port.
 	Endpoints []string `toml:"endpoints" source:"etcd"`
 	// Prefix is the key (etcd) or znode (zookeeper) under which services
-	// are registered; it starts with "/" and has no trailing "/".
+	// are registered; it starts with "/" and has no trailing "/". etcd
+	// formats gozero, rpcx and kitex take a key prefix without the leading
+	// "/" too, and gozero "" for the whole keyspace. Unset, a framework's
+	// format reads where the framework writes (formatPrefixes).
 	Prefix string `toml:"prefix" source:"etcd,zookeeper"`
 	// Username and Password authenticate to etcd; both or neither.
 	Username string `toml:"username" source:"etcd"`

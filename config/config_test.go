@@ -318,9 +318,9 @@ func TestLoadErrors(t *testing.T) {
 		{"missing type", "[[source]]\nname = \"x\"\n", []string{`source[0] ("x").type: missing (want etcd, consul or zookeeper)`}, 1},
 		{"missing type no name", "[dns]\n\n[[source]]\nprefix = \"/x\"\n", []string{`source[0].type: missing`}, 3},
 		{"type not a string", "[[source]]\ntype = 1\n", []string{`source[0].type: want a string, got an integer`}, 2},
-		{"etcd format", etcd + "format = \"curator\"\n", []string{`source[0] ("etcd").format: unknown format "curator" for type etcd (want discox, grpc or skydns)`}, 3},
+		{"etcd format", etcd + "format = \"curator\"\n", []string{`source[0] ("etcd").format: unknown format "curator" for type etcd (want discox, grpc, skydns, `}, 3},
 		{"consul format", "[[source]]\ntype = \"etcd\"\n[[source]]\nname = \"consul\"\ntype = \"consul\"\nformat = \"foo\"\n", []string{`source[1] ("consul").format: unknown format "foo" for type consul (want native)`}, 6},
-		{"zookeeper format", "[[source]]\ntype = \"zookeeper\"\nformat = \"grpc\"\n", []string{`source[0] ("zookeeper").format: unknown format "grpc" for type zookeeper (want discox, curator or serverset)`}, 3},
+		{"zookeeper format", "[[source]]\ntype = \"zookeeper\"\nformat = \"grpc\"\n", []string{`source[0] ("zookeeper").format: unknown format "grpc" for type zookeeper (want discox, curator, serverset`}, 3},
 		{"duplicate names", etcd + "[[source]]\nname = \"etcd\"\ntype = \"consul\"\n", []string{`source[1] ("etcd").name: duplicate name "etcd", also used by source[0]`}, 4},
 		{"duplicate defaulted names", etcd + etcd, []string{`source[1] ("etcd").name: duplicate name "etcd", also used by source[0]`}, 3},
 		{"cert without key", "[[source]]\ntype = \"consul\"\ncert_file = \"c.pem\"\n", []string{`source[0] ("consul").cert_file: set without key_file`}, 3},
@@ -329,6 +329,10 @@ func TestLoadErrors(t *testing.T) {
 		{"password without username", etcd + "password = \"p\"\n", []string{`source[0] ("etcd").password: set without username`}, 3},
 		{"root prefix", etcd + "prefix = \"/\"\n", []string{`source[0] ("etcd").prefix:`, "root"}, 3},
 		{"relative prefix", "[[source]]\ntype = \"zookeeper\"\nprefix = \"services\"\n", []string{`source[0] ("zookeeper").prefix: "services" must start with "/"`}, 3},
+		{"relative etcd prefix", etcd + "prefix = \"services\"\n", []string{`source[0] ("etcd").prefix: "services" must start with "/" (only formats gozero, rpcx or kitex read keys without it)`}, 3},
+		{"empty rpcx prefix", etcd + "format = \"rpcx\"\nprefix = \"\"\n", []string{`source[0] ("etcd").prefix: empty; format rpcx needs the key prefix`}, 4},
+		{"empty kratos prefix", etcd + "format = \"kratos\"\nprefix = \"\"\n", []string{`source[0] ("etcd").prefix: "" must start with "/"`}, 4},
+		{"kitex prefix empty segment", etcd + "format = \"kitex\"\nprefix = \"kitex//registry-etcd\"\n", []string{`source[0] ("etcd").prefix: key prefix "kitex//registry-etcd":`, "empty path segment"}, 4},
 		{"bad endpoint", etcd + "endpoints = [\"ftp://x:1\"]\n", []string{`source[0] ("etcd").endpoints:`, "http or https"}, 3},
 		{"endpoint without port", etcd + "endpoints = [\"etcd-1\"]\n", []string{`source[0] ("etcd").endpoints:`, "missing port"}, 3},
 		{"no endpoints", etcd + "endpoints = []\n", []string{`source[0] ("etcd").endpoints: must list at least one`}, 3},
@@ -711,5 +715,36 @@ func TestHTTPBeyondLoopback(t *testing.T) {
 		if got := (&HTTP{Listen: listen}).BeyondLoopback(); got != want {
 			t.Errorf("%q: BeyondLoopback() = %v, want %v", listen, got, want)
 		}
+	}
+}
+
+// TestFrameworkPrefixes: a framework's format reads where the framework
+// writes unless the file sets a prefix, and go-zero, rpcx and Kitex take
+// keys without a leading "/".
+func TestFrameworkPrefixes(t *testing.T) {
+	tests := []struct{ typ, format, prefixLine, want string }{
+		{"etcd", "gozero", "", ""},
+		{"etcd", "gozero", `prefix = ""`, ""},
+		{"etcd", "gozero", `prefix = "hello.rpc/"`, "hello.rpc"},
+		{"etcd", "gozero", `prefix = "/rpc/hello"`, "/rpc/hello"},
+		{"etcd", "kratos", "", "/microservices"},
+		{"zookeeper", "kratos", "", "/microservices"},
+		{"etcd", "gomicro", "", "/micro/registry"},
+		{"etcd", "kitex", "", "kitex/registry-etcd"},
+		{"etcd", "kitex", `prefix = "kitex/registry-etcd/"`, "kitex/registry-etcd"},
+		{"etcd", "rpcx", `prefix = "/rpcx_test"`, "/rpcx_test"},
+		{"etcd", "rpcx", `prefix = "rpcx"`, "rpcx"},
+		{"etcd", "discox", "", "/services"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ+" "+tt.format+" "+tt.prefixLine, func(t *testing.T) {
+			c, err := Load(write(t, fmt.Sprintf("[[source]]\ntype = %q\nformat = %q\n%s\n", tt.typ, tt.format, tt.prefixLine)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Sources[0].Prefix; got != tt.want {
+				t.Errorf("prefix %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

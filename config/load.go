@@ -174,6 +174,11 @@ func (d *decoder) sources(p toml.Primitive, c *Config) *Error {
 			return srcErr(i, srcLabel(i, name, ""), "type", err)
 		}
 		s := DefaultSource(typ)
+		if f, err := d.str(m, "format"); err == nil {
+			if p, ok := formatPrefixes[f]; ok {
+				s.Prefix = p
+			}
+		}
 		path := "source." + strconv.Itoa(i)
 		if e := d.unknown(m, reflect.TypeFor[Source](), path, label); e != nil {
 			return e

@@ -281,7 +281,7 @@ func (s *Source) validate(i int, zone string) *Error {
 				return fail("endpoints", err)
 			}
 		}
-		p, err := normalisePrefix(s.Prefix)
+		p, err := etcdPrefix(s.Format, s.Prefix)
 		if err != nil {
 			return fail("prefix", err)
 		}
@@ -605,6 +605,30 @@ func normalisePrefix(p string) (string, error) {
 		return "", fmt.Errorf("%q has an empty path segment", p)
 	}
 	return t, nil
+}
+
+// etcdPrefix checks an etcd source's prefix for its format: a path as
+// normalisePrefix wants it; for the keyPrefixFormats also a key prefix
+// without the leading "/", and for gozero "" (the whole keyspace).
+func etcdPrefix(format, p string) (string, error) {
+	keyPrefix := slices.Contains(keyPrefixFormats, format)
+	switch {
+	case p == "" && format == FormatGoZero:
+		return "", nil
+	case p == "" && keyPrefix:
+		return "", fmt.Errorf("empty; format %s needs the key prefix its services are registered under", format)
+	case !keyPrefix || strings.HasPrefix(p, "/"):
+		t, err := normalisePrefix(p)
+		if err != nil && !strings.HasPrefix(p, "/") {
+			err = fmt.Errorf("%w (only formats %s read keys without it)", err, oneOf(keyPrefixFormats))
+		}
+		return t, err
+	}
+	t, err := normalisePrefix("/" + p)
+	if err != nil {
+		return "", fmt.Errorf("key prefix %q: %w", p, err)
+	}
+	return t[1:], nil
 }
 
 // oneOf renders choices as "a", "a or b", "a, b or c".
