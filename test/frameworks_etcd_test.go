@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -137,10 +136,7 @@ func TestFrameworksEtcd(t *testing.T) {
 		t.Errorf("kratos TXT: %s, want version and metadata", txt)
 	}
 
-	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var dialer net.Dialer
-		return dialer.DialContext(ctx, network, d.dns)
-	}}
+	res := registries.Resolver(d.dns)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, srvs, err := res.LookupSRV(ctx, "grpc", "tcp", "user.svc.internal")

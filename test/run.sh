@@ -51,6 +51,9 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 staticcheck ./...
+# The frameworks' own registrars, a module of their own (test/frameworks).
+(cd test/frameworks && go vet ./... && staticcheck ./...)
 
 echo "== tests"
 go test -race -count=1 -timeout 20m "$@" ./...
+(cd test/frameworks && go test -race -count=1 -timeout 10m ./...)
