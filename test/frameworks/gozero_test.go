@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,26 +26,9 @@ import (
 // discodns (format gozero, the whole keyspace) answers dig and Go's
 // resolver; when the publisher stops (its lease revoked), the name goes.
 func TestGoZeroPublisher(t *testing.T) {
-	digPath, err := exec.LookPath("dig")
-	if err != nil {
-		t.Fatalf("dig is required (./test/run.sh installs it): %v", err)
-	}
 	logx.Disable()
 	endpoint := startEtcd(t)
-	d := startDiscodns(t, fmt.Sprintf(`
-[dns]
-listen = ["{{DNS}}"]
-zone = "svc.internal."
-
-[http]
-listen = "{{HTTP}}"
-
-[[source]]
-name = "gozero"
-type = "etcd"
-endpoints = [%q]
-format = "gozero"
-`, endpoint))
+	d := serveEtcd(t, endpoint, "gozero")
 
 	pub := discov.NewPublisher([]string{endpoint}, "hello.rpc", "10.1.2.3:8080")
 	if err := pub.KeepAlive(); err != nil {
@@ -58,13 +42,13 @@ format = "gozero"
 	}()
 
 	eventually(t, 30*time.Second, "dig finds go-zero's instance", func() error {
-		out, err := exec.Command(digPath, "@"+d.host, "-p", d.port, "+short", "hello-rpc.svc.internal.", "A").CombinedOutput()
+		out, err := d.dig("+short", "hello-rpc.svc.internal.", "A").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "10.1.2.3" {
 			return fmt.Errorf("dig A: %q %v", out, err)
 		}
 		return nil
 	})
-	res := registries.Resolver(d.dns)
+	res := resolver(d)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, srvs, err := res.LookupSRV(ctx, "hello-rpc", "tcp", "svc.internal")
@@ -78,13 +62,16 @@ format = "gozero"
 	pub.Stop()
 	stopped = true
 	eventually(t, 30*time.Second, "the name gone with go-zero's lease", func() error {
-		out, err := exec.Command(digPath, "@"+d.host, "-p", d.port, "hello-rpc.svc.internal.", "A").CombinedOutput()
+		out, err := d.dig("hello-rpc.svc.internal.", "A").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "status: NXDOMAIN") {
 			return fmt.Errorf("dig A: %s %v", out, err)
 		}
 		return nil
 	})
 }
+
+// resolver is Go's resolver asking d alone.
+func resolver(d *discodns) *net.Resolver { return registries.Resolver(d.dns) }
 
 // startEtcd starts an embedded etcd for the test and returns its client
 // address.
@@ -109,12 +96,42 @@ func startEtcd(t *testing.T) string {
 // configuration.
 type discodns struct {
 	dns, host, port string
+	digPath         string
+}
+
+// serveEtcd starts discodns reading the etcd at endpoint in format, zone
+// svc.internal.
+func serveEtcd(t *testing.T, endpoint, format string) *discodns {
+	t.Helper()
+	return startDiscodns(t, fmt.Sprintf(`
+[dns]
+listen = ["{{DNS}}"]
+zone = "svc.internal."
+
+[http]
+listen = "{{HTTP}}"
+
+[[source]]
+name = %[2]q
+type = "etcd"
+endpoints = [%[1]q]
+format = %[2]q
+`, endpoint, format))
+}
+
+// dig runs dig against d with args.
+func (d *discodns) dig(args ...string) *exec.Cmd {
+	return exec.Command(d.digPath, append([]string{"@" + d.host, "-p", d.port}, args...)...)
 }
 
 // startDiscodns builds discodns, starts it with config ({{DNS}} and
 // {{HTTP}} become free loopback addresses) and waits until it is ready.
 func startDiscodns(t *testing.T, config string) *discodns {
 	t.Helper()
+	digPath, err := exec.LookPath("dig")
+	if err != nil {
+		t.Fatalf("dig is required (./test/run.sh installs it): %v", err)
+	}
 	dir := t.TempDir()
 	binary := filepath.Join(dir, "discodns")
 	build := exec.Command("go", "build", "-race", "-o", binary, ".")
@@ -123,7 +140,7 @@ func startDiscodns(t *testing.T, config string) *discodns {
 		t.Fatalf("build discodns: %v\n%s", err, out)
 	}
 	port := fmt.Sprint(registries.FreePort(t))
-	d := &discodns{dns: "127.0.0.1:" + port, host: "127.0.0.1", port: port}
+	d := &discodns{dns: "127.0.0.1:" + port, host: "127.0.0.1", port: port, digPath: digPath}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", registries.FreePort(t))
 	config = strings.NewReplacer("{{DNS}}", d.dns, "{{HTTP}}", httpAddr).Replace(config)
 	path := filepath.Join(dir, "discodns.toml")
