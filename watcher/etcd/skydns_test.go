@@ -19,7 +19,8 @@ func TestSkyDNSSplitter(t *testing.T) {
 	}{
 		{"/skydns/internal/svc/web/a", "web", "a", ""},
 		{"/skydns/internal/svc/web/x/a", "web", "a.x", ""},
-		{"/skydns/internal/svc/web", "web", "web", ""},
+		{"/skydns/internal/svc/web", "web", "", ""},
+		{"/skydns/internal/svc/web/web", "web", "web", ""},
 		{"/skydns/Internal/SVC/Web/A", "web", "a", ""},
 		{"/skydns/internal/svc", "", "", "other"},
 		{"/skydns/internal/svc/", "", "", "other"},
