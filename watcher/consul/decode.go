@@ -14,7 +14,9 @@ import (
 
 // decode turns one health entry into an instance. It returns ok false for
 // an instance that is not served: critical, in maintenance, warning when
-// warnings are left out, or without a wanted tag.
+// warnings are left out, or without a wanted tag. Kratos's tagged
+// addresses become named ports and go-micro's encoded tags are dropped
+// (see frameworks.go).
 func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err error) {
 	svc := e.Service
 	status := e.Checks.AggregatedStatus()
@@ -54,6 +56,14 @@ func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 	if weight < 0 || weight > 65535 {
 		return in, false, fmt.Errorf("weight %d out of range", weight)
 	}
+	tags, version := splitTags(svc.Tags)
+	meta := maps.Clone(svc.Meta)
+	if _, ok := meta["version"]; version != "" && !ok {
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		meta["version"] = version
+	}
 	return cache.Instance{
 		Service:  svc.Service,
 		ID:       e.Node.Node + "/" + svc.ID,
@@ -61,8 +71,9 @@ func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 		Port:     uint16(svc.Port),
 		Priority: watcher.DefaultPriority,
 		Weight:   uint16(weight),
-		Tags:     slices.Clone(svc.Tags),
-		Meta:     maps.Clone(svc.Meta),
+		Ports:    namedPorts(address, svc.TaggedAddresses),
+		Tags:     tags,
+		Meta:     meta,
 	}, true, nil
 }
 
