@@ -102,3 +102,25 @@ func (c *Source) tagged(tags []string) bool {
 	}
 	return false
 }
+
+// DecodeEntry is a watcher.Decoder of one health entry as JSON (an element
+// of what /v1/health/service answers), decoded as a source with the default
+// settings decodes it; an entry that source would not serve is
+// watcher.ErrRemoved. The layouts command reads Consul with it.
+func DecodeEntry(_, _ string, value []byte) (cache.Instance, error) {
+	var e api.ServiceEntry
+	if err := watcher.DecodeObject(value, &e, "consul health entry"); err != nil {
+		return cache.Instance{}, err
+	}
+	if e.Node == nil || e.Service == nil {
+		return cache.Instance{}, errors.New("consul health entry: no node or service")
+	}
+	in, ok, err := (&Source{}).decode(&e)
+	switch {
+	case err != nil:
+		return cache.Instance{}, err
+	case !ok:
+		return cache.Instance{}, watcher.ErrRemoved
+	}
+	return in, nil
+}

@@ -26,7 +26,8 @@ type skydnsRecord struct {
 	Text     string `json:"text"`
 }
 
-// skydnsSplitter returns the key splitter of the skydns layout for zone:
+// SkyDNSSplitter returns the key splitter of the skydns layout for zone
+// under prefix (with its trailing slash):
 // the key is prefix plus the DNS name's labels reversed, so
 // <prefix>/internal/svc/web/a is a.web.svc.internal. With zone
 // svc.internal., the service is the label below the zone ("web") and the
@@ -35,7 +36,7 @@ type skydnsRecord struct {
 // can have, and is its own SRV target (see DecodeSkyDNS). Keys outside the zone,
 // and the zone's own records, are not instances (errOtherKey); a key with
 // an empty label is malformed.
-func skydnsSplitter(prefix, zone string) func(key string) (service, id string, err error) {
+func SkyDNSSplitter(prefix, zone string) func(key string) (service, id string, err error) {
 	labels := strings.Split(strings.TrimSuffix(strings.ToLower(zone), "."), ".")
 	slices.Reverse(labels)
 	zonePath := prefix + strings.Join(labels, "/") + "/"

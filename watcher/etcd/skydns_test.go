@@ -12,7 +12,7 @@ import (
 )
 
 func TestSkyDNSSplitter(t *testing.T) {
-	split := skydnsSplitter("/skydns/", "svc.internal.")
+	split := SkyDNSSplitter("/skydns/", "svc.internal.")
 	for _, tc := range []struct {
 		key, service, id string
 		err              string // "": an instance key; "other": errOtherKey

@@ -128,7 +128,7 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	}
 	e.split = func(key string) (string, string, error) { return watcher.SplitKey(e.prefix, key) }
 	if cfg.Format == "skydns" {
-		e.split = skydnsSplitter(e.prefix, cfg.Zone)
+		e.split = SkyDNSSplitter(e.prefix, cfg.Zone)
 	}
 	return e, nil
 }
