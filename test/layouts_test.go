@@ -39,8 +39,8 @@ func TestLayoutsCommand(t *testing.T) {
 	zkServer := registries.StartZooKeeper(t)
 	conn := registries.ZKClient(t, zkServer.Addr())
 	for p, data := range map[string]string{
-		"/services/orders/0c5a": `{"name":"orders","id":"0c5a","address":"10.1.0.1","port":8080,"sslPort":8443}`,
-		"/services/orders/7d1e": `{"name":"orders","id":"7d1e","address":"10.1.0.2","port":8080}`,
+		"/services/orders/0c5a":                 `{"name":"orders","id":"0c5a","address":"10.1.0.1","port":8080,"sslPort":8443}`,
+		"/services/orders/7d1e":                 `{"name":"orders","id":"7d1e","address":"10.1.0.2","port":8080}`,
 		"/aurora/prod/search/member_0000000001": `{"serviceEndpoint":{"host":"10.1.1.1","port":9000},"additionalEndpoints":{},"status":"ALIVE"}`,
 		"/aurora/prod/search/member_0000000002": `{"serviceEndpoint":{"host":"10.1.1.2","port":9000},"additionalEndpoints":{},"status":"ALIVE"}`,
 	} {
