@@ -104,18 +104,20 @@ func dubboTXT(t *testing.T, d *discodns, name string) string {
 	return strings.Join(txt, "\n")
 }
 
-func dubboConfig(sources string) string {
-	return `
-[dns]
-listen = ["{{DNS}}"]
-zone = "svc.internal."
-
-[http]
-listen = "{{HTTP}}"
-
-[log]
-level = "debug"
-` + sources
+// dubboConfig is a configuration with a source of type typ, reading the
+// registry at addr, per "name prefix format" in sources.
+func dubboConfig(typ, addr string, sources ...string) string {
+	key := "servers"
+	if typ == "etcd" {
+		key = "endpoints"
+	}
+	var b strings.Builder
+	b.WriteString("[dns]\nlisten = [\"{{DNS}}\"]\nzone = \"svc.internal.\"\n\n[http]\nlisten = \"{{HTTP}}\"\n\n[log]\nlevel = \"debug\"\n")
+	for _, src := range sources {
+		f := strings.Fields(src)
+		fmt.Fprintf(&b, "\n[[source]]\nname = %q\ntype = %q\n%s = [%q]\nprefix = %q\nformat = %q\n", f[0], typ, key, addr, f[1], f[2])
+	}
+	return b.String()
 }
 
 // TestFrameworksDubboZooKeeper: Dubbo Java's interface-level providers on
@@ -161,21 +163,7 @@ func TestFrameworksDubboZooKeeper(t *testing.T) {
 	registries.ZKPut(t, cli, "/services/shop/10.0.0.7:20882", dubbo3("10.0.0.7", `[{"port":20882,"protocol":"dubbo"},{"port":50051,"protocol":"tri"}]`), zk.FlagEphemeral)
 	registries.ZKPut(t, cli, "/services/shop/10.0.0.8:20882", dubbo3("10.0.0.8", `[{"port":20882,"protocol":"dubbo"`), zk.FlagEphemeral)
 
-	d := startDiscodns(t, dubboConfig(fmt.Sprintf(`
-[[source]]
-name = "dubbo"
-type = "zookeeper"
-servers = [%[1]q]
-prefix = "/dubbo"
-format = "dubbo"
-
-[[source]]
-name = "curator"
-type = "zookeeper"
-servers = [%[1]q]
-prefix = "/services"
-format = "curator"
-`, server.Addr())))
+	d := startDiscodns(t, dubboConfig("zookeeper", server.Addr(), "dubbo /dubbo dubbo", "curator /services curator"))
 
 	// The interface answers, with each provider's protocol as a named
 	// port and its weight as the SRV weight; the disabled one and the
@@ -231,14 +219,7 @@ func TestFrameworksKitexZooKeeperRoot(t *testing.T) {
 	registries.ZKPut(t, cli, "/echo/10.0.0.4:8888", `{"Weight":20,"Tags":null}`, zk.FlagEphemeral)
 	registries.ZKPut(t, cli, "/echo/10.0.0.5:8888", `{"Weight":10,"Tags":{"cluster"`, zk.FlagEphemeral)
 
-	d := startDiscodns(t, dubboConfig(fmt.Sprintf(`
-[[source]]
-name = "kitex"
-type = "zookeeper"
-servers = [%q]
-prefix = "/"
-format = "discox"
-`, server.Addr())))
+	d := startDiscodns(t, dubboConfig("zookeeper", server.Addr(), "kitex / discox"))
 
 	dubboExpectDNS(t, "kitex SRV", "10-0-0-3-8888.echo.svc.internal. 8888 10, 10-0-0-4-8888.echo.svc.internal. 8888 20",
 		func() ([]string, error) { return dubboSRV(d, "echo", "svc.internal.") })
@@ -289,21 +270,7 @@ func TestFrameworksDubboEtcd(t *testing.T) {
 	e.put("/services/greeter/10.0.0.9:20000", instance("10.0.0.9", true, false), clientv3.WithLease(lease.ID))
 	e.put("/services/greeter/10.0.0.8:20000", `{"ID":"10.0.0.8:20000","ServiceName":"gree`, clientv3.WithLease(lease.ID))
 
-	d := startDiscodns(t, dubboConfig(fmt.Sprintf(`
-[[source]]
-name = "dubbo"
-type = "etcd"
-endpoints = [%[1]q]
-prefix = "/dubbo"
-format = "dubbo"
-
-[[source]]
-name = "dubbogo"
-type = "etcd"
-endpoints = [%[1]q]
-prefix = "/services"
-format = "discox"
-`, e.endpoint())))
+	d := startDiscodns(t, dubboConfig("etcd", e.endpoint(), "dubbo /dubbo dubbo", "dubbogo /services discox"))
 
 	dubboExpectDNS(t, "dubbo A", "172.20.3.201, 172.20.3.202", func() ([]string, error) { return dubboHosts(d, dubboDemoService) })
 	got, err := dubboSRV(d, "tri", dubboDemoService)
