@@ -35,14 +35,15 @@ const (
 	FormatNative    = "native"    // consul: the catalog and health API
 	FormatCurator   = "curator"   // zookeeper: Apache Curator ServiceInstance JSON
 	FormatServerset = "serverset" // zookeeper: Finagle serverset member_* nodes
+	FormatDubbo     = "dubbo"     // etcd, zookeeper: <group>/<interface>/providers/<provider URL>
 )
 
 // formats lists the formats each source type accepts; the first is its
 // default.
 var formats = map[string][]string{
-	TypeEtcd:      {FormatDiscox, FormatGRPC, FormatSkyDNS},
+	TypeEtcd:      {FormatDiscox, FormatGRPC, FormatSkyDNS, FormatDubbo},
 	TypeConsul:    {FormatNative},
-	TypeZooKeeper: {FormatDiscox, FormatCurator, FormatServerset},
+	TypeZooKeeper: {FormatDiscox, FormatCurator, FormatServerset, FormatDubbo},
 }
 
 // Upper bounds of numeric keys whose range is not given by a protocol.
@@ -246,7 +247,9 @@ type Source struct {
 	// Endpoints are the etcd members: host:port or http(s)://host:port.
 	Endpoints []string `toml:"endpoints" source:"etcd"`
 	// Prefix is the key (etcd) or znode (zookeeper) under which services
-	// are registered; it starts with "/" and has no trailing "/".
+	// are registered; it starts with "/" and has no trailing "/". The root
+	// "/" itself is allowed only for a zookeeper source of a format other
+	// than dubbo (Kitex writes /<service>/<host:port>).
 	Prefix string `toml:"prefix" source:"etcd,zookeeper"`
 	// Username and Password authenticate to etcd; both or neither.
 	Username string `toml:"username" source:"etcd"`

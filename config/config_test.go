@@ -318,9 +318,9 @@ func TestLoadErrors(t *testing.T) {
 		{"missing type", "[[source]]\nname = \"x\"\n", []string{`source[0] ("x").type: missing (want etcd, consul or zookeeper)`}, 1},
 		{"missing type no name", "[dns]\n\n[[source]]\nprefix = \"/x\"\n", []string{`source[0].type: missing`}, 3},
 		{"type not a string", "[[source]]\ntype = 1\n", []string{`source[0].type: want a string, got an integer`}, 2},
-		{"etcd format", etcd + "format = \"curator\"\n", []string{`source[0] ("etcd").format: unknown format "curator" for type etcd (want discox, grpc or skydns)`}, 3},
+		{"etcd format", etcd + "format = \"curator\"\n", []string{`source[0] ("etcd").format: unknown format "curator" for type etcd (want discox, grpc, skydns or dubbo)`}, 3},
 		{"consul format", "[[source]]\ntype = \"etcd\"\n[[source]]\nname = \"consul\"\ntype = \"consul\"\nformat = \"foo\"\n", []string{`source[1] ("consul").format: unknown format "foo" for type consul (want native)`}, 6},
-		{"zookeeper format", "[[source]]\ntype = \"zookeeper\"\nformat = \"grpc\"\n", []string{`source[0] ("zookeeper").format: unknown format "grpc" for type zookeeper (want discox, curator or serverset)`}, 3},
+		{"zookeeper format", "[[source]]\ntype = \"zookeeper\"\nformat = \"grpc\"\n", []string{`source[0] ("zookeeper").format: unknown format "grpc" for type zookeeper (want discox, curator, serverset or dubbo)`}, 3},
 		{"duplicate names", etcd + "[[source]]\nname = \"etcd\"\ntype = \"consul\"\n", []string{`source[1] ("etcd").name: duplicate name "etcd", also used by source[0]`}, 4},
 		{"duplicate defaulted names", etcd + etcd, []string{`source[1] ("etcd").name: duplicate name "etcd", also used by source[0]`}, 3},
 		{"cert without key", "[[source]]\ntype = \"consul\"\ncert_file = \"c.pem\"\n", []string{`source[0] ("consul").cert_file: set without key_file`}, 3},
@@ -328,6 +328,7 @@ func TestLoadErrors(t *testing.T) {
 		{"auth without colon", "[[source]]\ntype = \"zookeeper\"\nauth = \"secret\"\n", []string{`source[0] ("zookeeper").auth: must be a digest credential "user:password"`}, 3},
 		{"password without username", etcd + "password = \"p\"\n", []string{`source[0] ("etcd").password: set without username`}, 3},
 		{"root prefix", etcd + "prefix = \"/\"\n", []string{`source[0] ("etcd").prefix:`, "root"}, 3},
+		{"dubbo root prefix", "[[source]]\ntype = \"zookeeper\"\nformat = \"dubbo\"\nprefix = \"/\"\n", []string{`source[0] ("zookeeper").prefix: "/": the root is allowed only for a zookeeper source of format discox, curator or serverset`, `"/dubbo" for format dubbo`}, 4},
 		{"relative prefix", "[[source]]\ntype = \"zookeeper\"\nprefix = \"services\"\n", []string{`source[0] ("zookeeper").prefix: "services" must start with "/"`}, 3},
 		{"bad endpoint", etcd + "endpoints = [\"ftp://x:1\"]\n", []string{`source[0] ("etcd").endpoints:`, "http or https"}, 3},
 		{"endpoint without port", etcd + "endpoints = [\"etcd-1\"]\n", []string{`source[0] ("etcd").endpoints:`, "missing port"}, 3},
@@ -710,6 +711,20 @@ func TestHTTPBeyondLoopback(t *testing.T) {
 	} {
 		if got := (&HTTP{Listen: listen}).BeyondLoopback(); got != want {
 			t.Errorf("%q: BeyondLoopback() = %v, want %v", listen, got, want)
+		}
+	}
+}
+
+// TestRootPrefix: a ZooKeeper source of every format but dubbo may read the
+// root, as Kitex registers /<service>/<host:port>; it stays "/".
+func TestRootPrefix(t *testing.T) {
+	for _, format := range []string{FormatDiscox, FormatCurator, FormatServerset} {
+		cfg, err := Load(write(t, "[[source]]\ntype = \"zookeeper\"\nprefix = \"//\"\nformat = \""+format+"\"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if got := cfg.Sources[0].Prefix; got != "/" {
+			t.Errorf("%s: prefix %q, want /", format, got)
 		}
 	}
 }

@@ -47,8 +47,9 @@ type Config struct {
 	// is optional ("/services" and "/services/" are the same and neither
 	// matches "/services2/...").
 	Prefix string
-	// Format is the data layout: "discox" (the default when empty), "grpc"
-	// or "skydns" (CoreDNS etcd plugin records; needs Zone).
+	// Format is the data layout: "discox" (the default when empty),
+	// "grpc", "skydns" (CoreDNS etcd plugin records; needs Zone) or "dubbo"
+	// (<prefix>/<interface>/providers/<provider URL>).
 	Format string
 	// Zone is the source's zone: the skydns layout reads the names of
 	// services from the keys below it.
@@ -108,8 +109,10 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 			return nil, fmt.Errorf("etcd source %s: format skydns needs the zone", cfg.Name)
 		}
 		decode = DecodeSkyDNS
+	case "dubbo":
+		decode = watcher.DecodeDubbo
 	default:
-		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc or skydns)", cfg.Name, cfg.Format)
+		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc, skydns or dubbo)", cfg.Name, cfg.Format)
 	}
 	if cfg.DialTimeout <= 0 {
 		return nil, fmt.Errorf("etcd source %s: dial timeout %v, want more than 0", cfg.Name, cfg.DialTimeout)
@@ -127,8 +130,11 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 		log:     log.With("source", cfg.Name),
 	}
 	e.split = func(key string) (string, string, error) { return watcher.SplitKey(e.prefix, key) }
-	if cfg.Format == "skydns" {
+	switch cfg.Format {
+	case "skydns":
 		e.split = SkyDNSSplitter(e.prefix, cfg.Zone)
+	case "dubbo":
+		e.split = dubboSplitter(e.prefix)
 	}
 	return e, nil
 }
