@@ -4,6 +4,7 @@
 //	discodns [serve] -config FILE   serve with a configuration file
 //	discodns -dev                   serve with an embedded etcd and a demo service
 //	discodns register -source ...   keep one instance registered (see -h)
+//	discodns layouts -etcd ADDR ...  find the registry layouts a registry holds
 //	discodns version                print the version
 package main
 
@@ -36,6 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			args = args[1:]
 		case "register":
 			return runRegister(args[1:], stderr)
+		case "layouts":
+			return runLayouts(args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("discodns", flag.ContinueOnError)
@@ -45,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dnsListen := fs.String("dns-listen", "", "override dns.listen with one `address` (IP:port)")
 	httpListen := fs.String("http-listen", "", "override http.listen (`address`, \"\" keeps the config's)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: discodns [serve] -config FILE | discodns -dev | discodns register ... | discodns version\n")
+		fmt.Fprintf(stderr, "usage: discodns [serve] -config FILE | discodns -dev | discodns register ... | discodns layouts ... | discodns version\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -174,7 +174,7 @@ func servicesJSON(snap *cache.Snapshot, filter string) servicesDoc {
 		sj := serviceJSON{Name: svc.Name, FQDN: svc.FQDN, Instances: make([]instanceJSON, 0, len(svc.Endpoints))}
 		for _, ep := range svc.Endpoints {
 			sj.Instances = append(sj.Instances, instanceJSON{
-				Name: ep.Label + "." + svc.FQDN, Service: ep.Service, ID: ep.ID, Address: ep.Address,
+				Name: svc.InstanceName(&ep), Service: ep.Service, ID: ep.ID, Address: ep.Address,
 				Port: ep.Port, Priority: ep.Priority, Weight: ep.Weight, Tags: ep.Tags, Meta: ep.Meta, Source: ep.Source,
 			})
 		}

@@ -34,6 +34,10 @@ type Instance struct {
 	Tags []string
 	// Meta is published as TXT key=value strings on the instance name.
 	Meta map[string]string
+	// AtService marks an instance whose name is the service's own name (a
+	// skydns record stored at the service level, as CoreDNS answers it):
+	// its SRV target is <svc>.<zone>, and it has no <inst>.<svc> name.
+	AtService bool
 	// Source is the name of the source that reported the instance; the
 	// table sets it.
 	Source string
@@ -52,7 +56,7 @@ func (in *Instance) IP() (netip.Addr, bool) {
 // Equal reports whether two instances carry the same data.
 func (in *Instance) Equal(o *Instance) bool {
 	if in.Service != o.Service || in.ID != o.ID || in.Address != o.Address ||
-		in.Port != o.Port || in.Priority != o.Priority || in.Weight != o.Weight ||
+		in.Port != o.Port || in.Priority != o.Priority || in.Weight != o.Weight || in.AtService != o.AtService ||
 		in.Source != o.Source || !slices.Equal(in.Tags, o.Tags) || !maps.Equal(in.Ports, o.Ports) ||
 		len(in.Meta) != len(o.Meta) {
 		return false

@@ -100,6 +100,15 @@ type Service struct {
 	Endpoints []Endpoint
 }
 
+// InstanceName is the DNS name of the service's endpoint ep: <label>.FQDN,
+// or FQDN itself for an instance at the service's own name.
+func (s *Service) InstanceName(ep *Endpoint) string {
+	if ep.AtService {
+		return s.FQDN
+	}
+	return ep.Label + "." + s.FQDN
+}
+
 // Snapshot is an immutable view of the whole table.
 type Snapshot struct {
 	// Version increases with every published snapshot.

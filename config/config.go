@@ -35,6 +35,7 @@ const (
 	FormatNative    = "native"    // consul: the catalog and health API
 	FormatCurator   = "curator"   // zookeeper: Apache Curator ServiceInstance JSON
 	FormatServerset = "serverset" // zookeeper: Finagle serverset member_* nodes
+	FormatDubbo     = "dubbo"     // etcd, zookeeper: <group>/<interface>/providers/<provider URL>
 	FormatGoZero    = "gozero"    // etcd: go-zero core/discov, <Etcd.Key>/<lease ID> = host:port
 	FormatKratos    = "kratos"    // etcd, zookeeper: Kratos <namespace>/<name>/<id>, ServiceInstance JSON
 	FormatGoMicro   = "gomicro"   // etcd: go-micro /micro/registry/<service>/<node>, registry.Service JSON
@@ -60,10 +61,10 @@ var keyPrefixFormats = []string{FormatGoZero, FormatRPCX, FormatKitex}
 // formats lists the formats each source type accepts; the first is its
 // default.
 var formats = map[string][]string{
-	TypeEtcd: {FormatDiscox, FormatGRPC, FormatSkyDNS,
+	TypeEtcd: {FormatDiscox, FormatGRPC, FormatSkyDNS, FormatDubbo,
 		FormatGoZero, FormatKratos, FormatGoMicro, FormatRPCX, FormatKitex},
 	TypeConsul:    {FormatNative},
-	TypeZooKeeper: {FormatDiscox, FormatCurator, FormatServerset, FormatKratos},
+	TypeZooKeeper: {FormatDiscox, FormatCurator, FormatServerset, FormatDubbo, FormatKratos},
 }
 
 // Upper bounds of numeric keys whose range is not given by a protocol.
@@ -267,9 +268,11 @@ type Source struct {
 	// Endpoints are the etcd members: host:port or http(s)://host:port.
 	Endpoints []string `toml:"endpoints" source:"etcd"`
 	// Prefix is the key (etcd) or znode (zookeeper) under which services
-	// are registered; it starts with "/" and has no trailing "/". etcd
-	// formats gozero, rpcx and kitex take a key prefix without the leading
-	// "/" too, and gozero "" for the whole keyspace. Unset, a framework's
+	// are registered; it starts with "/" and has no trailing "/". The root
+	// "/" itself is allowed only for a zookeeper source of a format other
+	// than dubbo (Kitex writes /<service>/<host:port>). etcd formats
+	// gozero, rpcx and kitex take a key prefix without the leading "/"
+	// too, and gozero "" for the whole keyspace. Unset, a framework's
 	// format reads where the framework writes (formatPrefixes).
 	Prefix string `toml:"prefix" source:"etcd,zookeeper"`
 	// Username and Password authenticate to etcd; both or neither.

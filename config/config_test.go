@@ -328,6 +328,7 @@ func TestLoadErrors(t *testing.T) {
 		{"auth without colon", "[[source]]\ntype = \"zookeeper\"\nauth = \"secret\"\n", []string{`source[0] ("zookeeper").auth: must be a digest credential "user:password"`}, 3},
 		{"password without username", etcd + "password = \"p\"\n", []string{`source[0] ("etcd").password: set without username`}, 3},
 		{"root prefix", etcd + "prefix = \"/\"\n", []string{`source[0] ("etcd").prefix:`, "root"}, 3},
+		{"dubbo root prefix", "[[source]]\ntype = \"zookeeper\"\nformat = \"dubbo\"\nprefix = \"/\"\n", []string{`source[0] ("zookeeper").prefix: "/": the root is allowed only for a zookeeper source of format discox, curator or serverset`, `"/dubbo" for format dubbo`}, 4},
 		{"relative prefix", "[[source]]\ntype = \"zookeeper\"\nprefix = \"services\"\n", []string{`source[0] ("zookeeper").prefix: "services" must start with "/"`}, 3},
 		{"relative etcd prefix", etcd + "prefix = \"services\"\n", []string{`source[0] ("etcd").prefix: "services" must start with "/" (only formats gozero, rpcx or kitex read keys without it)`}, 3},
 		{"empty rpcx prefix", etcd + "format = \"rpcx\"\nprefix = \"\"\n", []string{`source[0] ("etcd").prefix: empty; format rpcx needs the key prefix`}, 4},
@@ -746,5 +747,19 @@ func TestFrameworkPrefixes(t *testing.T) {
 				t.Errorf("prefix %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRootPrefix: a ZooKeeper source of every format but dubbo may read the
+// root, as Kitex registers /<service>/<host:port>; it stays "/".
+func TestRootPrefix(t *testing.T) {
+	for _, format := range []string{FormatDiscox, FormatCurator, FormatServerset} {
+		cfg, err := Load(write(t, "[[source]]\ntype = \"zookeeper\"\nprefix = \"//\"\nformat = \""+format+"\"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if got := cfg.Sources[0].Prefix; got != "/" {
+			t.Errorf("%s: prefix %q, want /", format, got)
+		}
 	}
 }

@@ -331,7 +331,7 @@ func (s *Source) validate(i int, zone string) *Error {
 				return fail("servers", err)
 			}
 		}
-		p, err := normalisePrefix(s.Prefix)
+		p, err := normalisePrefix(s.Prefix, s.Format != FormatDubbo)
 		if err != nil {
 			return fail("prefix", err)
 		}
@@ -592,14 +592,20 @@ func specialUse(tld string) string {
 	return ""
 }
 
-// normalisePrefix checks a registry path and trims its trailing "/".
-func normalisePrefix(p string) (string, error) {
+// normalisePrefix checks a registry path and trims its trailing "/". The
+// root, "/", is refused unless rootOK: only a ZooKeeper source reads it,
+// skipping ZooKeeper's own /zookeeper, and not for the dubbo layout, whose
+// prefix is a group's root such as /dubbo.
+func normalisePrefix(p string, rootOK bool) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("%q must start with \"/\"", p)
 	}
 	t := strings.TrimRight(p, "/")
+	if t == "" && rootOK {
+		return "/", nil
+	}
 	if t == "" {
-		return "", fmt.Errorf("%q: the root is not allowed; use a prefix such as \"/services\"", p)
+		return "", fmt.Errorf("%q: the root is allowed only for a zookeeper source of format discox, curator or serverset; use a prefix such as \"/services\" (\"/dubbo\" for format dubbo)", p)
 	}
 	if strings.Contains(t, "//") {
 		return "", fmt.Errorf("%q has an empty path segment", p)
@@ -618,13 +624,13 @@ func etcdPrefix(format, p string) (string, error) {
 	case p == "" && keyPrefix:
 		return "", fmt.Errorf("empty; format %s needs the key prefix its services are registered under", format)
 	case !keyPrefix || strings.HasPrefix(p, "/"):
-		t, err := normalisePrefix(p)
+		t, err := normalisePrefix(p, false)
 		if err != nil && !strings.HasPrefix(p, "/") {
 			err = fmt.Errorf("%w (only formats %s read keys without it)", err, oneOf(keyPrefixFormats))
 		}
 		return t, err
 	}
-	t, err := normalisePrefix("/" + p)
+	t, err := normalisePrefix("/"+p, false)
 	if err != nil {
 		return "", fmt.Errorf("key prefix %q: %w", p, err)
 	}

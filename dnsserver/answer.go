@@ -194,6 +194,9 @@ func answerInstance(m *dns.Msg, q dns.Question, node *instNode) {
 		m.Answer = rotated(m.Answer, q.Name, node.aaaa, 0)
 	case dns.TypeTXT:
 		m.Answer = rotated(m.Answer, q.Name, node.txt, 0)
+	case dns.TypeSRV:
+		m.Answer = rotated(m.Answer, q.Name, node.srv, 0)
+		m.Extra = append(m.Extra, node.glue...)
 	}
 }
 

@@ -125,6 +125,8 @@ func TestZoneAnswers(t *testing.T) {
 		{"instance TXT", "a.web.svc.internal.", dns.TypeTXT, want{rcode: 0, answers: 1, atype: dns.TypeTXT, contains: `"version=1.2"`}},
 		{"instance without meta TXT is NODATA", "b.web.svc.internal.", dns.TypeTXT, want{rcode: 0, soa: true}},
 		{"instance AAAA is NODATA", "a.web.svc.internal.", dns.TypeAAAA, want{rcode: 0, soa: true}},
+		{"instance SRV is its own record", "b.web.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeSRV, extra: 1, contains: "2 5 8080 b.web.svc.internal."}},
+		{"host name instance SRV is a CNAME", "h.ext.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeCNAME, contains: "db.example.com."}},
 		{"below an instance", "x.a.web.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
 		{"unknown instance", "zz.web.svc.internal.", dns.TypeA, want{rcode: dns.RcodeNameError, soa: true}},
 		{"host name target never an alias", "ext.svc.internal.", dns.TypeSRV, want{rcode: 0, answers: 1, atype: dns.TypeSRV, contains: " db.example.com."}},
@@ -199,6 +201,44 @@ func TestZoneAnswers(t *testing.T) {
 				t.Errorf("response does not pack: %v", err)
 			}
 		})
+	}
+}
+
+// TestInstanceAtService: an instance at the service's own name (a skydns
+// record at the service level) is its own SRV target, the service name, and
+// has no name below it; its PTR names the service.
+func TestInstanceAtService(t *testing.T) {
+	h, tb := fixture(t, Options{})
+	tb.Replace("etcd", []cache.Instance{
+		{Service: "one", ID: "", Address: "10.0.3.1", Port: 80, Priority: 10, Weight: 100, AtService: true},
+		{Service: "two", ID: "", Address: "10.0.3.2", Port: 80, Priority: 10, Weight: 50, AtService: true},
+		{Service: "two", ID: "x", Address: "10.0.3.3", Port: 81, Priority: 10, Weight: 50},
+	})
+	h.Update(tb.Snapshot())
+	for _, tc := range []struct {
+		qname   string
+		qtype   uint16
+		answers []string
+		extra   []string
+	}{
+		{"one.svc.internal.", dns.TypeSRV, []string{"one.svc.internal.\t5\tIN\tSRV\t10 100 80 one.svc.internal."}, []string{"one.svc.internal.\t5\tIN\tA\t10.0.3.1"}},
+		{"two.svc.internal.", dns.TypeSRV, []string{"two.svc.internal.\t5\tIN\tSRV\t10 50 80 two.svc.internal.", "two.svc.internal.\t5\tIN\tSRV\t10 50 81 x.two.svc.internal."}, nil},
+		{"x.two.svc.internal.", dns.TypeSRV, []string{"x.two.svc.internal.\t5\tIN\tSRV\t10 50 81 x.two.svc.internal."}, []string{"x.two.svc.internal.\t5\tIN\tA\t10.0.3.3"}},
+		{"one.one.svc.internal.", dns.TypeA, nil, nil},
+		{"1.3.0.10.in-addr.arpa.", dns.TypePTR, []string{"1.3.0.10.in-addr.arpa.\t5\tIN\tPTR\tone.svc.internal."}, nil},
+	} {
+		resp := h.Answer(query(tc.qname, tc.qtype), false, loopback)
+		got := rrStrings(resp.Answer)
+		slices.Sort(got)
+		if !slices.Equal(got, tc.answers) {
+			t.Errorf("%s %s: answers %q, want %q", dns.TypeToString[tc.qtype], tc.qname, got, tc.answers)
+		}
+		if tc.extra != nil && !slices.Equal(rrStrings(resp.Extra), tc.extra) {
+			t.Errorf("%s %s: additional %q, want %q", dns.TypeToString[tc.qtype], tc.qname, rrStrings(resp.Extra), tc.extra)
+		}
+		if tc.answers == nil && resp.Rcode != dns.RcodeNameError {
+			t.Errorf("%s %s: %s, want NXDOMAIN", dns.TypeToString[tc.qtype], tc.qname, dns.RcodeToString[resp.Rcode])
+		}
 	}
 }
 

@@ -68,6 +68,8 @@ type instNode struct {
 	a     []dns.A
 	aaaa  []dns.AAAA
 	txt   []dns.TXT
+	srv   []dns.SRV   // the instance's own SRV record
+	glue  []dns.RR    // the address record of its target
 	cname []dns.CNAME // when the instance address is a host name
 }
 
@@ -218,7 +220,7 @@ func compileService(svc *cache.Service, ttl uint32) *compiledService {
 	}
 	for i := range svc.Endpoints {
 		ep := &svc.Endpoints[i]
-		target := ep.Label + "." + svc.FQDN
+		target := svc.InstanceName(ep)
 		node := &instNode{}
 		var glue []dns.RR
 		ip, isIP := ep.IP()
@@ -237,9 +239,13 @@ func compileService(svc *cache.Service, ttl uint32) *compiledService {
 		if txt := metaTXT(ep.Meta); len(txt) > 0 {
 			node.txt = []dns.TXT{{Hdr: hdr(dns.TypeTXT, ttl), Txt: txt}}
 		}
-		cs.insts[ep.Label] = node
-
 		srv := dns.SRV{Hdr: hdr(dns.TypeSRV, ttl), Priority: ep.Priority, Weight: ep.Weight, Port: ep.Port, Target: target}
+		if !ep.AtService {
+			// An instance answers SRV at its own name too, as CoreDNS
+			// answers a skydns record's name.
+			node.srv, node.glue = []dns.SRV{srv}, glue
+			cs.insts[ep.Label] = node
+		}
 		cs.all.add(node, srv, glue)
 		for j, tag := range ep.Tags {
 			label := cache.Label(tag)
@@ -354,7 +360,7 @@ func (idx *index) reverse(name string) []dns.PTR {
 				if err != nil {
 					continue
 				}
-				ptr := dns.PTR{Hdr: hdr(dns.TypePTR, idx.ttl), Ptr: ep.Label + "." + cs.svc.FQDN}
+				ptr := dns.PTR{Hdr: hdr(dns.TypePTR, idx.ttl), Ptr: cs.svc.InstanceName(ep)}
 				idx.ptr[rev] = append(idx.ptr[rev], ptr)
 			}
 		}

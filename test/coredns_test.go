@@ -82,7 +82,8 @@ func answerSet(m *dns.Msg) []string {
 
 // TestSkyDNSMatchesCoreDNS serves the same etcd records with CoreDNS's etcd
 // plugin and with discodns's skydns layout: plain A, AAAA and SRV lookups
-// get the same answers.
+// get the same answers, and so do the SRV lookups of a record's own name and
+// of a record stored at the service level.
 func TestSkyDNSMatchesCoreDNS(t *testing.T) {
 	e := startEtcd(t)
 	for key, value := range map[string]string{
@@ -122,6 +123,12 @@ func TestSkyDNSMatchesCoreDNS(t *testing.T) {
 		{"dual.svc.internal.", dns.TypeSRV},
 		{"b.dual.svc.internal.", dns.TypeAAAA},
 		{"solo.svc.internal.", dns.TypeA},
+		// A record's own name answers SRV, and a record stored at the
+		// service level is its own SRV target (solo.svc.internal., not
+		// solo.solo.svc.internal.).
+		{"c.web.svc.internal.", dns.TypeSRV},
+		{"solo.svc.internal.", dns.TypeSRV},
+		{"solo.solo.svc.internal.", dns.TypeA},
 	} {
 		want, got := ask(coredns, q.name, q.qtype), ask(d.dns, q.name, q.qtype)
 		if want.Rcode != got.Rcode || !slices.Equal(answerSet(want), answerSet(got)) {

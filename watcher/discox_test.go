@@ -1,6 +1,7 @@
 package watcher_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/discodns/discodns/cache"
@@ -67,5 +68,34 @@ func TestDecodeDiscox(t *testing.T) {
 		{Name: "tags not strings", ID: "10.0.0.5:80", Value: `{"tags":[1]}`, WantErr: true},
 		{Name: "meta not an object", ID: "10.0.0.5:80", Value: `{"meta":["a"]}`, WantErr: true},
 		{Name: "meta values not strings", ID: "10.0.0.5:80", Value: `{"meta":{"a":1}}`, WantErr: true},
+		// Relaxed: what Kitex on ZooKeeper and dubbo-go on etcd write.
+		// kitex-contrib/registry-zookeeper entity/entity.go RegistryEntity.
+		{Name: "kitex zookeeper", ID: "10.0.0.5:8888", Value: `{"Weight":10,"Tags":{"cluster":"a","env":"prod"}}`,
+			Want: cache.Instance{Address: "10.0.0.5", Port: 8888, Priority: 1, Weight: 10, Tags: []string{"cluster=a", "env=prod"}}},
+		{Name: "kitex zookeeper without tags", ID: "10.0.0.5:8888", Value: `{"Weight":10,"Tags":null}`,
+			Want: cache.Instance{Address: "10.0.0.5", Port: 8888, Priority: 1, Weight: 10}},
+		{Name: "lower case wins over another spelling", ID: "10.0.0.5:80", Value: `{"Weight":10,"weight":20,"WEIGHT":30}`,
+			Want: cache.Instance{Address: "10.0.0.5", Port: 80, Priority: 1, Weight: 20}},
+		// dubbo-go registry/servicediscovery DefaultServiceInstance as JSON.
+		{Name: "dubbo-go instance", ID: "10.0.0.6:20000",
+			Value: `{"ID":"10.0.0.6:20000","ServiceName":"greeter","Host":"10.0.0.6","Port":20000,"Enable":true,"Healthy":true,` +
+				`"Metadata":{"dubbo.metadata.revision":"abc","dubbo.endpoints":"[{\"port\":20000,\"protocol\":\"dubbo\"},{\"port\":50051,\"protocol\":\"tri\"}]"}}`,
+			Want: cache.Instance{Address: "10.0.0.6", Port: 20000, Priority: 1, Weight: 1,
+				Ports: map[string]uint16{"dubbo": 20000, "tri": 50051},
+				Meta: map[string]string{"ID": "10.0.0.6:20000", "ServiceName": "greeter", "Host": "10.0.0.6", "Port": "20000",
+					"dubbo.metadata.revision": "abc", "dubbo.endpoints": `[{"port":20000,"protocol":"dubbo"},{"port":50051,"protocol":"tri"}]`}}},
+		{Name: "tags object not strings", ID: "10.0.0.5:80", Value: `{"Tags":{"a":1}}`, WantErr: true},
+		{Name: "enable not a bool", ID: "10.0.0.5:80", Value: `{"Enable":"yes"}`, WantErr: true},
+		{Name: "bad dubbo.endpoints", ID: "10.0.0.5:80", Value: `{"Metadata":{"dubbo.endpoints":"[{\"port\":20000"}}`, WantErr: true},
 	})
+}
+
+// TestDecodeDiscoxOut: dubbo-go's Enable and Healthy false take the
+// instance out, which is no error.
+func TestDecodeDiscoxOut(t *testing.T) {
+	for _, v := range []string{`{"Enable":false,"Healthy":true}`, `{"Enable":true,"Healthy":false}`, `{"enabled":false}`} {
+		if _, err := watcher.DecodeDiscox("web", "10.0.0.5:80", []byte(v)); !errors.Is(err, watcher.ErrRemoved) {
+			t.Errorf("%s: err %v, want watcher.ErrRemoved", v, err)
+		}
+	}
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // FuzzDecoders feeds arbitrary registry values to the decoders of the
-// layouts that several registries share (see watchertest.FuzzDecoders).
+// layouts that several registries share (discox, dubbo) (see watchertest.FuzzDecoders).
 func FuzzDecoders(f *testing.F) {
-	watchertest.FuzzDecoders(f, map[string]watcher.Decoder{"discox": watcher.DecodeDiscox})
+	f.Add("org.apache.dubbo.demo.DemoService", demoProvider, []byte{})
+	watchertest.FuzzDecoders(f, map[string]watcher.Decoder{"discox": watcher.DecodeDiscox, "dubbo": watcher.DecodeDubbo})
 }

@@ -14,7 +14,9 @@ import (
 
 // decode turns one health entry into an instance. It returns ok false for
 // an instance that is not served: critical, in maintenance, warning when
-// warnings are left out, or without a wanted tag.
+// warnings are left out, or without a wanted tag. Kratos's tagged
+// addresses become named ports and go-micro's encoded tags are dropped
+// (see frameworks.go).
 func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err error) {
 	svc := e.Service
 	status := e.Checks.AggregatedStatus()
@@ -54,6 +56,14 @@ func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 	if weight < 0 || weight > 65535 {
 		return in, false, fmt.Errorf("weight %d out of range", weight)
 	}
+	tags, version := splitTags(svc.Tags)
+	meta := maps.Clone(svc.Meta)
+	if _, ok := meta["version"]; version != "" && !ok {
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		meta["version"] = version
+	}
 	return cache.Instance{
 		Service:  svc.Service,
 		ID:       e.Node.Node + "/" + svc.ID,
@@ -61,8 +71,9 @@ func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 		Port:     uint16(svc.Port),
 		Priority: watcher.DefaultPriority,
 		Weight:   uint16(weight),
-		Tags:     slices.Clone(svc.Tags),
-		Meta:     maps.Clone(svc.Meta),
+		Ports:    namedPorts(address, svc.TaggedAddresses),
+		Tags:     tags,
+		Meta:     meta,
 	}, true, nil
 }
 
@@ -90,4 +101,26 @@ func (c *Source) tagged(tags []string) bool {
 		}
 	}
 	return false
+}
+
+// DecodeEntry is a watcher.Decoder of one health entry as JSON (an element
+// of what /v1/health/service answers), decoded as a source with the default
+// settings decodes it; an entry that source would not serve is
+// watcher.ErrRemoved. The layouts command reads Consul with it.
+func DecodeEntry(_, _ string, value []byte) (cache.Instance, error) {
+	var e api.ServiceEntry
+	if err := watcher.DecodeObject(value, &e, "consul health entry"); err != nil {
+		return cache.Instance{}, err
+	}
+	if e.Node == nil || e.Service == nil {
+		return cache.Instance{}, errors.New("consul health entry: no node or service")
+	}
+	in, ok, err := (&Source{}).decode(&e)
+	switch {
+	case err != nil:
+		return cache.Instance{}, err
+	case !ok:
+		return cache.Instance{}, watcher.ErrRemoved
+	}
+	return in, nil
 }

@@ -26,15 +26,17 @@ type skydnsRecord struct {
 	Text     string `json:"text"`
 }
 
-// skydnsSplitter returns the key splitter of the skydns layout for zone:
+// SkyDNSSplitter returns the key splitter of the skydns layout for zone
+// under prefix (with its trailing slash):
 // the key is prefix plus the DNS name's labels reversed, so
 // <prefix>/internal/svc/web/a is a.web.svc.internal. With zone
 // svc.internal., the service is the label below the zone ("web") and the
 // id the labels below that ("a"; "x.a" for x.a.web); a record at the
-// service name itself has the service as its id. Keys outside the zone,
+// service name itself has the empty id, which no record below the service
+// can have, and is its own SRV target (see DecodeSkyDNS). Keys outside the zone,
 // and the zone's own records, are not instances (errOtherKey); a key with
 // an empty label is malformed.
-func skydnsSplitter(prefix, zone string) func(key string) (service, id string, err error) {
+func SkyDNSSplitter(prefix, zone string) func(key string) (service, id string, err error) {
 	labels := strings.Split(strings.TrimSuffix(strings.ToLower(zone), "."), ".")
 	slices.Reverse(labels)
 	zonePath := prefix + strings.Join(labels, "/") + "/"
@@ -49,7 +51,7 @@ func skydnsSplitter(prefix, zone string) func(key string) (service, id string, e
 		}
 		service := parts[0]
 		if len(parts) == 1 {
-			return service, service, nil
+			return service, "", nil
 		}
 		below := parts[1:]
 		slices.Reverse(below)
@@ -66,7 +68,8 @@ var errOtherKey = errors.New("not an instance key of the source")
 // that becomes the SRV target), port, priority (0 means 10), weight (0
 // means 100; see rescaleWeights) and text (TXT metadata "text"). A record
 // with text and no host is a TXT record alone, not an instance
-// (watcher.ErrRemoved).
+// (watcher.ErrRemoved). An empty id is the record stored at the service's
+// own name: as in CoreDNS, that name is its SRV target (AtService).
 func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 	var rec skydnsRecord
 	if err := watcher.DecodeObject(value, &rec, "skydns record"); err != nil {
@@ -97,6 +100,9 @@ func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 		Port:     uint16(rec.Port),
 		Priority: uint16(rec.Priority),
 		Weight:   uint16(rec.Weight),
+		// CoreDNS names a record by its key: the service's own name
+		// for a record stored at the service level.
+		AtService: id == "",
 	}
 	if in.Priority == 0 {
 		in.Priority = skydnsDefaultPriority

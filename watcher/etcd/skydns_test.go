@@ -12,14 +12,15 @@ import (
 )
 
 func TestSkyDNSSplitter(t *testing.T) {
-	split := skydnsSplitter("/skydns/", "svc.internal.")
+	split := SkyDNSSplitter("/skydns/", "svc.internal.")
 	for _, tc := range []struct {
 		key, service, id string
 		err              string // "": an instance key; "other": errOtherKey
 	}{
 		{"/skydns/internal/svc/web/a", "web", "a", ""},
 		{"/skydns/internal/svc/web/x/a", "web", "a.x", ""},
-		{"/skydns/internal/svc/web", "web", "web", ""},
+		{"/skydns/internal/svc/web", "web", "", ""},
+		{"/skydns/internal/svc/web/web", "web", "web", ""},
 		{"/skydns/Internal/SVC/Web/A", "web", "a", ""},
 		{"/skydns/internal/svc", "", "", "other"},
 		{"/skydns/internal/svc/", "", "", "other"},

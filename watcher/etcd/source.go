@@ -49,9 +49,10 @@ type Config struct {
 	// matches "/services2/..."). Only format gozero takes "": the whole
 	// keyspace.
 	Prefix string
-	// Format is the data layout: "discox" (the default when empty), "grpc",
-	// "skydns" (CoreDNS etcd plugin records; needs Zone), "gozero",
-	// "kratos", "gomicro", "rpcx" or "kitex".
+	// Format is the data layout: "discox" (the default when empty),
+	// "grpc", "skydns" (CoreDNS etcd plugin records; needs Zone), "dubbo"
+	// (<prefix>/<interface>/providers/<provider URL>), "gozero", "kratos",
+	// "gomicro", "rpcx" or "kitex".
 	Format string
 	// Zone is the source's zone: the skydns layout reads the names of
 	// services from the keys below it.
@@ -111,6 +112,8 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 			return nil, fmt.Errorf("etcd source %s: format skydns needs the zone", cfg.Name)
 		}
 		decode = DecodeSkyDNS
+	case "dubbo":
+		decode = watcher.DecodeDubbo
 	case "gozero":
 		decode = DecodeGoZero
 	case "kratos":
@@ -122,7 +125,7 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	case "kitex":
 		decode = DecodeKitex
 	default:
-		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc, skydns, gozero, kratos, gomicro, rpcx or kitex)", cfg.Name, cfg.Format)
+		return nil, fmt.Errorf("etcd source %s: unknown format %q (want discox, grpc, skydns, dubbo, gozero, kratos, gomicro, rpcx or kitex)", cfg.Name, cfg.Format)
 	}
 	if cfg.DialTimeout <= 0 {
 		return nil, fmt.Errorf("etcd source %s: dial timeout %v, want more than 0", cfg.Name, cfg.DialTimeout)
@@ -142,7 +145,9 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	e.split = func(key string) (string, string, error) { return watcher.SplitKey(e.prefix, key) }
 	switch cfg.Format {
 	case "skydns":
-		e.split = skydnsSplitter(e.prefix, cfg.Zone)
+		e.split = SkyDNSSplitter(e.prefix, cfg.Zone)
+	case "dubbo":
+		e.split = dubboSplitter(e.prefix)
 	case "gozero":
 		if cfg.Prefix == "" {
 			e.prefix = ""

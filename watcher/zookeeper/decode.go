@@ -26,7 +26,10 @@ type curatorInstance struct {
 // instance's id comes from the JSON when set. enabled=false returns
 // watcher.ErrRemoved (a missing enabled means true). sslPort becomes the named port
 // "tls"; payload.metadata (an object of strings, as Spring Cloud writes it)
-// becomes the metadata.
+// becomes the metadata. Two metadata keys say more: instance_status
+// OUT_OF_SERVICE (Spring Cloud Zookeeper) returns watcher.ErrRemoved, and
+// dubbo.endpoints (Dubbo 3 application level) gives named ports, one per
+// protocol (see watcher.DubboEndpoints).
 func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 	var ci curatorInstance
 	if err := watcher.DecodeObject(value, &ci, "curator instance"); err != nil {
@@ -79,8 +82,31 @@ func DecodeCurator(service, id string, value []byte) (cache.Instance, error) {
 			in.Meta = payload.Metadata
 		}
 	}
+	if strings.EqualFold(in.Meta[instanceStatusKey], statusOutOfService) {
+		return cache.Instance{}, watcher.ErrRemoved
+	}
+	if eps, ok := in.Meta[watcher.DubboEndpointsKey]; ok {
+		ports, err := watcher.DubboEndpoints(eps)
+		if err != nil {
+			return cache.Instance{}, fmt.Errorf("curator instance: %w", err)
+		}
+		for name, p := range ports {
+			if in.Ports == nil {
+				in.Ports = map[string]uint16{}
+			}
+			in.Ports[name] = p
+		}
+	}
 	return in, nil
 }
+
+// Spring Cloud Zookeeper's instance status, in payload.metadata
+// (org.springframework.cloud.zookeeper.support.StatusConstants): an
+// instance set OUT_OF_SERVICE through the service-registry endpoint is out.
+const (
+	instanceStatusKey  = "instance_status"
+	statusOutOfService = "OUT_OF_SERVICE"
+)
 
 // serversetMember is a Finagle/Aurora serverset member node.
 type serversetMember struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +127,61 @@ func TestZooKeeperServiceNeverLooksEmpty(t *testing.T) {
 	r.handle(zk.Event{Type: zk.EventNodeDeleted, Path: inst(6)})
 	if got := sink.Instances("web"); got != "" {
 		t.Errorf("web = %q after its last node went, want nothing", got)
+	}
+}
+
+// TestZooKeeperDubboAndRootWalks: the dubbo layout reads the children of
+// <svc>/providers only, and follows a providers node that comes and goes;
+// a root prefix skips /zookeeper.
+func TestZooKeeperDubboAndRootWalks(t *testing.T) {
+	newRun := func(prefix, format string, nodes map[string][]byte) (*run, *fakeZK, *watchertest.EmptyWatch) {
+		z, err := New(Config{Name: "zk", Servers: []string{"unused:2181"}, Prefix: prefix, Format: format, SessionTimeout: time.Second}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &fakeZK{nodes: nodes, beforeGet: map[string]func(){}}
+		sink := watchertest.NewEmptyWatch()
+		r := z.newRun(sink)
+		r.conn = f
+		r.list(watcher.ReasonInitial)
+		r.session = f.SessionID()
+		return r, f, sink
+	}
+
+	const svc = "org.x.Greeter"
+	p := "/dubbo/" + svc + "/providers/dubbo%3A%2F%2F10.0.0.1%3A20880%2Forg.x.Greeter"
+	r, f, sink := newRun("/dubbo", "dubbo", map[string][]byte{
+		"/dubbo": nil, "/dubbo/" + svc: nil, "/dubbo/" + svc + "/providers": nil, p: nil,
+		"/dubbo/" + svc + "/consumers": nil, "/dubbo/" + svc + "/consumers/consumer%3A%2F%2F10.0.0.9%2Fx": nil,
+		"/dubbo/config": nil, "/dubbo/config/dubbo": nil,
+	})
+	if got := sink.Instances(svc); !strings.HasPrefix(got, "dubbo-10.0.0.1:20880-") || strings.Contains(got, ",") {
+		t.Fatalf("after the list, %s = %q, want the one provider", svc, got)
+	}
+	if got := sink.Instances("config"); got != "" {
+		t.Errorf("/dubbo/config served %q", got)
+	}
+	// The providers node goes, then comes back with a provider.
+	delete(f.nodes, p)
+	delete(f.nodes, "/dubbo/"+svc+"/providers")
+	r.handle(zk.Event{Type: zk.EventNodeDeleted, Path: "/dubbo/" + svc + "/providers"})
+	if got := sink.Instances(svc); got != "" {
+		t.Fatalf("after providers went, %s = %q", svc, got)
+	}
+	f.nodes["/dubbo/"+svc+"/providers"] = nil
+	f.nodes[strings.Replace(p, "10.0.0.1", "10.0.0.2", 1)] = nil
+	r.handle(zk.Event{Type: zk.EventNodeCreated, Path: "/dubbo/" + svc + "/providers"})
+	if got := sink.Instances(svc); !strings.HasPrefix(got, "dubbo-10.0.0.2:20880-") {
+		t.Fatalf("after providers came back, %s = %q", svc, got)
+	}
+
+	_, _, sink = newRun("/", "discox", map[string][]byte{
+		"/": nil, "/zookeeper": nil, "/zookeeper/quota": nil, "/echo": nil, "/echo/10.0.0.3:8888": []byte(`{"Weight":10,"Tags":{}}`),
+	})
+	if got := sink.Instances("echo"); got != "10.0.0.3:8888" {
+		t.Errorf("root prefix: echo = %q", got)
+	}
+	if got := sink.Instances("zookeeper"); got != "" {
+		t.Errorf("root prefix: /zookeeper served %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ func (r *run) list(reason string) {
 		r.listFailed(err)
 		return
 	}
+	services = slices.DeleteFunc(services, func(svc string) bool { return !r.z.isService(svc) })
 	found := make(map[string]map[string]cache.Instance, len(services))
 	var mu sync.Mutex
 	err = watcher.ForEach(context.Background(), services, listWorkers, func(_ context.Context, svc string) error {
@@ -90,7 +92,7 @@ func (r *run) children(p string) ([]string, error) {
 // readService reads every instance of svc, arming the watches.
 func (r *run) readService(svc string) (map[string]cache.Instance, error) {
 	for attempt := 1; ; attempt++ {
-		nodes, err := r.children(path.Join(r.z.cfg.Prefix, svc))
+		nodes, err := r.children(r.z.dir(svc))
 		if err != nil {
 			return nil, err
 		}
@@ -136,7 +138,7 @@ const (
 
 // readInstance reads one instance node and arms its data watch.
 func (r *run) readInstance(svc, node string) (cache.Instance, instanceStatus, error) {
-	p := path.Join(r.z.cfg.Prefix, svc, node)
+	p := path.Join(r.z.dir(svc), node)
 	data, _, _, err := r.conn.GetW(p)
 	if errors.Is(err, zk.ErrNoNode) {
 		return cache.Instance{}, vanished, nil // its service's children tell

@@ -3,7 +3,6 @@ package zookeeper
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -62,7 +61,6 @@ func (r *run) loop(ctx context.Context) {
 
 // handle applies one event.
 func (r *run) handle(ev zk.Event) {
-	prefix := r.z.cfg.Prefix
 	switch ev.Type {
 	case zk.EventSession:
 		r.sessionEvent(ev)
@@ -73,22 +71,27 @@ func (r *run) handle(ev zk.Event) {
 	if r.session == 0 || r.session != r.conn.SessionID() {
 		return // the list of the new session arms its own watches
 	}
-	rel, ok := strings.CutPrefix(ev.Path, prefix)
-	if !ok || (rel != "" && rel[0] != '/') {
+	svc, node, ok := r.z.locate(ev.Path)
+	if !ok {
 		return
 	}
-	parts := strings.Split(strings.TrimPrefix(rel, "/"), "/")
 	var err error
 	switch {
-	case rel == "":
+	case svc == "":
 		err = r.syncServices()
-	case len(parts) == 1:
-		if ev.Type == zk.EventNodeChildrenChanged {
-			err = r.syncService(parts[0])
-		} else if ev.Type == zk.EventNodeDeleted {
+	case node == "":
+		_, known := r.services[svc]
+		switch {
+		case ev.Type == zk.EventNodeChildrenChanged:
+			err = r.syncService(svc)
+		case r.z.sub != "" && known:
+			// The providers node of a service that stays came or
+			// went (its exists or children watch fired).
+			err = r.syncService(svc)
+		case ev.Type == zk.EventNodeDeleted:
 			err = r.syncServices()
 		}
-	case len(parts) == 2:
+	default:
 		// A deleted instance node leaves it to the children of its service
 		// to say what the service holds now: a node created before the
 		// deletion may be announced after it (an event behind this one, or
@@ -98,11 +101,11 @@ func (r *run) handle(ev zk.Event) {
 		switch ev.Type {
 		case zk.EventNodeDataChanged:
 			var st instanceStatus
-			if st, err = r.syncInstance(parts[0], parts[1]); err == nil && st == vanished {
-				err = r.syncService(parts[0])
+			if st, err = r.syncInstance(svc, node); err == nil && st == vanished {
+				err = r.syncService(svc)
 			}
 		case zk.EventNodeDeleted:
-			err = r.syncService(parts[0])
+			err = r.syncService(svc)
 		}
 	}
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"strings"
 	"time"
 
@@ -33,10 +34,12 @@ type Config struct {
 	Name string
 	// Servers are the ZooKeeper servers, host:port.
 	Servers []string
-	// Prefix is the path whose children are services; no trailing slash.
+	// Prefix is the path whose children are services; no trailing slash,
+	// or "/" for the root, where ZooKeeper's own /zookeeper is skipped.
 	Prefix string
 	// Format is the layout: "discox" (the default), "curator",
-	// "serverset" or "kratos".
+	// "serverset", "dubbo" (instances are the children of
+	// <prefix>/<service>/providers; the root is refused) or "kratos".
 	Format string
 	// SessionTimeout is the requested session timeout; > 0.
 	SessionTimeout time.Duration
@@ -45,7 +48,8 @@ type Config struct {
 }
 
 // Source is a watcher.Source that mirrors the tree
-// <prefix>/<service>/<instance>.
+// <prefix>/<service>/<instance>, or <prefix>/<service>/providers/<instance>
+// for the dubbo layout.
 //
 // go-zookeeper has no persistent watches, so the source arms one-shot
 // watches (children of the prefix and of every service, data of every
@@ -58,9 +62,12 @@ type Config struct {
 // its instances; on a reconnect within the same session the client re-sets
 // the watches and the server fires those whose nodes changed meanwhile.
 type Source struct {
-	cfg     Config
-	decode  watcher.Decoder
-	member  func(node string) bool // which children of a service are instances
+	cfg    Config
+	decode watcher.Decoder
+	member func(node string) bool // which children of a service are instances
+	// sub is the node below a service whose children are its instances
+	// ("providers" for dubbo), or "" when they are the service's own.
+	sub     string
 	metrics *watcher.Metrics
 	log     *slog.Logger
 }
@@ -74,9 +81,11 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	if len(cfg.Servers) == 0 {
 		return nil, fmt.Errorf("zookeeper source %s: no servers", cfg.Name)
 	}
-	cfg.Prefix = strings.TrimRight(cfg.Prefix, "/")
+	if cfg.Prefix != "/" {
+		cfg.Prefix = strings.TrimRight(cfg.Prefix, "/")
+	}
 	if !strings.HasPrefix(cfg.Prefix, "/") {
-		return nil, fmt.Errorf("zookeeper source %s: prefix %q must start with / and not be /", cfg.Name, cfg.Prefix)
+		return nil, fmt.Errorf("zookeeper source %s: prefix %q must start with /", cfg.Name, cfg.Prefix)
 	}
 	if cfg.SessionTimeout <= 0 {
 		return nil, fmt.Errorf("zookeeper source %s: session timeout %v, want more than 0", cfg.Name, cfg.SessionTimeout)
@@ -93,6 +102,11 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	case "serverset":
 		z.decode = DecodeServerset
 		z.member = IsServersetMember
+	case "dubbo":
+		if cfg.Prefix == "/" {
+			return nil, fmt.Errorf("zookeeper source %s: format dubbo reads a group's root such as /dubbo, not /", cfg.Name)
+		}
+		z.decode, z.sub = watcher.DecodeDubbo, watcher.DubboProviders
 	case "kratos":
 		z.decode = watcher.DecodeKratos
 	default:
@@ -104,6 +118,45 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 
 // Name implements watcher.Source.
 func (z *Source) Name() string { return z.cfg.Name }
+
+// isService reports whether a child of the prefix is a service: all are
+// but ZooKeeper's own /zookeeper when the prefix is the root.
+func (z *Source) isService(name string) bool {
+	return z.cfg.Prefix != "/" || name != "zookeeper"
+}
+
+// dir is the node whose children are svc's instances.
+func (z *Source) dir(svc string) string { return path.Join(z.cfg.Prefix, svc, z.sub) }
+
+// locate places a watched path: the prefix (svc and node ""), a service's
+// instance directory (node "") or an instance node. ok is false for any
+// other path.
+func (z *Source) locate(p string) (svc, node string, ok bool) {
+	if p == z.cfg.Prefix {
+		return "", "", true
+	}
+	rel, ok := strings.CutPrefix(p, strings.TrimSuffix(z.cfg.Prefix, "/")+"/")
+	if !ok {
+		return "", "", false
+	}
+	parts := strings.Split(rel, "/")
+	if z.sub != "" {
+		if len(parts) < 2 || parts[1] != z.sub {
+			return "", "", false
+		}
+		parts = append(parts[:1], parts[2:]...)
+	}
+	if parts[0] == "" || !z.isService(parts[0]) {
+		return "", "", false
+	}
+	switch {
+	case len(parts) == 1:
+		return parts[0], "", true
+	case len(parts) == 2 && parts[1] != "":
+		return parts[0], parts[1], true
+	}
+	return "", "", false
+}
 
 // Run implements watcher.Source.
 func (z *Source) Run(ctx context.Context, sink cache.Sink) error {

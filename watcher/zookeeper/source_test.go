@@ -272,3 +272,70 @@ func TestZooKeeperDigestAuth(t *testing.T) {
 		t.Error("the credential was logged")
 	}
 }
+
+// TestDecodeCuratorRefined: Spring Cloud Zookeeper's OUT_OF_SERVICE
+// status (spring-cloud-zookeeper-discovery/.../support/StatusConstants.java)
+// takes an instance out; Dubbo 3's dubbo.endpoints
+// (ServiceInstanceMetadataUtils.ENDPOINTS) gives named ports, and a bad
+// one fails that instance alone.
+func TestDecodeCuratorRefined(t *testing.T) {
+	spring := func(status string) string {
+		return `{"name":"orders","id":"41d7","address":"10.9.0.1","port":8080,"payload":{"@class":"org.springframework.cloud.zookeeper.discovery.ZookeeperInstance",` +
+			`"id":"orders","name":"orders","metadata":{"instance_status":"` + status + `"}}}`
+	}
+	if _, err := DecodeCurator("orders", "n", []byte(spring("OUT_OF_SERVICE"))); !errors.Is(err, watcher.ErrRemoved) {
+		t.Errorf("OUT_OF_SERVICE: err %v, want watcher.ErrRemoved", err)
+	}
+	if in, err := DecodeCurator("orders", "n", []byte(spring("UP"))); err != nil || in.Meta["instance_status"] != "UP" {
+		t.Errorf("UP: %+v, %v", in, err)
+	}
+	dubbo := func(eps string) string {
+		return `{"name":"shop","id":"10.0.0.7:20882","address":"10.0.0.7","port":20882,"sslPort":null,"payload":{"@class":"org.apache.dubbo.registry.zookeeper.ZookeeperInstance",` +
+			`"id":"10.0.0.7:20882","name":"shop","metadata":{"dubbo.metadata.revision":"a1","dubbo.endpoints":` + strconv.Quote(eps) + `}}}`
+	}
+	in, err := DecodeCurator("shop", "n", []byte(dubbo(`[{"port":20882,"protocol":"dubbo"},{"port":50051,"protocol":"tri"}]`)))
+	if err != nil || in.Port != 20882 || len(in.Ports) != 2 || in.Ports["dubbo"] != 20882 || in.Ports["tri"] != 50051 {
+		t.Errorf("dubbo.endpoints: %+v, %v", in, err)
+	}
+	if _, err := DecodeCurator("shop", "n", []byte(dubbo(`[{"port":20882,"protocol":"dubbo"`))); err == nil || !strings.Contains(err.Error(), "dubbo.endpoints") {
+		t.Errorf("truncated dubbo.endpoints: err %v, want one naming dubbo.endpoints", err)
+	}
+}
+
+// TestLocate places event paths for the plain, root and dubbo layouts.
+func TestLocate(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, format, path string
+		want                 string // "svc node", or "-" when not placed
+	}{
+		{"/services", "discox", "/services", " "},
+		{"/services", "discox", "/services/web", "web "},
+		{"/services", "discox", "/services/web/10.0.0.1:80", "web 10.0.0.1:80"},
+		{"/services", "discox", "/services2/web", "-"},
+		{"/services", "discox", "/services/web/a/b", "-"},
+		{"/", "discox", "/", " "},
+		{"/", "discox", "/echo", "echo "},
+		{"/", "discox", "/echo/10.0.0.1:8888", "echo 10.0.0.1:8888"},
+		{"/", "discox", "/zookeeper/quota", "-"},
+		{"/dubbo", "dubbo", "/dubbo", " "},
+		{"/dubbo", "dubbo", "/dubbo/org.x.Greeter", "-"},
+		{"/dubbo", "dubbo", "/dubbo/org.x.Greeter/providers", "org.x.Greeter "},
+		{"/dubbo", "dubbo", "/dubbo/org.x.Greeter/providers/dubbo%3A%2F%2Fx", "org.x.Greeter dubbo%3A%2F%2Fx"},
+		{"/dubbo", "dubbo", "/dubbo/org.x.Greeter/consumers/c", "-"},
+	} {
+		z, err := New(Config{Name: "zk", Servers: []string{"unused:2181"}, Prefix: tc.prefix, Format: tc.format, SessionTimeout: time.Second}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "-"
+		if svc, node, ok := z.locate(tc.path); ok {
+			got = svc + " " + node
+		}
+		if got != tc.want {
+			t.Errorf("%s %s: locate(%s) = %q, want %q", tc.prefix, tc.format, tc.path, got, tc.want)
+		}
+	}
+	if _, err := New(Config{Name: "zk", Servers: []string{"unused:2181"}, Prefix: "/", Format: "dubbo", SessionTimeout: time.Second}, nil, nil); err == nil {
+		t.Error("format dubbo at the root: no error")
+	}
+}

@@ -16,6 +16,9 @@ func (r *run) syncServices() error {
 	}
 	seen := make(map[string]struct{}, len(services))
 	for _, svc := range services {
+		if !r.z.isService(svc) {
+			continue
+		}
 		seen[svc] = struct{}{}
 		if _, known := r.services[svc]; !known {
 			if err := r.syncService(svc); err != nil {
@@ -44,7 +47,7 @@ func (r *run) syncService(svc string) error {
 	}
 	var seen map[string]struct{}
 	for attempt := 1; ; attempt++ {
-		nodes, err := r.children(path.Join(r.z.cfg.Prefix, svc))
+		nodes, err := r.children(r.z.dir(svc))
 		if err != nil {
 			return err
 		}
@@ -76,7 +79,7 @@ func (r *run) syncService(svc string) error {
 	// The nodes that did not decode and went are forgotten too.
 	paths := make([]string, 0, len(seen))
 	for node := range seen {
-		paths = append(paths, path.Join(r.z.cfg.Prefix, svc, node))
+		paths = append(paths, path.Join(r.z.dir(svc), node))
 	}
 	r.decodes.Retain(svc, paths)
 	return nil
@@ -91,7 +94,7 @@ func (r *run) syncInstance(svc, node string) (instanceStatus, error) {
 		return st, err
 	}
 	if st != undecodable {
-		r.decodes.Forget(svc, path.Join(r.z.cfg.Prefix, svc, node))
+		r.decodes.Forget(svc, path.Join(r.z.dir(svc), node))
 	}
 	switch st {
 	case vanished:
