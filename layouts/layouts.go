@@ -67,10 +67,16 @@ type Layout struct {
 func Table() []Layout {
 	return []Layout{
 		{Type: config.TypeEtcd, Format: config.FormatGRPC, Place: underService, Decode: etcd.DecodeGRPC},
+		{Type: config.TypeEtcd, Format: config.FormatGoZero, Place: leaseKey, Split: gozeroSplit, Decode: etcd.DecodeGoZero},
+		{Type: config.TypeEtcd, Format: config.FormatKratos, Place: underService, Decode: watcher.DecodeKratos},
+		{Type: config.TypeEtcd, Format: config.FormatGoMicro, Place: underService, Decode: etcd.DecodeGoMicro},
+		{Type: config.TypeEtcd, Format: config.FormatRPCX, Place: rpcxAddress, Decode: etcd.DecodeRPCX},
+		{Type: config.TypeEtcd, Format: config.FormatKitex, Place: relativeHostPortID, Decode: etcd.DecodeKitex},
 		{Type: config.TypeEtcd, Format: config.FormatSkyDNS, Place: firstElement, Split: etcd.SkyDNSSplitter, Zone: skydnsZone, Decode: etcd.DecodeSkyDNS},
 		{Type: config.TypeEtcd, Format: config.FormatDiscox, Place: hostPortID, Decode: watcher.DecodeDiscox},
 		{Type: config.TypeZooKeeper, Format: config.FormatServerset, Place: serversetMember, Decode: zookeeper.DecodeServerset},
 		{Type: config.TypeZooKeeper, Format: config.FormatCurator, Place: underService, Decode: zookeeper.DecodeCurator},
+		{Type: config.TypeZooKeeper, Format: config.FormatKratos, Place: underService, Decode: watcher.DecodeKratos},
 		{Type: config.TypeZooKeeper, Format: config.FormatDiscox, Place: hostPortID, Decode: watcher.DecodeDiscox},
 		{Type: config.TypeConsul, Format: config.FormatNative, Place: consulEntry, Decode: consul.DecodeEntry},
 	}
@@ -201,6 +207,37 @@ func hostPortID(key string) (string, bool) {
 		return "", false
 	}
 	return underService(key)
+}
+
+// leaseKey places go-zero's <Etcd.Key>/<lease ID>: a gozero source reads
+// the whole keyspace, prefix "".
+func leaseKey(key string) (string, bool) {
+	_, _, err := etcd.GoZeroSplitter("")(key)
+	return "", err == nil
+}
+
+// gozeroSplit is the gozero source's splitter for the whole keyspace,
+// which Find gives as the prefix "/".
+func gozeroSplit(prefix, _ string) func(key string) (service, id string, err error) {
+	return etcd.GoZeroSplitter(strings.TrimPrefix(prefix, "/"))
+}
+
+// rpcxAddress places rpcx's <base>/<service>/<network>@<host:port>.
+func rpcxAddress(key string) (string, bool) {
+	_, id := splitLast(key)
+	if _, addr, ok := strings.Cut(id, "@"); !ok || addr == "" {
+		return "", false
+	}
+	return underService(key)
+}
+
+// relativeHostPortID places <prefix>/<service>/<host:port> where the
+// prefix has no leading slash, as Kitex writes kitex/registry-etcd.
+func relativeHostPortID(key string) (string, bool) {
+	if strings.HasPrefix(key, "/") {
+		return "", false
+	}
+	return hostPortID(key)
 }
 
 // serversetMember places <prefix>/<service>/member_<n>.

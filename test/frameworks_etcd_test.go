@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -156,6 +158,23 @@ func TestFrameworksEtcd(t *testing.T) {
 		metric := fmt.Sprintf(`discodns_watcher_decode_errors_total{source=%q}`, source)
 		if v, err := d.metric(metric); err != nil || v != want {
 			t.Errorf("%s = %q (%v), want %s", metric, v, err, want)
+		}
+	}
+
+	// discodns layouts finds every framework's layout in this etcd.
+	out, err := exec.Command(binary, "layouts", "-etcd", e.endpoint(), "-max-keys", "1000", "-timeout", "20s").CombinedOutput()
+	if err != nil {
+		t.Fatalf("discodns layouts: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`gozero +prefix - +2 services, 3 instances`, // hello.rpc twice, orders.rpc; orders.rpc/99 does not decode
+		`kratos +prefix /microservices +2 services, 2 instances`,
+		`gomicro +prefix /micro/registry +1 services, 1 instances`,
+		`rpcx +prefix /rpcx +1 services, 1 instances`,
+		`kitex +prefix kitex/registry-etcd +1 services, 1 instances`,
+	} {
+		if !regexp.MustCompile(want).Match(out) {
+			t.Errorf("discodns layouts: no %q in\n%s", want, out)
 		}
 	}
 

@@ -44,7 +44,7 @@ func TestGoZeroSplitter(t *testing.T) {
 		{"rpc/", "rpc/user/42", "rpc/user", "42", nil},
 		{"hello.rpc/", "hello.rpc/abc", "", "", errMalformed},
 	} {
-		service, id, err := gozeroSplitter(tc.prefix)(tc.key)
+		service, id, err := GoZeroSplitter(tc.prefix)(tc.key)
 		switch {
 		case tc.err == nil && err != nil, tc.err == errOtherKey && !errors.Is(err, errOtherKey),
 			tc.err == errMalformed && (err == nil || errors.Is(err, errOtherKey)):

@@ -9,7 +9,7 @@ import (
 	"github.com/discodns/discodns/watcher"
 )
 
-// gozeroSplitter returns the key splitter of the gozero layout. go-zero's
+// GoZeroSplitter returns the key splitter of the gozero layout. go-zero's
 // core/discov publisher writes <Etcd.Key>/<lease ID> (makeEtcdKey in
 // core/discov/clients.go), with no leading slash unless Etcd.Key has one:
 // the service is the whole Etcd.Key ("hello.rpc") and the id the lease ID,
@@ -17,7 +17,7 @@ import (
 // with its trailing slash: its keys are all go-zero's, so one that does not
 // end in a number is malformed; in the whole keyspace it is another
 // program's key (errOtherKey).
-func gozeroSplitter(prefix string) func(key string) (service, id string, err error) {
+func GoZeroSplitter(prefix string) func(key string) (service, id string, err error) {
 	return func(key string) (string, string, error) {
 		if !strings.HasPrefix(key, prefix) {
 			return "", "", errOtherKey

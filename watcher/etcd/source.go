@@ -153,7 +153,7 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 			e.prefix = ""
 			e.decode = anyKeyspace(e.decode)
 		}
-		e.split = gozeroSplitter(e.prefix)
+		e.split = GoZeroSplitter(e.prefix)
 	case "gomicro":
 		e.decode = watcher.LimitSizeTo(decode, gomicroMaxValue)
 	case "rpcx":
