@@ -66,6 +66,7 @@ type Layout struct {
 // Table is every layout the command knows, in claim order.
 func Table() []Layout {
 	return []Layout{
+		{Type: config.TypeEtcd, Format: config.FormatDubbo, Place: dubboProvider, Split: dubboSplit, Decode: watcher.DecodeDubbo},
 		{Type: config.TypeEtcd, Format: config.FormatGRPC, Place: underService, Decode: etcd.DecodeGRPC},
 		{Type: config.TypeEtcd, Format: config.FormatGoZero, Place: leaseKey, Split: gozeroSplit, Decode: etcd.DecodeGoZero},
 		{Type: config.TypeEtcd, Format: config.FormatKratos, Place: underService, Decode: watcher.DecodeKratos},
@@ -74,10 +75,11 @@ func Table() []Layout {
 		{Type: config.TypeEtcd, Format: config.FormatKitex, Place: relativeHostPortID, Decode: etcd.DecodeKitex},
 		{Type: config.TypeEtcd, Format: config.FormatSkyDNS, Place: firstElement, Split: etcd.SkyDNSSplitter, Zone: skydnsZone, Decode: etcd.DecodeSkyDNS},
 		{Type: config.TypeEtcd, Format: config.FormatDiscox, Place: hostPortID, Decode: watcher.DecodeDiscox},
+		{Type: config.TypeZooKeeper, Format: config.FormatDubbo, Place: dubboProvider, Split: dubboSplit, Decode: watcher.DecodeDubbo},
 		{Type: config.TypeZooKeeper, Format: config.FormatServerset, Place: serversetMember, Decode: zookeeper.DecodeServerset},
 		{Type: config.TypeZooKeeper, Format: config.FormatCurator, Place: underService, Decode: zookeeper.DecodeCurator},
 		{Type: config.TypeZooKeeper, Format: config.FormatKratos, Place: underService, Decode: watcher.DecodeKratos},
-		{Type: config.TypeZooKeeper, Format: config.FormatDiscox, Place: hostPortID, Decode: watcher.DecodeDiscox},
+		{Type: config.TypeZooKeeper, Format: config.FormatDiscox, Place: hostPortIDFromRoot, Decode: watcher.DecodeDiscox},
 		{Type: config.TypeConsul, Format: config.FormatNative, Place: consulEntry, Decode: consul.DecodeEntry},
 	}
 }
@@ -143,9 +145,10 @@ func Find(table []Layout, typ string, entries []Entry) []Finding {
 			}
 			f.Zone = g.layout.Zone(g.prefix, keys)
 		}
-		split := func(key string) (string, string, error) { return watcher.SplitKey(g.prefix+"/", key) }
+		dir := strings.TrimSuffix(g.prefix, "/") + "/" // the root "/" too
+		split := func(key string) (string, string, error) { return watcher.SplitKey(dir, key) }
 		if g.layout.Split != nil {
-			split = g.layout.Split(g.prefix+"/", f.Zone)
+			split = g.layout.Split(dir, f.Zone)
 		}
 		services := map[string]bool{}
 		for _, e := range g.entries {
@@ -238,6 +241,37 @@ func relativeHostPortID(key string) (string, bool) {
 		return "", false
 	}
 	return hostPortID(key)
+}
+
+// dubboProvider places Dubbo's <group>/<interface>/providers/<URL>: the
+// prefix is the group's root.
+func dubboProvider(key string) (string, bool) {
+	parent, node := splitLast(key)
+	dir, category := splitLast(parent)
+	prefix, iface := splitLast(dir)
+	if category != watcher.DubboProviders || node == "" || iface == "" || prefix == "" {
+		return "", false
+	}
+	return prefix, true
+}
+
+// dubboSplit is the dubbo sources' splitter (the same on ZooKeeper paths).
+func dubboSplit(prefix, _ string) func(key string) (service, id string, err error) {
+	return etcd.DubboSplitter(prefix)
+}
+
+// hostPortIDFromRoot is hostPortID, and also places /<service>/<host:port>
+// at the root "/", which a ZooKeeper source may read (Kitex writes there).
+func hostPortIDFromRoot(key string) (string, bool) {
+	if prefix, ok := hostPortID(key); ok {
+		return prefix, true
+	}
+	parent, id := splitLast(key)
+	root, service := splitLast(parent)
+	if _, _, err := watcher.ParseHostPort(id); err != nil || service == "" || root != "" {
+		return "", false
+	}
+	return "/", true
 }
 
 // serversetMember places <prefix>/<service>/member_<n>.

@@ -2,6 +2,7 @@ package test
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,16 +24,17 @@ import (
 func TestLayoutsCommand(t *testing.T) {
 	e := startEtcd(t)
 	for key, value := range map[string]string{
-		"/services/web/10.0.0.1:80":   "",
-		"/services/web/10.0.0.2:80":   `{"weight":5}`,
-		"/services/db/10.0.1.1:5432":  `{}`,
-		"/grpc/echo/10.0.2.1:50051":   `{"Op":0,"Addr":"10.0.2.1:50051","Metadata":null}`,
-		"/grpc/echo/10.0.2.2:50051":   `{"Op":0,"Addr":"10.0.2.2:50051","Metadata":null}`,
-		"/skydns/internal/svc/api/a":  `{"host":"10.0.3.1","port":8080}`,
-		"/skydns/internal/svc/api/b":  `{"host":"10.0.3.2","port":8080}`,
-		"/skydns/internal/svc/one":    `{"host":"10.0.3.3","port":80}`,
-		"/config/feature-flags/dark":  `on`,
-		"/config/feature-flags/light": `off`,
+		"/services/web/10.0.0.1:80":            "",
+		"/services/web/10.0.0.2:80":            `{"weight":5}`,
+		"/services/db/10.0.1.1:5432":           `{}`,
+		"/grpc/echo/10.0.2.1:50051":            `{"Op":0,"Addr":"10.0.2.1:50051","Metadata":null}`,
+		"/grpc/echo/10.0.2.2:50051":            `{"Op":0,"Addr":"10.0.2.2:50051","Metadata":null}`,
+		"/skydns/internal/svc/api/a":           `{"host":"10.0.3.1","port":8080}`,
+		"/skydns/internal/svc/api/b":           `{"host":"10.0.3.2","port":8080}`,
+		"/skydns/internal/svc/one":             `{"host":"10.0.3.3","port":80}`,
+		dubboProviderKey("/dubbo", "10.0.4.1"): ``,
+		"/config/feature-flags/dark":           `on`,
+		"/config/feature-flags/light":          `off`,
 	} {
 		e.put(key, value)
 	}
@@ -43,6 +45,10 @@ func TestLayoutsCommand(t *testing.T) {
 		"/services/orders/7d1e":                 `{"name":"orders","id":"7d1e","address":"10.1.0.2","port":8080}`,
 		"/aurora/prod/search/member_0000000001": `{"serviceEndpoint":{"host":"10.1.1.1","port":9000},"additionalEndpoints":{},"status":"ALIVE"}`,
 		"/aurora/prod/search/member_0000000002": `{"serviceEndpoint":{"host":"10.1.1.2","port":9000},"additionalEndpoints":{},"status":"ALIVE"}`,
+		dubboProviderKey("/dubbo", "10.1.2.1"):  ``,
+		dubboProviderKey("/dubbo", "10.1.2.2"):  ``,
+		"/microservices/helloworld/f3c6":        `{"id":"f3c6","name":"helloworld","version":"v1","endpoints":["grpc://10.1.3.1:9000"]}`,
+		"/echo/10.1.4.1:8888":                   `{"Weight":10,"Tags":{"cluster":"a"}}`,
 	} {
 		registries.ZKPut(t, conn, p, data, 0)
 	}
@@ -71,6 +77,10 @@ func TestLayoutsCommand(t *testing.T) {
 		`curator +prefix /services +1 services, 2 instances`,
 		`serverset +prefix /aurora/prod +1 services, 2 instances`,
 		`native +prefix - +\d+ services, \d+ instances`,
+		`dubbo +prefix /dubbo +1 services, 1 instances`,
+		`dubbo +prefix /dubbo +1 services, 2 instances`,
+		`kratos +prefix /microservices +1 services, 1 instances`,
+		`discox +prefix / +1 services, 1 instances`,
 	} {
 		if !regexp.MustCompile(want).Match(out) {
 			t.Errorf("output lacks %q", want)
@@ -91,8 +101,8 @@ func TestLayoutsCommand(t *testing.T) {
 		}
 	}
 	sources := strings.Join(blocks, "\n")
-	if n := strings.Count(sources, "[[source]]"); n != 6 {
-		t.Errorf("%d [[source]] blocks, want 6", n)
+	if n := strings.Count(sources, "[[source]]"); n != 10 {
+		t.Errorf("%d [[source]] blocks, want 10", n)
 	}
 	file := filepath.Join(t.TempDir(), "layouts.toml")
 	if err := os.WriteFile(file, []byte("[dns]\nlisten = [\"127.0.0.1:5353\"]\nzone = \"svc.internal.\"\n\n"+sources), 0o644); err != nil {
@@ -102,15 +112,24 @@ func TestLayoutsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the printed blocks do not load: %v\n%s", err, sources)
 	}
-	if len(cfg.Sources) != 6 {
-		t.Errorf("%d sources loaded, want 6", len(cfg.Sources))
+	if len(cfg.Sources) != 10 {
+		t.Errorf("%d sources loaded, want 10", len(cfg.Sources))
 	}
 
 	d := startDiscodns(t, "[dns]\nlisten = [\"{{DNS}}\"]\nzone = \"svc.internal.\"\n\n[http]\nlisten = \"{{HTTP}}\"\n\n"+sources)
-	for name, n := range map[string]int{"web": 2, "db": 1, "echo": 2, "api": 2, "one": 1, "orders": 2, "search": 2, "billing": 2} {
+	for name, n := range map[string]int{"web": 2, "db": 1, "echo": 3, "api": 2, "one": 1, "orders": 2, "search": 2, "billing": 2,
+		"org-apache-dubbo-demo-demoservice": 3, "helloworld": 1} {
 		d.waitInstances(name+".svc.internal.", n)
 		if r, err := dig(t, d.dns, "SRV", name+".svc.internal."); err != nil || r.status != "NOERROR" || len(r.answer) != n {
 			t.Errorf("SRV %s: %v %v", name, r, err)
 		}
 	}
+}
+
+// dubboProviderKey is the key (etcd) or path (ZooKeeper) under group of a
+// Dubbo provider of org.apache.dubbo.demo.DemoService at ip:20880, the
+// provider URL encoded as Dubbo's URL.encode does.
+func dubboProviderKey(group, ip string) string {
+	return group + "/org.apache.dubbo.demo.DemoService/providers/" +
+		url.QueryEscape("dubbo://"+ip+":20880/org.apache.dubbo.demo.DemoService?application=demo&side=provider&weight=100")
 }

@@ -9,7 +9,7 @@ import (
 // the other categories and dubbo-go's directory keys are not, and are no
 // error either.
 func TestDubboSplitter(t *testing.T) {
-	split := dubboSplitter("/dubbo/")
+	split := DubboSplitter("/dubbo/")
 	for _, tc := range []struct {
 		key, want string // want "svc id", "other" for errOtherKey, "error"
 	}{

@@ -147,7 +147,7 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	case "skydns":
 		e.split = SkyDNSSplitter(e.prefix, cfg.Zone)
 	case "dubbo":
-		e.split = dubboSplitter(e.prefix)
+		e.split = DubboSplitter(e.prefix)
 	case "gozero":
 		if cfg.Prefix == "" {
 			e.prefix = ""
