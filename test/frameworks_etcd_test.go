@@ -161,7 +161,12 @@ func TestFrameworksEtcd(t *testing.T) {
 		}
 	}
 
-	// discodns layouts finds every framework's layout in this etcd.
+	// discodns layouts finds every framework's layout in this etcd, beside
+	// the other etcd layouts: one registry holding them all at once.
+	e.put("/services/web/10.0.9.1:80", ``)
+	e.put("/grpc/echo/10.0.9.2:50051", `{"Op":0,"Addr":"10.0.9.2:50051","Metadata":null}`)
+	e.put("/skydns/internal/svc/api/a", `{"host":"10.0.9.3","port":8080}`)
+	e.put(dubboProviderKey("/dubbo", "10.0.9.4"), ``)
 	out, err := exec.Command(binary, "layouts", "-etcd", e.endpoint(), "-max-keys", "1000", "-timeout", "20s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("discodns layouts: %v\n%s", err, out)
@@ -172,6 +177,10 @@ func TestFrameworksEtcd(t *testing.T) {
 		`gomicro +prefix /micro/registry +1 services, 1 instances`,
 		`rpcx +prefix /rpcx +1 services, 1 instances`,
 		`kitex +prefix kitex/registry-etcd +1 services, 1 instances`,
+		`discox +prefix /services +1 services, 1 instances`,
+		`grpc +prefix /grpc +1 services, 1 instances`,
+		`skydns +prefix /skydns +1 services, 1 instances`,
+		`dubbo +prefix /dubbo +1 services, 1 instances`,
 	} {
 		if !regexp.MustCompile(want).Match(out) {
 			t.Errorf("discodns layouts: no %q in\n%s", want, out)
