@@ -115,6 +115,9 @@ type DNS struct {
 	TCPIdleTimeout time.Duration `toml:"tcp_idle_timeout"`
 	// MaxTCPConnections caps concurrent TCP connections; 1 to 100000.
 	MaxTCPConnections int `toml:"max_tcp_connections"`
+	// MaxTCPConnectionsPerClient caps the concurrent TCP connections of
+	// one client address (IPv6 by /64); 1 to 100000.
+	MaxTCPConnectionsPerClient int `toml:"max_tcp_connections_per_client"`
 	// UDPSize is the largest UDP answer, advertised and accepted with EDNS;
 	// 512 to 4096.
 	UDPSize int `toml:"udp_size"`
@@ -336,6 +339,11 @@ func Default() *Config {
 			StartupWait:       10 * time.Second,
 
 			ClientRateLimitClients: 100000,
+			// A stub resolver holds one connection, a caching resolver
+			// or proxy a few; 32 leaves a busy host room while one
+			// address alone fills at most a thirtieth of the default
+			// total.
+			MaxTCPConnectionsPerClient: 32,
 		},
 		Forward: Forward{
 			Upstreams: []string{},
@@ -421,6 +429,7 @@ func (c Config) LogValue() slog.Value {
 			slog.Duration("negative_ttl", c.DNS.NegativeTTL),
 			slog.Duration("tcp_idle_timeout", c.DNS.TCPIdleTimeout),
 			slog.Int("max_tcp_connections", c.DNS.MaxTCPConnections),
+			slog.Int("max_tcp_connections_per_client", c.DNS.MaxTCPConnectionsPerClient),
 			slog.Int("udp_size", c.DNS.UDPSize),
 			slog.Int("client_rate_limit_clients", c.DNS.ClientRateLimitClients)),
 		slog.Group("forward",

@@ -51,7 +51,7 @@ func TestLoadMinimalAppliesDefaults(t *testing.T) {
 	// Spot-check the documented defaults, not only Default().
 	if c.DNS.Listen[0] != "127.0.0.1:8053" || c.DNS.Zone != "svc.internal." ||
 		c.DNS.TTL != 5*time.Second || c.DNS.NegativeTTL != 5*time.Second ||
-		c.DNS.TCPIdleTimeout != 10*time.Second || c.DNS.MaxTCPConnections != 1000 || c.DNS.UDPSize != 1232 ||
+		c.DNS.TCPIdleTimeout != 10*time.Second || c.DNS.MaxTCPConnections != 1000 || c.DNS.MaxTCPConnectionsPerClient != 32 || c.DNS.UDPSize != 1232 ||
 		len(c.Forward.Upstreams) != 0 || len(c.Forward.Allow) != 2 || c.Forward.Timeout != 2*time.Second ||
 		c.HTTP.Listen != "127.0.0.1:9153" || c.Log.Level != "info" || c.Log.Format != "text" {
 		t.Fatalf("unexpected defaults: %+v", c)
@@ -582,6 +582,7 @@ func TestRanges(t *testing.T) {
 		{"[dns]\n", "negative_ttl", `"0s"`, `"24h"`, `"-1s"`, `"48h"`, "must be 0s to 24h"},
 		{"[dns]\n", "tcp_idle_timeout", `"1s"`, `"1h"`, `"1ns"`, `"2h"`, "must be 1s to 1h"},
 		{"[dns]\n", "max_tcp_connections", "1", "100000", "0", "100001", "must be 1 to 100000"},
+		{"[dns]\n", "max_tcp_connections_per_client", "1", "100000", "0", "100001", "must be 1 to 100000"},
 		{"[dns]\n", "udp_size", "512", "4096", "511", "4097", "must be 512 to 4096"},
 		{"[dns]\n", "startup_wait", `"0s"`, `"1h"`, `"-1ns"`, `"2h"`, "must be 0s to 1h"},
 		{"[dns]\n", "client_rate_limit", "0", "1000000", "-5", "1000001", "must be 0 to 1000000"},
