@@ -150,6 +150,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Addrs:             cfg.DNS.Listen,
 		TCPIdleTimeout:    cfg.DNS.TCPIdleTimeout,
 		MaxTCPConnections: cfg.DNS.MaxTCPConnections,
+
+		MaxTCPConnectionsPerClient: cfg.DNS.MaxTCPConnectionsPerClient,
 	}, handler, dnsMetrics, log)
 	if err != nil {
 		return err

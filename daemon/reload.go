@@ -130,7 +130,8 @@ func (r *reloader) apply(cfg *config.Config) error {
 	}
 	r.handler.SetOptions(opts)
 	if !slices.Equal(cfg.DNS.Listen, r.cfg.DNS.Listen) || cfg.HTTP.Listen != r.cfg.HTTP.Listen ||
-		cfg.DNS.TCPIdleTimeout != r.cfg.DNS.TCPIdleTimeout || cfg.DNS.MaxTCPConnections != r.cfg.DNS.MaxTCPConnections {
+		cfg.DNS.TCPIdleTimeout != r.cfg.DNS.TCPIdleTimeout || cfg.DNS.MaxTCPConnections != r.cfg.DNS.MaxTCPConnections ||
+		cfg.DNS.MaxTCPConnectionsPerClient != r.cfg.DNS.MaxTCPConnectionsPerClient {
 		r.log.Warn("listen addresses and TCP limits change at the next restart, not on reload")
 	}
 	r.cfg, r.opts = cfg, opts

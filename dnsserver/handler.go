@@ -217,14 +217,17 @@ func (h *Handler) Respond(req *dns.Msg, tcp bool, client netip.Addr) ([]byte, Ou
 }
 
 // remoteAddr is the client's address, without parsing a string.
-func remoteAddr(w dns.ResponseWriter) netip.Addr {
-	switch a := w.RemoteAddr().(type) {
+func remoteAddr(w dns.ResponseWriter) netip.Addr { return addrOf(w.RemoteAddr()) }
+
+// addrOf is the IP address of a, unmapped; the zero Addr if it has none.
+func addrOf(a net.Addr) netip.Addr {
+	switch a := a.(type) {
 	case *net.UDPAddr:
 		return a.AddrPort().Addr().Unmap()
 	case *net.TCPAddr:
 		return a.AddrPort().Addr().Unmap()
 	}
-	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}

@@ -1,8 +1,6 @@
 package dnsserver
 
 import (
-	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +29,8 @@ type Metrics struct {
 	// clients it tracks; nil when there is none.
 	limiter atomic.Pointer[clientLimiter]
 
-	tcpConns prometheus.Gauge // open TCP connections
+	tcpConns    prometheus.Gauge       // open TCP connections
+	tcpClosedBy *prometheus.CounterVec // TCP connections closed at a bound
 
 	// cells caches the request counter of each (proto, type, rcode), so
 	// the hot path does no label hashing.
@@ -56,8 +55,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.tcpConns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "discodns_dns_tcp_connections",
-		Help: "Open DNS TCP connections, at most dns.max_tcp_connections (more wait to be accepted).",
+		Help: "Open DNS TCP connections, at most dns.max_tcp_connections.",
 	})
+	m.tcpClosedBy = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_dns_tcp_closed_total",
+		Help: "DNS TCP connections the server closed at a bound, by reason: client_limit (over dns.max_tcp_connections_per_client, closed at once), server_limit (over dns.max_tcp_connections with none idle, closed at once), idle_evicted (the one idle longest, closed to admit a new one at dns.max_tcp_connections), write_timeout (did not read its answers).",
+	}, []string{"reason"})
+	for _, r := range []string{closedClientLimit, closedServerLimit, closedIdleEvicted, closedWriteTimeout} {
+		m.tcpClosedBy.WithLabelValues(r)
+	}
 	m.clients = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "discodns_dns_rate_limit_clients",
 		Help: "Clients the rate limiter tracks, at most dns.client_rate_limit_clients.",
@@ -80,7 +86,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.duration[i] = duration.WithLabelValues(p)
 		m.truncated[i] = truncated.WithLabelValues(p)
 	}
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns)
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy)
 	return m
 }
 
@@ -185,37 +191,23 @@ func (m *Metrics) trackLimiter(l *clientLimiter) {
 	}
 }
 
-// countConns returns l with its open connections counted in the TCP
+// tcpConnOpened and tcpConnClosed count a TCP connection in the open
 // connections gauge.
-func (m *Metrics) countConns(l net.Listener) net.Listener {
-	if m == nil {
-		return l
+func (m *Metrics) tcpConnOpened() {
+	if m != nil {
+		m.tcpConns.Inc()
 	}
-	return &countingListener{Listener: l, open: m.tcpConns}
 }
 
-type countingListener struct {
-	net.Listener
-	open prometheus.Gauge
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+func (m *Metrics) tcpConnClosed() {
+	if m != nil {
+		m.tcpConns.Dec()
 	}
-	l.open.Inc()
-	return &countedConn{Conn: c, open: l.open}, nil
 }
 
-// countedConn leaves the count when first closed.
-type countedConn struct {
-	net.Conn
-	open   prometheus.Gauge
-	closed sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.closed.Do(c.open.Dec)
-	return c.Conn.Close()
+// tcpClosed counts a TCP connection the server closed for reason.
+func (m *Metrics) tcpClosed(reason string) {
+	if m != nil {
+		m.tcpClosedBy.WithLabelValues(reason).Inc()
+	}
 }

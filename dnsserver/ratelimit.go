@@ -41,11 +41,7 @@ func newClientLimiter(rate, maxClients int, metrics *Metrics) *clientLimiter {
 
 // allow takes a token for client and reports whether it had one.
 func (l *clientLimiter) allow(client netip.Addr) bool {
-	if client.Is6() {
-		if p, err := client.WithZone("").Prefix(64); err == nil {
-			client = p.Addr()
-		}
-	}
+	client = clientKey(client)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/netutil"
 )
 
 // ListenConfig says where and how the server listens.
@@ -19,9 +18,14 @@ type ListenConfig struct {
 	Addrs []string
 	// TCPIdleTimeout closes idle TCP connections (RFC 7766); > 0.
 	TCPIdleTimeout time.Duration
-	// MaxTCPConnections caps concurrent TCP connections; further ones wait
-	// to be accepted; > 0.
+	// MaxTCPConnections caps concurrent TCP connections; > 0. At the cap,
+	// the connection idle longest is closed to admit a new one, or if none
+	// is idle the new one is closed.
 	MaxTCPConnections int
+	// MaxTCPConnectionsPerClient caps the concurrent TCP connections of
+	// one client address (IPv6 by /64); a connection over it is closed at
+	// once. Below 1: no cap but MaxTCPConnections.
+	MaxTCPConnectionsPerClient int
 }
 
 // maxUDPQuery is the largest UDP query read whole: the most that RFC 6891
@@ -32,9 +36,11 @@ const maxUDPQuery = 4096
 
 // Server runs the UDP and TCP listeners of a Handler.
 type Server struct {
-	servers []*dns.Server
-	addrs   []net.Addr
-	errs    chan error
+	servers   []*dns.Server // UDP
+	listeners []net.Listener
+	tcp       *tcpServer
+	addrs     []net.Addr
+	errs      chan error
 }
 
 // Listen binds every address (so a busy port fails here, not later) and
@@ -43,8 +49,7 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 	if cfg.TCPIdleTimeout <= 0 || cfg.MaxTCPConnections <= 0 {
 		return nil, fmt.Errorf("dns listen: TCP idle timeout %v and connection cap %d must be more than 0", cfg.TCPIdleTimeout, cfg.MaxTCPConnections)
 	}
-	s := &Server{errs: make(chan error, 2*len(cfg.Addrs))}
-	idle := func() time.Duration { return cfg.TCPIdleTimeout }
+	s := &Server{errs: make(chan error, 2*len(cfg.Addrs)), tcp: newTCPServer(cfg, h, metrics, log)}
 	for _, addr := range cfg.Addrs {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
@@ -59,26 +64,17 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 			return nil, fmt.Errorf("dns listen tcp %s: %w", pc.LocalAddr(), err)
 		}
 		s.addrs = append(s.addrs, pc.LocalAddr(), l.Addr())
-		s.servers = append(s.servers,
-			&dns.Server{
-				PacketConn:     pc,
-				Handler:        h,
-				UDPSize:        maxUDPQuery,
-				MsgAcceptFunc:  metrics.acceptFunc,
-				MsgInvalidFunc: metrics.invalid,
-			},
-			&dns.Server{
-				Listener:    metrics.countConns(netutil.LimitListener(l, cfg.MaxTCPConnections)),
-				Handler:     h,
-				IdleTimeout: idle,
-				ReadTimeout: cfg.TCPIdleTimeout,
-				// miekg/dns closes a connection after 128 queries by
-				// default, dropping those a client already pipelined.
-				MaxTCPQueries:  -1,
-				WriteTimeout:   5 * time.Second,
-				MsgAcceptFunc:  metrics.acceptFunc,
-				MsgInvalidFunc: metrics.invalid,
-			})
+		s.listeners = append(s.listeners, l)
+		s.servers = append(s.servers, &dns.Server{
+			PacketConn:     pc,
+			Handler:        h,
+			UDPSize:        maxUDPQuery,
+			MsgAcceptFunc:  metrics.acceptFunc,
+			MsgInvalidFunc: metrics.invalid,
+		})
+	}
+	for _, l := range s.listeners {
+		s.tcp.serve(l, s.errs)
 	}
 	var started sync.WaitGroup
 	for _, srv := range s.servers {
@@ -107,22 +103,24 @@ func (s *Server) Errors() <-chan error { return s.errs }
 // Shutdown stops accepting queries and waits, until ctx ends, for the ones
 // in flight to be answered.
 func (s *Server) Shutdown(ctx context.Context) error {
+	for _, l := range s.listeners {
+		l.Close()
+	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(s.servers))
+	errs := make([]error, len(s.servers)+1)
 	for i, srv := range s.servers {
 		wg.Go(func() { errs[i] = srv.ShutdownContext(ctx) })
 	}
+	wg.Go(func() { errs[len(s.servers)] = s.tcp.shutdown(ctx) })
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
 func (s *Server) close() {
 	for _, srv := range s.servers {
-		if srv.PacketConn != nil {
-			srv.PacketConn.Close()
-		}
-		if srv.Listener != nil {
-			srv.Listener.Close()
-		}
+		srv.PacketConn.Close()
+	}
+	for _, l := range s.listeners {
+		l.Close()
 	}
 }

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -33,6 +34,13 @@ const tcpIdleTimeout = 3 * time.Second
 // handler before it serves.
 func serveWith(t *testing.T, opt Options, prepare func(*Handler)) (addr string, metrics *Metrics) {
 	t.Helper()
+	return serveListen(t, opt, prepare, ListenConfig{TCPIdleTimeout: tcpIdleTimeout, MaxTCPConnections: 8})
+}
+
+// serveListen is serveWith with the listen configuration lc (its address
+// set here).
+func serveListen(t *testing.T, opt Options, prepare func(*Handler), lc ListenConfig) (addr string, metrics *Metrics) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	metrics = NewMetrics(reg)
 	h, _ := fixture(t, opt)
@@ -41,7 +49,8 @@ func serveWith(t *testing.T, opt Options, prepare func(*Handler)) (addr string, 
 	if prepare != nil {
 		prepare(h)
 	}
-	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0"}, TCPIdleTimeout: tcpIdleTimeout, MaxTCPConnections: 8}, h, metrics, quiet)
+	lc.Addrs = []string{"127.0.0.1:0"}
+	srv, err := Listen(lc, h, metrics, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,11 +287,11 @@ func TestClientRateLimit(t *testing.T) {
 	}
 }
 
-// TestTCPCapAndIdleTimeout: idle connections beyond the cap cannot starve
-// others for long: the server closes idle connections after the idle
-// timeout, and a waiting client is then served.
+// TestTCPCapAndIdleTimeout: idle connections at the cap cannot starve
+// others: the one idle longest is closed to admit a new client (RFC 7766
+// section 6.2.3), and the server closes the others when they send no query.
 func TestTCPCapAndIdleTimeout(t *testing.T) {
-	addr, _ := serve(t) // 8 connections at most
+	addr, metrics := serve(t) // 8 connections at most
 	var idle []net.Conn
 	for range 8 {
 		c, err := net.Dial("tcp", addr)
@@ -292,28 +301,142 @@ func TestTCPCapAndIdleTimeout(t *testing.T) {
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	opened := time.Now()
-	// A ninth client is not served while the cap is reached (which it
-	// only is while the idle timeout has not passed)...
-	probe := &dns.Client{Net: "tcp", Timeout: tcpIdleTimeout / 3}
-	resp, _, err := probe.Exchange(query("web.svc.internal.", dns.TypeA), addr)
-	if err == nil && time.Since(opened) < tcpIdleTimeout {
-		t.Fatalf("a ninth connection was served while 8 were open: %v", resp)
-	}
-	// ...but once the idle ones are dropped.
-	tcp := &dns.Client{Net: "tcp", Timeout: patience}
-	resp, _, err = tcp.Exchange(query("web.svc.internal.", dns.TypeA), addr)
+	waitFor(t, "8 connections counted", func() bool { return testutil.ToFloat64(metrics.tcpConns) == 8 })
+	// A ninth client is served at once...
+	tcp := &dns.Client{Net: "tcp", Timeout: patience, Dialer: fromAddr("127.0.0.2")}
+	resp, _, err := tcp.Exchange(query("web.svc.internal.", dns.TypeA), addr)
 	if err != nil || len(resp.Answer) == 0 {
-		t.Fatalf("the waiting client was not served: %v %v", resp, err)
+		t.Fatalf("a ninth client was not served: %v %v", resp, err)
 	}
-	// The server closed each idle connection: EOF or a reset, not silence.
+	// ...the oldest idle one closed for it.
+	if got := testutil.ToFloat64(metrics.tcpClosedBy.WithLabelValues(closedIdleEvicted)); got != 1 {
+		t.Errorf("idle_evicted counted %v, want 1", got)
+	}
+	// The server closed each idle connection.
 	for i, c := range idle {
-		c.SetReadDeadline(time.Now().Add(patience))
-		_, err := c.Read(make([]byte, 1))
-		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
-			t.Errorf("idle connection %d: read %v, want EOF or a reset from the server", i, err)
+		wantClosed(t, c, fmt.Sprintf("idle connection %d", i))
+	}
+}
+
+// wantClosed fails the test unless the server closes c within patience:
+// EOF or a reset, not silence.
+func wantClosed(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(patience))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("%s: read %v, want EOF or a reset from the server", what, err)
+	}
+}
+
+// fromAddr is a dialer from the loopback address ip, to be another client.
+func fromAddr(ip string) *net.Dialer {
+	return &net.Dialer{Timeout: patience, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+}
+
+// TestTCPBounds: each bound on TCP connections closes what is over it,
+// counts it, and leaves another client served.
+func TestTCPBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		max, client  int
+		open         int  // idle connections opened first, from 127.0.0.1
+		reject       bool // and one more from 127.0.0.1 is closed at once
+		reason       string
+		wantReasonAt float64
+	}{
+		{"client limit", 8, 2, 2, true, closedClientLimit, 1},
+		{"server limit, idle evicted", 2, 8, 2, false, closedIdleEvicted, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, metrics := serveListen(t, Options{UDPSize: 1232}, nil,
+				ListenConfig{TCPIdleTimeout: tcpIdleTimeout, MaxTCPConnections: tc.max, MaxTCPConnectionsPerClient: tc.client})
+			for range tc.open {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+			}
+			waitFor(t, "the connections counted", func() bool { return testutil.ToFloat64(metrics.tcpConns) == float64(tc.open) })
+			if tc.reject {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				wantClosed(t, c, "a connection over the bound")
+			}
+			other := &dns.Client{Net: "tcp", Timeout: patience, Dialer: fromAddr("127.0.0.2")}
+			resp, _, err := other.Exchange(query("web.svc.internal.", dns.TypeA), addr)
+			if err != nil || len(resp.Answer) == 0 {
+				t.Fatalf("another client was not served: %v %v", resp, err)
+			}
+			if got := testutil.ToFloat64(metrics.tcpClosedBy.WithLabelValues(tc.reason)); got != tc.wantReasonAt {
+				t.Errorf("%s counted %v, want %v", tc.reason, got, tc.wantReasonAt)
+			}
+		})
+	}
+}
+
+// TestTCPWriteTimeout: a client that pipelines queries and reads no answer
+// is closed once an answer cannot be written in time, and counted.
+func TestTCPWriteTimeout(t *testing.T) {
+	addr, metrics := serve(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := &dns.Conn{Conn: c}
+	go func() {
+		// Writes until the server stops reading, then until it closes.
+		conn.SetWriteDeadline(time.Now().Add(3 * patience))
+		for conn.WriteMsg(query("big.svc.internal.", dns.TypeA)) == nil {
+		}
+	}()
+	closed := metrics.tcpClosedBy.WithLabelValues(closedWriteTimeout)
+	waitFor(t, "write_timeout counted", func() bool { return testutil.ToFloat64(closed) == 1 })
+	waitFor(t, "the connection's close counted", func() bool { return testutil.ToFloat64(metrics.tcpConns) == 0 })
+}
+
+// TestTCPRejects: over TCP as over UDP, a header the accept rules reject
+// gets FORMERR or NOTIMP, a message that does not parse FORMERR, and the
+// connection goes on.
+func TestTCPRejects(t *testing.T) {
+	conn := dialTCP(t)
+	notify := query("web.svc.internal.", dns.TypeA)
+	notify.Opcode = dns.OpcodeNotify
+	twoQuestions := query("web.svc.internal.", dns.TypeA)
+	twoQuestions.Question = append(twoQuestions.Question, twoQuestions.Question[0])
+	valid, _ := query("web.svc.internal.", dns.TypeA).Pack()
+	cut := valid[:14] // inside the question
+	for _, tc := range []struct {
+		name  string
+		raw   []byte
+		rcode int
+	}{
+		{"NOTIFY", pack(t, notify), dns.RcodeNotImplemented},
+		{"two questions", pack(t, twoQuestions), dns.RcodeFormatError},
+		{"cut question", cut, dns.RcodeFormatError},
+		{"valid", valid, dns.RcodeSuccess},
+	} {
+		if _, err := conn.Write(tc.raw); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := conn.ReadMsg()
+		if err != nil || resp.Rcode != tc.rcode {
+			t.Errorf("%s: %v %v, want rcode %s", tc.name, resp, err, dns.RcodeToString[tc.rcode])
 		}
 	}
+}
+
+func pack(t *testing.T, m *dns.Msg) []byte {
+	t.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestSpareLoopback: with SpareLoopback, the rate limit leaves loopback
