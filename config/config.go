@@ -118,6 +118,10 @@ type DNS struct {
 	// MaxTCPConnectionsPerClient caps the concurrent TCP connections of
 	// one client address (IPv6 by /64); 1 to 100000.
 	MaxTCPConnectionsPerClient int `toml:"max_tcp_connections_per_client"`
+	// Sockets is the number of UDP sockets bound to each listen address
+	// (SO_REUSEPORT), each read by a fixed pool of workers; 0 to 256, 0
+	// meaning one per core (GOMAXPROCS).
+	Sockets int `toml:"sockets"`
 	// UDPSize is the largest UDP answer, advertised and accepted with EDNS;
 	// 512 to 4096.
 	UDPSize int `toml:"udp_size"`
@@ -430,6 +434,7 @@ func (c Config) LogValue() slog.Value {
 			slog.Duration("tcp_idle_timeout", c.DNS.TCPIdleTimeout),
 			slog.Int("max_tcp_connections", c.DNS.MaxTCPConnections),
 			slog.Int("max_tcp_connections_per_client", c.DNS.MaxTCPConnectionsPerClient),
+			slog.Int("sockets", c.DNS.Sockets),
 			slog.Int("udp_size", c.DNS.UDPSize),
 			slog.Int("client_rate_limit_clients", c.DNS.ClientRateLimitClients)),
 		slog.Group("forward",

@@ -583,6 +583,7 @@ func TestRanges(t *testing.T) {
 		{"[dns]\n", "tcp_idle_timeout", `"1s"`, `"1h"`, `"1ns"`, `"2h"`, "must be 1s to 1h"},
 		{"[dns]\n", "max_tcp_connections", "1", "100000", "0", "100001", "must be 1 to 100000"},
 		{"[dns]\n", "max_tcp_connections_per_client", "1", "100000", "0", "100001", "must be 1 to 100000"},
+		{"[dns]\n", "sockets", "0", "256", "-1", "257", "must be 0 to 256"},
 		{"[dns]\n", "udp_size", "512", "4096", "511", "4097", "must be 512 to 4096"},
 		{"[dns]\n", "startup_wait", `"0s"`, `"1h"`, `"-1ns"`, `"2h"`, "must be 0s to 1h"},
 		{"[dns]\n", "client_rate_limit", "0", "1000000", "-5", "1000001", "must be 0 to 1000000"},

@@ -128,6 +128,9 @@ func (c *Config) validate() *Error {
 	if err := inRange(d.MaxTCPConnectionsPerClient, 1, maxTCPConnections); err != nil {
 		return keyErr("dns.max_tcp_connections_per_client", err)
 	}
+	if err := inRange(d.Sockets, 0, 256); err != nil {
+		return keyErr("dns.sockets", err)
+	}
 	if err := inRange(d.UDPSize, 512, 4096); err != nil {
 		return keyErr("dns.udp_size", err)
 	}

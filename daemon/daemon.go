@@ -150,6 +150,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Addrs:             cfg.DNS.Listen,
 		TCPIdleTimeout:    cfg.DNS.TCPIdleTimeout,
 		MaxTCPConnections: cfg.DNS.MaxTCPConnections,
+		Sockets:           cfg.DNS.Sockets,
 
 		MaxTCPConnectionsPerClient: cfg.DNS.MaxTCPConnectionsPerClient,
 	}, handler, dnsMetrics, log)

@@ -131,8 +131,9 @@ func (r *reloader) apply(cfg *config.Config) error {
 	r.handler.SetOptions(opts)
 	if !slices.Equal(cfg.DNS.Listen, r.cfg.DNS.Listen) || cfg.HTTP.Listen != r.cfg.HTTP.Listen ||
 		cfg.DNS.TCPIdleTimeout != r.cfg.DNS.TCPIdleTimeout || cfg.DNS.MaxTCPConnections != r.cfg.DNS.MaxTCPConnections ||
-		cfg.DNS.MaxTCPConnectionsPerClient != r.cfg.DNS.MaxTCPConnectionsPerClient {
-		r.log.Warn("listen addresses and TCP limits change at the next restart, not on reload")
+		cfg.DNS.MaxTCPConnectionsPerClient != r.cfg.DNS.MaxTCPConnectionsPerClient ||
+		cfg.DNS.Sockets != r.cfg.DNS.Sockets {
+		r.log.Warn("listen addresses, sockets and TCP limits change at the next restart, not on reload")
 	}
 	r.cfg, r.opts = cfg, opts
 	r.forwarding.Store(len(cfg.Forward.Upstreams) > 0)

@@ -36,6 +36,12 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 	m.Id = req.Id
 	m.Response = true
 	m.Opcode = req.Opcode
+	if req.Opcode != dns.OpcodeQuery {
+		// RFC 8906 section 8: only the ID, opcode, QR and rcode; what the
+		// other fields mean under an unknown opcode is unknown.
+		m.Rcode = dns.RcodeNotImplemented
+		return m
+	}
 	m.RecursionDesired = req.RecursionDesired
 	m.CheckingDisabled = req.CheckingDisabled
 	m.Question = req.Question // as sent, case kept
@@ -61,11 +67,7 @@ func (h *Handler) answerFrom(idx *index, req *dns.Msg, tcp bool, client netip.Ad
 			return m
 		}
 	}
-	switch {
-	case req.Opcode != dns.OpcodeQuery:
-		m.Rcode = dns.RcodeNotImplemented
-		return m
-	case len(req.Question) != 1:
+	if len(req.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
 		return m
 	}

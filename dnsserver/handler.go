@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,4 +232,15 @@ func addrOf(a net.Addr) netip.Addr {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
+}
+
+// mayForward reports whether req may go to the forwarder, and so wait on
+// an upstream: forwarding is on and its name is outside the zones.
+func (h *Handler) mayForward(req *dns.Msg) bool {
+	idx := h.idx.Load()
+	if idx.set.Forwarder == nil || len(req.Question) != 1 {
+		return false
+	}
+	z, _ := idx.findZone(strings.ToLower(req.Question[0].Name))
+	return z == nil
 }

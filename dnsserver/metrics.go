@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,9 @@ type Metrics struct {
 
 	tcpConns    prometheus.Gauge       // open TCP connections
 	tcpClosedBy *prometheus.CounterVec // TCP connections closed at a bound
+
+	// udpInodes name the UDP sockets whose kernel drops are counted.
+	udpInodes atomic.Pointer[map[uint64]bool]
 
 	// cells caches the request counter of each (proto, type, rcode), so
 	// the hot path does no label hashing.
@@ -73,6 +77,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 		return 0
 	})
+	udpDropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "discodns_dns_udp_dropped_total",
+		Help: "UDP queries the kernel dropped because every worker was busy and the socket's receive buffer was full (Linux).",
+	}, func() float64 {
+		if inodes := m.udpInodes.Load(); inodes != nil {
+			return udpDrops(*inodes)
+		}
+		return 0
+	})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "discodns_dns_request_duration_seconds",
 		Help:    "Time to answer a DNS request, by transport.",
@@ -86,7 +99,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.duration[i] = duration.WithLabelValues(p)
 		m.truncated[i] = truncated.WithLabelValues(p)
 	}
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy)
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped)
 	return m
 }
 
@@ -189,6 +202,20 @@ func (m *Metrics) trackLimiter(l *clientLimiter) {
 	if m != nil {
 		m.limiter.Store(l)
 	}
+}
+
+// trackUDP makes conns the UDP sockets whose drops are counted.
+func (m *Metrics) trackUDP(conns []*net.UDPConn) {
+	if m == nil {
+		return
+	}
+	inodes := make(map[uint64]bool, len(conns))
+	for _, c := range conns {
+		if ino := socketInode(c); ino != 0 {
+			inodes[ino] = true
+		}
+	}
+	m.udpInodes.Store(&inodes)
 }
 
 // tcpConnOpened and tcpConnClosed count a TCP connection in the open

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // ListenConfig says where and how the server listens.
@@ -26,6 +25,9 @@ type ListenConfig struct {
 	// one client address (IPv6 by /64); a connection over it is closed at
 	// once. Below 1: no cap but MaxTCPConnections.
 	MaxTCPConnectionsPerClient int
+	// Sockets is the number of UDP sockets bound to each address with
+	// SO_REUSEPORT, each read by its own workers; 0 means GOMAXPROCS.
+	Sockets int
 }
 
 // maxUDPQuery is the largest UDP query read whole: the most that RFC 6891
@@ -36,7 +38,7 @@ const maxUDPQuery = 4096
 
 // Server runs the UDP and TCP listeners of a Handler.
 type Server struct {
-	servers   []*dns.Server // UDP
+	udp       []*udpServer
 	listeners []net.Listener
 	tcp       *tcpServer
 	addrs     []net.Addr
@@ -50,44 +52,35 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 		return nil, fmt.Errorf("dns listen: TCP idle timeout %v and connection cap %d must be more than 0", cfg.TCPIdleTimeout, cfg.MaxTCPConnections)
 	}
 	s := &Server{errs: make(chan error, 2*len(cfg.Addrs)), tcp: newTCPServer(cfg, h, metrics, log)}
+	sockets := cfg.Sockets
+	if sockets <= 0 {
+		sockets = runtime.GOMAXPROCS(0)
+	}
+	var udpConns []*net.UDPConn
 	for _, addr := range cfg.Addrs {
-		pc, err := net.ListenPacket("udp", addr)
+		conns, err := listenUDP(addr, sockets)
 		if err != nil {
 			s.close()
-			return nil, fmt.Errorf("dns listen udp %s: %w", addr, err)
+			return nil, err
 		}
+		s.udp = append(s.udp, &udpServer{conns: conns})
+		udpConns = append(udpConns, conns...)
 		// TCP takes the port UDP got, so ":0" gives one port for both.
-		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		l, err := net.Listen("tcp", conns[0].LocalAddr().String())
 		if err != nil {
-			pc.Close()
 			s.close()
-			return nil, fmt.Errorf("dns listen tcp %s: %w", pc.LocalAddr(), err)
+			return nil, fmt.Errorf("dns listen tcp %s: %w", conns[0].LocalAddr(), err)
 		}
-		s.addrs = append(s.addrs, pc.LocalAddr(), l.Addr())
+		s.addrs = append(s.addrs, conns[0].LocalAddr(), l.Addr())
 		s.listeners = append(s.listeners, l)
-		s.servers = append(s.servers, &dns.Server{
-			PacketConn:     pc,
-			Handler:        h,
-			UDPSize:        maxUDPQuery,
-			MsgAcceptFunc:  metrics.acceptFunc,
-			MsgInvalidFunc: metrics.invalid,
-		})
+	}
+	metrics.trackUDP(udpConns)
+	for i, u := range s.udp {
+		s.udp[i] = serveUDP(u.conns, h, metrics, log)
 	}
 	for _, l := range s.listeners {
 		s.tcp.serve(l, s.errs)
 	}
-	var started sync.WaitGroup
-	for _, srv := range s.servers {
-		started.Add(1)
-		srv.NotifyStartedFunc = started.Done
-		go func() {
-			if err := srv.ActivateAndServe(); err != nil {
-				log.Error("dns server stopped", "err", err)
-				s.errs <- err
-			}
-		}()
-	}
-	started.Wait()
 	for _, a := range s.addrs {
 		log.Info("dns listening", "net", a.Network(), "addr", a.String())
 	}
@@ -107,18 +100,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(s.servers)+1)
-	for i, srv := range s.servers {
-		wg.Go(func() { errs[i] = srv.ShutdownContext(ctx) })
+	errs := make([]error, len(s.udp)+1)
+	for i, u := range s.udp {
+		wg.Go(func() { errs[i] = u.shutdown(ctx) })
 	}
-	wg.Go(func() { errs[len(s.servers)] = s.tcp.shutdown(ctx) })
+	wg.Go(func() { errs[len(s.udp)] = s.tcp.shutdown(ctx) })
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
 func (s *Server) close() {
-	for _, srv := range s.servers {
-		srv.PacketConn.Close()
+	for _, u := range s.udp {
+		u.close()
 	}
 	for _, l := range s.listeners {
 		l.Close()

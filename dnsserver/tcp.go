@@ -13,8 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 const (
@@ -253,56 +251,12 @@ func (s *tcpServer) idling(tc *tcpConn) bool {
 // none to one they ignore, and Handler.Respond to the rest. counted
 // reports whether o is to be observed.
 func (s *tcpServer) answer(m []byte, client netip.Addr) (out []byte, o Outcome, counted bool) {
-	if len(m) < 12 {
-		s.metrics.invalid(m, dns.ErrShortRead)
-		return nil, o, false
+	req, reply := s.metrics.accept(m)
+	if req == nil {
+		return reply, o, false
 	}
-	dh := dns.Header{
-		Id:      binary.BigEndian.Uint16(m),
-		Bits:    binary.BigEndian.Uint16(m[2:]),
-		Qdcount: binary.BigEndian.Uint16(m[4:]),
-		Ancount: binary.BigEndian.Uint16(m[6:]),
-		Nscount: binary.BigEndian.Uint16(m[8:]),
-		Arcount: binary.BigEndian.Uint16(m[10:]),
-	}
-	action := s.metrics.acceptFunc(dh)
-	req := new(dns.Msg)
-	switch action {
-	case dns.MsgIgnore:
-		return nil, o, false
-	case dns.MsgAccept:
-		err := req.Unpack(m)
-		if err == nil {
-			out, o := s.h.Respond(req, true, client)
-			return out, o, true
-		}
-		s.metrics.invalid(m, err)
-	}
-	return rejection(m[:12], action), o, false
-}
-
-// rejection is the response to the header hdr that the accept rules reject
-// with action (or whose message does not parse): FORMERR, or NOTIMP for
-// MsgRejectNotImplemented, with no records; nil if it does not pack.
-func rejection(hdr []byte, action dns.MsgAcceptAction) []byte {
-	// The header alone, with no records counted, parses.
-	h := make([]byte, 12)
-	copy(h, hdr[:4])
-	req := new(dns.Msg)
-	if req.Unpack(h) != nil {
-		return nil
-	}
-	resp := new(dns.Msg)
-	resp.SetRcodeFormatError(req)
-	if action == dns.MsgRejectNotImplemented {
-		resp.Opcode = req.Opcode
-		resp.Rcode = dns.RcodeNotImplemented
-	}
-	out, err := resp.Pack()
-	if err != nil {
-		return nil
-	}
-	return out
+	out, o = s.h.Respond(req, true, client)
+	return out, o, true
 }
 
 // shutdown closes the idle connections and stops taking queries; the
