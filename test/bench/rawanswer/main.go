@@ -1,0 +1,88 @@
+// Command rawanswer is the limit that test/bench/cores.sh measures the DNS
+// servers against: UDP sockets per core with SO_REUSEPORT, each read by
+// its own goroutine, answering every query with the query's header and
+// question followed by a fixed packed answer (ten A records), without
+// parsing or building a message.
+//
+//	rawanswer -addr 127.0.0.1:5300 -sockets 2
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:5300", "UDP `address` to answer on")
+	sockets := flag.Int("sockets", runtime.GOMAXPROCS(0), "sockets bound to addr with SO_REUSEPORT")
+	flag.Parse()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+		return err
+	}}
+	for range *sockets {
+		pc, err := lc.ListenPacket(context.Background(), "udp", *addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rawanswer:", err)
+			os.Exit(1)
+		}
+		go answer(pc.(*net.UDPConn))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+}
+
+// answer answers the queries that arrive on c until it fails.
+func answer(c *net.UDPConn) {
+	const records = 10
+	var rrs []byte
+	for i := range records {
+		// A pointer to the question's name, A IN, TTL 5, 10.0.0.i.
+		rrs = append(rrs, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 10, 0, 0, byte(i+1))
+	}
+	in, out := make([]byte, 4096), make([]byte, 0, 4096+len(rrs))
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(in)
+		if err != nil {
+			return
+		}
+		q := questionEnd(in[:n])
+		if q < 0 {
+			continue
+		}
+		out = append(append(out[:0], in[:q]...), rrs...)
+		out[2] = out[2]&0x01 | 0x84 // QR, AA, RD as asked
+		out[3] = 0
+		binary.BigEndian.PutUint16(out[6:], records)
+		binary.BigEndian.PutUint16(out[8:], 0)
+		binary.BigEndian.PutUint16(out[10:], 0)
+		c.WriteToUDPAddrPort(out, from)
+	}
+}
+
+// questionEnd is the offset just past the one uncompressed question of
+// msg, or -1.
+func questionEnd(msg []byte) int {
+	if len(msg) < 12 || binary.BigEndian.Uint16(msg[4:]) != 1 {
+		return -1
+	}
+	i := 12
+	for i < len(msg) && msg[i] != 0 {
+		i += int(msg[i]) + 1
+	}
+	if i+5 > len(msg) {
+		return -1
+	}
+	return i + 5
+}
