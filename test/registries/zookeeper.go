@@ -70,17 +70,7 @@ func (z *ZooKeeper) Start() {
 }
 
 // ruok asks the four-letter command ruok.
-func (z *ZooKeeper) ruok() bool {
-	conn, err := net.DialTimeout("tcp", z.Addr(), time.Second)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Second))
-	conn.Write([]byte("ruok"))
-	b, _ := io.ReadAll(conn)
-	return string(b) == "imok"
-}
+func (z *ZooKeeper) ruok() bool { return fourLetter(z.Addr(), "ruok") == "imok" }
 
 // Proxy forwards TCP connections to a target and can cut them, to keep a
 // client away from a server that goes on running.
@@ -173,22 +163,52 @@ func (p *Proxy) forward(c net.Conn) {
 // writes, closed when the test ends.
 func ZKClient(t testing.TB, addr string) *zk.Conn {
 	t.Helper()
-	conn, events, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithLogger(quietLogger{}))
-	if err != nil {
-		t.Fatal(err)
+	// A second client when the first gets no session in time: once, on a
+	// loaded machine, a client waited 30 s for a session from a server
+	// that answered ruok. What the server says of itself is logged.
+	for try := 1; ; try++ {
+		conn, events, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithLogger(quietLogger{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waitSession(events, 30*time.Second) {
+			t.Cleanup(conn.Close)
+			return conn
+		}
+		conn.Close()
+		t.Logf("no zookeeper session with %s in 30s (try %d); the server says: %s", addr, try, fourLetter(addr, "srvr"))
+		if try == 2 {
+			t.Fatalf("no zookeeper session with %s", addr)
+		}
 	}
-	t.Cleanup(conn.Close)
-	timeout := time.After(30 * time.Second)
+}
+
+// waitSession reports whether events bring a session within d.
+func waitSession(events <-chan zk.Event, d time.Duration) bool {
+	timeout := time.After(d)
 	for {
 		select {
 		case ev := <-events:
 			if ev.State == zk.StateHasSession {
-				return conn
+				return true
 			}
 		case <-timeout:
-			t.Fatalf("no zookeeper session with %s", addr)
+			return false
 		}
 	}
+}
+
+// fourLetter returns a ZooKeeper server's answer to a four-letter command.
+func fourLetter(addr, cmd string) string {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	conn.Write([]byte(cmd))
+	b, _ := io.ReadAll(conn)
+	return string(b)
 }
 
 type quietLogger struct{}
