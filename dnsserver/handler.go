@@ -91,6 +91,7 @@ func newSettings(opt Options, metrics *Metrics) *settings {
 	s := &settings{Options: opt, ttl: uint32(opt.TTL / time.Second), negTTL: uint32(opt.NegativeTTL / time.Second)}
 	if opt.ClientRateLimit > 0 {
 		s.limiter = newClientLimiter(opt.ClientRateLimit, opt.ClientRateLimitClients, metrics)
+		s.limiter.spareLoopback = opt.SpareLoopback
 	}
 	metrics.trackLimiter(s.limiter)
 	return s
@@ -187,7 +188,7 @@ func (h *Handler) Respond(req *dns.Msg, tcp bool, client netip.Addr) ([]byte, Ou
 		o.Qtype = req.Question[0].Qtype
 	}
 	var resp *dns.Msg
-	if set := h.idx.Load().set; set.limiter != nil && !(set.SpareLoopback && client.IsLoopback()) && !set.limiter.allow(client) {
+	if l := h.idx.Load().set.limiter; l != nil && !l.allow(client) {
 		h.metrics.rateLimited()
 		o.RateLimited = true
 		if !tcp && h.slip.Add(1)%2 == 1 {
