@@ -77,6 +77,11 @@ func FuzzAnswer(f *testing.F) {
 		} else {
 			req = nil
 		}
+		if n, _ := h.answerPacket(packet, make([]byte, maxWireAnswer), tcp); n > 0 && req == nil {
+			t.Fatalf("a packet that does not unpack answered from the wire cache: %x", packet)
+		} else if n > 0 {
+			samePacketAnswer(t, h, packet, req, tcp)
+		}
 		if len(packet) > 65000 {
 			return
 		}

@@ -5,6 +5,7 @@ package dnsserver
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -66,6 +67,7 @@ type Handler struct {
 	log     *slog.Logger
 
 	idx  atomic.Pointer[index] // the options in force travel with it
+	wire atomic.Pointer[wireCache]
 	rot  atomic.Uint32
 	slip atomic.Uint32
 
@@ -108,6 +110,7 @@ func NewHandler(opt Options, metrics *Metrics, log *slog.Logger) *Handler {
 	idx := compile(nil, h.snap, h.set)
 	idx.ready = false
 	h.idx.Store(idx)
+	h.wire.Store(newWireCache())
 	return h
 }
 
@@ -129,6 +132,7 @@ func (h *Handler) SetOptions(opt Options) {
 	idx := compile(h.idx.Load(), h.snap, h.set)
 	idx.ready = idx.ready && h.idx.Load().ready
 	h.idx.Store(idx)
+	h.wire.Store(newWireCache()) // answers follow the options
 }
 
 // Follow keeps the handler on the latest snapshot of table until ctx ends.
@@ -183,12 +187,25 @@ type Outcome struct {
 // from the wire cache, anything else from the compiled index (or the
 // forwarder, for names outside the zones).
 func (h *Handler) Respond(req *dns.Msg, tcp bool, client netip.Addr) ([]byte, Outcome) {
+	return h.respond(req, tcp, client, h.allow(client))
+}
+
+// allow reports whether client is within its rate limit, taking one query
+// of it.
+func (h *Handler) allow(client netip.Addr) bool {
+	l := h.idx.Load().set.limiter
+	return l == nil || l.allow(client)
+}
+
+// respond is Respond for a client that allowed says is within its rate
+// limit or not.
+func (h *Handler) respond(req *dns.Msg, tcp bool, client netip.Addr, allowed bool) ([]byte, Outcome) {
 	o := Outcome{}
 	if len(req.Question) == 1 {
 		o.Qtype = req.Question[0].Qtype
 	}
 	var resp *dns.Msg
-	if l := h.idx.Load().set.limiter; l != nil && !l.allow(client) {
+	if !allowed {
 		h.metrics.rateLimited()
 		o.RateLimited = true
 		if !tcp && h.slip.Add(1)%2 == 1 {
@@ -216,6 +233,19 @@ func (h *Handler) Respond(req *dns.Msg, tcp bool, client netip.Addr) ([]byte, Ou
 		return nil, o
 	}
 	return out, o
+}
+
+// answerFast answers the query in msg from the wire cache without
+// unpacking it (see answerPacket), into out, and counts it with m, taking
+// start as the time msg arrived. It returns the answer's length, or 0 when
+// msg needs the full path. The caller has checked the client's rate limit.
+func (h *Handler) answerFast(m *Metrics, msg, out []byte, tcp bool, start time.Time) int {
+	n, v := h.answerPacket(msg, out, tcp)
+	if n > 0 {
+		o := Outcome{Qtype: binary.BigEndian.Uint16(msg[headerLen+wireNameLen(msg):]), Rcode: v.rcode, Truncated: v.truncated}
+		m.observe(tcp, o, time.Since(start))
+	}
+	return n
 }
 
 // remoteAddr is the client's address, without parsing a string.

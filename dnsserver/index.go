@@ -24,11 +24,7 @@ type index struct {
 	shards  [cache.NumShards]*compiledShard // services by FQDN, sharded as in the snapshot
 
 	statsOnce sync.Once
-	stats     map[*zone]*zoneStats // built on first use
-
-	ptrOnce sync.Once
-	ptr     map[string][]dns.PTR // reverse name -> PTRs, built on first use
-	wire    wireCache            // packed answers, filled on first use
+	stats     map[*zone]*zoneStats // the shards' statistics summed, on first use
 }
 
 // zone holds what the apex answers. The apex is its own name server
@@ -48,10 +44,18 @@ type zoneStats struct {
 }
 
 // compiledShard is one shard of compiled services; it is reused as a whole
-// while its snapshot shard is unchanged.
+// while its snapshot shard is unchanged, with the reverse map and the zone
+// statistics of its services, so that a change rebuilds those for its
+// shard alone.
 type compiledShard struct {
 	src      *cache.ServiceShard
 	services map[string]*compiledService
+
+	ptrOnce sync.Once
+	ptr     map[string][]dns.PTR // reverse name -> PTRs, built on first use
+
+	statsOnce sync.Once
+	stats     map[string]*zoneStats // by zone name, built on first use
 }
 
 // rrsets are the records of a name that answers for a set of instances.
@@ -143,34 +147,33 @@ func (idx *index) service(fqdn string) *compiledService {
 	return sh.services[fqdn]
 }
 
-// services yields every compiled service.
-func (idx *index) services(yield func(*compiledService) bool) {
-	for _, sh := range idx.shards {
-		if sh == nil {
-			continue
-		}
-		for _, cs := range sh.services {
-			if !yield(cs) {
-				return
-			}
-		}
-	}
-}
-
-// zoneStats returns the statistics of z, computing every zone's the first
+// zoneStats returns the statistics of z, summing every shard's the first
 // time one is asked for (empty non-terminals are rare questions).
 func (idx *index) zoneStats(z *zone) *zoneStats {
 	idx.statsOnce.Do(func() {
 		idx.stats = map[*zone]*zoneStats{}
-		byName := map[string]*zoneStats{}
 		for _, z := range idx.zones {
 			st := &zoneStats{tags: map[string]int{}}
-			idx.stats[z], byName[z.name] = st, st
+			for _, sh := range idx.shards {
+				if sh != nil {
+					st.add(sh.zoneStats()[z.name])
+				}
+			}
+			idx.stats[z] = st
 		}
-		for cs := range idx.services {
-			st := byName[cs.svc.Zone]
+	})
+	return idx.stats[z]
+}
+
+// zoneStats returns the statistics of the shard's services by zone.
+func (sh *compiledShard) zoneStats() map[string]*zoneStats {
+	sh.statsOnce.Do(func() {
+		sh.stats = map[string]*zoneStats{}
+		for _, cs := range sh.services {
+			st := sh.stats[cs.svc.Zone]
 			if st == nil {
-				continue
+				st = &zoneStats{tags: map[string]int{}}
+				sh.stats[cs.svc.Zone] = st
 			}
 			st.svcs++
 			for tag := range cs.tags {
@@ -181,7 +184,19 @@ func (idx *index) zoneStats(z *zone) *zoneStats {
 			}
 		}
 	})
-	return idx.stats[z]
+	return sh.stats
+}
+
+// add adds the statistics of o (nil: none) to st.
+func (st *zoneStats) add(o *zoneStats) {
+	if o == nil {
+		return
+	}
+	st.svcs += o.svcs
+	st.tls += o.tls
+	for tag, n := range o.tags {
+		st.tags[tag] += n
+	}
 }
 
 func newZone(name string, serial, ttl, negTTL uint32, nsAddrs []netip.Addr) *zone {
@@ -344,12 +359,28 @@ func escaped(name string, i int) bool {
 	return n%2 == 1
 }
 
-// reverse returns the PTR records of a reverse name, building the reverse
-// map the first time one is asked for.
+// reverse returns the PTR records of a reverse name, sorted: every shard's,
+// each shard building its reverse map the first time one is asked for.
 func (idx *index) reverse(name string) []dns.PTR {
-	idx.ptrOnce.Do(func() {
-		idx.ptr = map[string][]dns.PTR{}
-		for cs := range idx.services {
+	if !strings.HasSuffix(name, ".in-addr.arpa.") && !strings.HasSuffix(name, ".ip6.arpa.") {
+		return nil
+	}
+	var ptrs []dns.PTR
+	for _, sh := range idx.shards {
+		if sh != nil {
+			ptrs = append(ptrs, sh.reverse(idx.ttl)[name]...)
+		}
+	}
+	slices.SortFunc(ptrs, func(a, b dns.PTR) int { return strings.Compare(a.Ptr, b.Ptr) })
+	return ptrs
+}
+
+// reverse returns the shard's reverse map; ttl is the index's, the same for
+// every index that shares the shard.
+func (sh *compiledShard) reverse(ttl uint32) map[string][]dns.PTR {
+	sh.ptrOnce.Do(func() {
+		sh.ptr = map[string][]dns.PTR{}
+		for _, cs := range sh.services {
 			for i := range cs.svc.Endpoints {
 				ep := &cs.svc.Endpoints[i]
 				ip, ok := ep.IP()
@@ -360,15 +391,11 @@ func (idx *index) reverse(name string) []dns.PTR {
 				if err != nil {
 					continue
 				}
-				ptr := dns.PTR{Hdr: hdr(dns.TypePTR, idx.ttl), Ptr: cs.svc.InstanceName(ep)}
-				idx.ptr[rev] = append(idx.ptr[rev], ptr)
+				sh.ptr[rev] = append(sh.ptr[rev], dns.PTR{Hdr: hdr(dns.TypePTR, ttl), Ptr: cs.svc.InstanceName(ep)})
 			}
 		}
-		for _, ptrs := range idx.ptr {
-			slices.SortFunc(ptrs, func(a, b dns.PTR) int { return strings.Compare(a.Ptr, b.Ptr) })
-		}
 	})
-	return idx.ptr[name]
+	return sh.ptr
 }
 
 // kind is what a name inside the zones is.
@@ -389,6 +416,9 @@ type named struct {
 	zone *zone     // nil: outside every zone
 	set  *rrsets   // kindSet and kindSRV
 	inst *instNode // kindInstance
+	// svc is the service that holds set or inst: their answers depend on
+	// it alone.
+	svc *compiledService
 }
 
 // resolve tells what name (lowercase, fully qualified) is, in one look-up.
@@ -423,6 +453,7 @@ func (idx *index) resolve(name string) named {
 				default:
 					r.set = cs.tags[proto]
 				}
+				r.svc = cs
 			}
 			if r.set != nil {
 				r.kind = kindSRV
@@ -446,6 +477,9 @@ func (idx *index) resolve(name string) named {
 		} else if port, ok := strings.CutPrefix(labels[0], "_"); ok && cs.ports[port] != nil {
 			r.kind, r.set = kindSRV, cs.ports[port]
 		}
+	}
+	if r.set != nil || r.inst != nil {
+		r.svc = cs
 	}
 	return r
 }

@@ -30,6 +30,8 @@ type Metrics struct {
 	// clients it tracks; nil when there is none.
 	limiter atomic.Pointer[clientLimiter]
 
+	wireRenewals prometheus.Counter // wire caches started afresh when full
+
 	tcpConns    prometheus.Gauge       // open TCP connections
 	tcpClosedBy *prometheus.CounterVec // TCP connections closed at a bound
 
@@ -99,7 +101,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.duration[i] = duration.WithLabelValues(p)
 		m.truncated[i] = truncated.WithLabelValues(p)
 	}
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped)
+	m.wireRenewals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "discodns_dns_wire_cache_renewals_total",
+		Help: "Times the cache of packed answers spent its 16 MiB and started afresh.",
+	})
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals)
 	return m
 }
 
@@ -216,6 +222,13 @@ func (m *Metrics) trackUDP(conns []*net.UDPConn) {
 		}
 	}
 	m.udpInodes.Store(&inodes)
+}
+
+// wireRenewed counts a wire cache started afresh.
+func (m *Metrics) wireRenewed() {
+	if m != nil {
+		m.wireRenewals.Inc()
+	}
 }
 
 // tcpConnOpened and tcpConnClosed count a TCP connection in the open

@@ -5,13 +5,21 @@ import "github.com/miekg/dns"
 // maxSize is the largest response the requester can take: 65535 over TCP,
 // min(advertised, udpSize) with EDNS (never below 512), 512 without.
 func maxSize(opt *dns.OPT, tcp bool, udpSize int) int {
+	if opt == nil {
+		return sizeLimit(false, 0, tcp, udpSize)
+	}
+	return sizeLimit(true, opt.UDPSize(), tcp, udpSize)
+}
+
+// sizeLimit is maxSize for a requester that advertised (edns) its size.
+func sizeLimit(edns bool, advertised uint16, tcp bool, udpSize int) int {
 	switch {
 	case tcp:
 		return dns.MaxMsgSize
-	case opt == nil:
+	case !edns:
 		return dns.MinMsgSize
 	}
-	return max(dns.MinMsgSize, min(int(opt.UDPSize()), udpSize))
+	return max(dns.MinMsgSize, min(int(advertised), udpSize))
 }
 
 // fit shrinks m to size octets: it drops the Additional section first (no

@@ -184,6 +184,7 @@ func (s *tcpServer) serveConn(tc *tcpConn) {
 	}()
 	client := addrOf(tc.RemoteAddr())
 	var length [2]byte
+	var fast []byte // answers from the wire cache, made on first use
 	for timeout := s.first; ; timeout = s.idle {
 		// The deadline covers the length and the message: a client that
 		// sends slowly idles out like one that sends nothing.
@@ -199,10 +200,10 @@ func (s *tcpServer) serveConn(tc *tcpConn) {
 			return
 		}
 		start := time.Now()
-		out, o, counted := s.answer(m, client)
+		out, o, counted := s.answer(m, client, &fast, start)
 		if out != nil {
 			tc.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
-			bufs := net.Buffers{binary.BigEndian.AppendUint16(nil, uint16(len(out))), out}
+			bufs := net.Buffers{binary.BigEndian.AppendUint16(length[:0], uint16(len(out))), out}
 			if _, err := bufs.WriteTo(tc); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					s.metrics.tcpClosed(closedWriteTimeout)
@@ -248,14 +249,24 @@ func (s *tcpServer) idling(tc *tcpConn) bool {
 // answer answers the message m from client, as miekg/dns's server does:
 // no response to one that has no header, FORMERR or NOTIMP to one whose
 // header the accept rules reject (and FORMERR to one that does not parse),
-// none to one they ignore, and Handler.Respond to the rest. counted
-// reports whether o is to be observed.
-func (s *tcpServer) answer(m []byte, client netip.Addr) (out []byte, o Outcome, counted bool) {
+// none to one they ignore, and Handler.Respond to the rest; a plain query
+// whose answer is cached is answered into *fast and counted. counted
+// reports whether o is still to be observed.
+func (s *tcpServer) answer(m []byte, client netip.Addr, fast *[]byte, start time.Time) (out []byte, o Outcome, counted bool) {
+	allowed := s.h.allow(client)
+	if allowed {
+		if *fast == nil {
+			*fast = make([]byte, maxWireAnswer)
+		}
+		if n := s.h.answerFast(s.metrics, m, *fast, true, start); n > 0 {
+			return (*fast)[:n], o, false
+		}
+	}
 	req, reply := s.metrics.accept(m)
 	if req == nil {
 		return reply, o, false
 	}
-	out, o = s.h.Respond(req, true, client)
+	out, o = s.h.respond(req, true, client, allowed)
 	return out, o, true
 }
 

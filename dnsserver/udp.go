@@ -74,6 +74,7 @@ func serveUDP(conns []*net.UDPConn, h *Handler, m *Metrics, log *slog.Logger) *u
 // read answers the queries that arrive on c until shutdown.
 func (u *udpServer) read(c *net.UDPConn) {
 	buf := make([]byte, maxUDPQuery)
+	out := make([]byte, maxWireAnswer)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -84,6 +85,13 @@ func (u *udpServer) read(c *net.UDPConn) {
 			continue
 		}
 		start := time.Now()
+		allowed := u.h.allow(from.Addr().Unmap())
+		if allowed {
+			if n := u.h.answerFast(u.m, buf[:n], out, false, start); n > 0 {
+				u.write(c, out[:n], from)
+				continue
+			}
+		}
 		req, reply := u.m.accept(buf[:n])
 		if req == nil {
 			if reply != nil {
@@ -91,28 +99,29 @@ func (u *udpServer) read(c *net.UDPConn) {
 			}
 			continue
 		}
-		if u.h.mayForward(req) {
+		if allowed && u.h.mayForward(req) {
 			select {
 			case u.forward <- struct{}{}:
 				u.workers.Go(func() {
 					defer func() { <-u.forward }()
-					u.respond(c, req, from, start)
+					u.respond(c, req, from, start, allowed)
 				})
 				continue
 			default:
 			}
 		}
-		u.respond(c, req, from, start)
+		u.respond(c, req, from, start, allowed)
 	}
 }
 
-// respond answers req from client on c, and counts it.
-func (u *udpServer) respond(c *net.UDPConn, req *dns.Msg, client netip.AddrPort, start time.Time) {
-	out, o := u.h.Respond(req, false, client.Addr().Unmap())
+// respond answers req from client on c, and counts it; allowed says
+// whether the client is within its rate limit.
+func (u *udpServer) respond(c *net.UDPConn, req *dns.Msg, client netip.AddrPort, start time.Time, allowed bool) {
+	out, o := u.h.respond(req, false, client.Addr().Unmap(), allowed)
 	if out != nil {
 		u.write(c, out, client)
 	}
-	u.h.metrics.observe(false, o, time.Since(start))
+	u.m.observe(false, o, time.Since(start))
 }
 
 func (u *udpServer) write(c *net.UDPConn, b []byte, to netip.AddrPort) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/cache"
 )
 
 // sortedRRs describes a section without order (answers rotate).
@@ -88,6 +90,73 @@ func TestWireCacheFollowsSnapshots(t *testing.T) {
 	}
 }
 
+// len counts the entries of c.
+func (c *wireCache) len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].m)
+		c.shards[i].mu.RUnlock()
+	}
+	return n
+}
+
+// entry returns the cached entry of a question, or nil.
+func (h *Handler) entry(name string, qtype uint16) *wireEntry {
+	c := h.wire.Load()
+	q := wireQuestion{qtype: qtype, limit: dns.MinMsgSize}
+	return c.get(c.sum(name, q), name, q)
+}
+
+// TestWireCacheOutlivesSnapshots: a change costs the packed answers of the
+// service it changed; the others' stay, and a negative answer never
+// outlives its snapshot.
+func TestWireCacheOutlivesSnapshots(t *testing.T) {
+	h, tb := fixture(t, Options{UDPSize: 1232})
+	ask := func(name string, qtype uint16) *dns.Msg {
+		t.Helper()
+		out, _ := h.wireAnswer(query(name, qtype), false)
+		if out == nil {
+			t.Fatalf("%s: not answered from the wire cache", name)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(out); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	names := []struct {
+		name  string
+		qtype uint16
+	}{{"web.svc.internal.", dns.TypeA}, {"mid.svc.internal.", dns.TypeA}, {"_mid._tcp.svc.internal.", dns.TypeSRV}, {"a.web.svc.internal.", dns.TypeTXT}, {"new.svc.internal.", dns.TypeA}}
+	before := map[string]*wireEntry{}
+	for _, n := range names {
+		ask(n.name, n.qtype)
+		if before[n.name] = h.entry(n.name, n.qtype); before[n.name] == nil {
+			t.Fatalf("%s: no entry", n.name)
+		}
+	}
+	if m := ask("new.svc.internal.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Fatalf("new: %v before it is registered", m)
+	}
+	tb.Delete("etcd", "web", "b")
+	tb.Put("etcd", cache.Instance{Service: "new", ID: "x", Address: "10.9.9.9", Port: 80})
+	h.Update(tb.Snapshot())
+	if m := ask("new.svc.internal.", dns.TypeA); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+		t.Errorf("new after it is registered: %v", m)
+	}
+	if m := ask("web.svc.internal.", dns.TypeA); len(m.Answer) != 2 {
+		t.Errorf("web after a delete: %d answers, want 2", len(m.Answer))
+	}
+	for _, n := range names {
+		ask(n.name, n.qtype)
+		kept := h.entry(n.name, n.qtype) == before[n.name]
+		if unchanged := strings.HasPrefix(n.name, "mid.") || strings.HasPrefix(n.name, "_mid."); kept != unchanged {
+			t.Errorf("%s: entry kept %v, want %v", n.name, kept, unchanged)
+		}
+	}
+}
+
 // countingForwarder counts the questions forwarded.
 type countingForwarder struct{ n atomic.Int32 }
 
@@ -109,8 +178,8 @@ func TestWireSkipsForwarding(t *testing.T) {
 	if n := f.n.Load(); n != 0 {
 		t.Errorf("the wire cache forwarded %d questions", n)
 	}
-	if len(h.idx.Load().wire.m) != 0 {
-		t.Errorf("forwarded names kept in the wire cache: %d", len(h.idx.Load().wire.m))
+	if n := h.wire.Load().len(); n != 0 {
+		t.Errorf("forwarded names kept in the wire cache: %d", n)
 	}
 }
 
