@@ -1,13 +1,11 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // BenchmarkEtcdLargeTable loads 10,000 services of 10 instances (100,000
@@ -20,25 +18,7 @@ import (
 func BenchmarkEtcdLargeTable(b *testing.B) {
 	const services, perService = 10000, 10
 	e := startEtcd(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var ops []clientv3.Op
-	for s := range services {
-		for i := range perService {
-			ops = append(ops, clientv3.OpPut(fmt.Sprintf("/services/svc-%d/10.%d.%d.%d:%d", s, i, s/250, s%250+1, 8000+i), `{"weight":5}`))
-			if len(ops) == 128 {
-				if _, err := e.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-					b.Fatal(err)
-				}
-				ops = ops[:0]
-			}
-		}
-	}
-	if len(ops) > 0 {
-		if _, err := e.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	loadDiscox(b, e, services, perService)
 	var took []time.Duration
 	var rss float64
 	for b.Loop() {
