@@ -7,6 +7,8 @@
 #
 #   raw       test/bench/rawanswer: SO_REUSEPORT sockets answering a fixed
 #             packed reply, no parsing: the limit
+#   batched   the same, reading and writing 32 datagrams per system call
+#             (recvmmsg/sendmmsg): whether batching would pay
 #   discodns  this tree, built without the race detector
 #   CoreDNS   1.15, etcd plugin, cache 5, multisocket
 #
@@ -71,6 +73,9 @@ start() {
 	raw)
 		GOMAXPROCS=$cores "${pin[@]}" "$tmp/rawanswer" -addr "$addr" -sockets "$cores" >>"$tmp/$name.log" 2>&1 &
 		;;
+	batched)
+		GOMAXPROCS=$cores "${pin[@]}" "$tmp/rawanswer" -addr "$addr" -sockets "$cores" -batch 32 >>"$tmp/$name.log" 2>&1 &
+		;;
 	discodns)
 		cat >"$tmp/discodns.toml" <<-TOML
 			[dns]
@@ -127,17 +132,20 @@ measure() {
 }
 
 echo "$ncpu cores; server on 1..$maxcores of them, dnsperf $([ "$loadgen" -eq 0 ] && echo "unpinned (sharing)" || echo "on $loadgen"); ${seconds}s per run"
-printf '%-6s %-22s %-22s %-22s %-16s %-14s\n' cores "raw qps (avg ms)" "discodns qps (avg ms)" "CoreDNS qps (avg ms)" discodns/CoreDNS discodns/raw
+printf '%-6s %-22s %-22s %-22s %-22s %-16s %-14s %-14s\n' cores "raw qps (avg ms)" "batched qps (avg ms)" "discodns qps (avg ms)" "CoreDNS qps (avg ms)" discodns/CoreDNS discodns/raw batched/raw
 cores=1
 while [ "$cores" -le "$maxcores" ]; do
 	measure raw "$cores"
 	rq=$qps rl=$ms
+	measure batched "$cores"
+	bq=$qps bl=$ms
 	measure discodns "$cores"
 	dq=$qps dl=$ms
 	measure coredns "$cores"
 	cq=$qps cl=$ms
-	printf '%-6s %-22s %-22s %-22s %-16s %-14s\n' "$cores" "$rq ($rl)" "$dq ($dl)" "$cq ($cl)" \
+	printf '%-6s %-22s %-22s %-22s %-22s %-16s %-14s %-14s\n' "$cores" "$rq ($rl)" "$bq ($bl)" "$dq ($dl)" "$cq ($cl)" \
 		"$(awk -v a="$dq" -v b="$cq" 'BEGIN { printf "%.2fx", a / b }')" \
-		"$(awk -v a="$dq" -v b="$rq" 'BEGIN { printf "%.2fx", a / b }')"
+		"$(awk -v a="$dq" -v b="$rq" 'BEGIN { printf "%.2fx", a / b }')" \
+		"$(awk -v a="$bq" -v b="$rq" 'BEGIN { printf "%.2fx", a / b }')"
 	if [ "$cores" -lt "$maxcores" ] && [ $((cores * 2)) -gt "$maxcores" ]; then cores=$maxcores; else cores=$((cores * 2)); fi
 done
