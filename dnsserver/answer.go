@@ -171,9 +171,7 @@ func answerApex(m *dns.Msg, z *zone, q dns.Question) {
 // targets' addresses), rotated as rot says so that first picks and trimmed
 // answers spread load.
 func answerSet(m *dns.Msg, q dns.Question, set *rrsets, rot *rotation) {
-	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeSRV {
-		rot.loc = set.loc
-	}
+	rot.loc = set.loc.of(q.Qtype)
 	switch q.Qtype {
 	case dns.TypeA:
 		m.Answer = rotated(m.Answer, q.Name, set.a, rot.start(len(set.a)))

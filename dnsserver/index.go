@@ -67,8 +67,8 @@ type rrsets struct {
 	glue [][]dns.RR // address records of each SRV target, aligned with srv
 	eps  []int32    // the endpoint of each SRV record, aligned with srv
 
-	local *rrsets     // the set as locality answers it; nil: as it is
-	loc   localResult // of a locality view: local or spilled over
+	local *rrsets      // the set as locality answers it; nil: as it is
+	loc   localResults // of a locality view: local or spilled over
 }
 
 // instNode answers for one instance name.

@@ -140,52 +140,82 @@ func (l *Locality) localize(cs *compiledService) {
 // view sets set.local to set as locality answers it (tiers by endpoint):
 // SRV with same-zone instances at the best priority, same-region next and
 // the rest after, each tier keeping the instances' own priorities in
-// order and their weights; A and AAAA of the same-zone instances alone
-// while they are enough, else of every instance. Short of enough, the
-// same-zone instances share the same-region tier.
+// order and their weights; A (and AAAA) of the same-zone instances alone
+// while they are enough of the set's A (AAAA) records, else of every
+// instance. With too few same-zone instances for SRV, they share the
+// same-region tier.
 func (l *Locality) view(set *rrsets, tiers []tier) {
-	local := 0
-	for _, e := range set.eps {
+	v := &rrsets{eps: set.eps, glue: set.glue}
+	local := &rrsets{}
+	for i, e := range set.eps {
 		if tiers[e] == tierZone {
-			local++
+			local.eps = append(local.eps, e)
+			local.addAddrs(set.glue[i])
 		}
 	}
-	v := &rrsets{eps: set.eps, glue: set.glue, loc: localLocal}
-	if !l.enough(local, len(set.eps)) {
-		v.loc = localSpilled
+	v.loc.srv = l.result(len(local.eps), len(set.eps))
+	if v.loc.a = l.result(len(local.a), len(set.a)); v.loc.a == localLocal {
+		v.a = local.a
+	} else {
+		v.a = set.a
 	}
-	tierOf := func(i int) tier {
-		if t := tiers[set.eps[i]]; t != tierZone || v.loc == localLocal {
-			return t
-		}
-		return tierRegion
+	if v.loc.aaaa = l.result(len(local.aaaa), len(set.aaaa)); v.loc.aaaa == localLocal {
+		v.aaaa = local.aaaa
+	} else {
+		v.aaaa = set.aaaa
 	}
+
 	type rank struct {
 		t tier
 		p uint16
 	}
+	cmpRank := func(a, b rank) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.p, b.p)) }
 	ranks := make([]rank, len(set.srv))
 	for i := range set.srv {
-		ranks[i] = rank{tierOf(i), set.srv[i].Priority}
+		ranks[i] = rank{tiers[set.eps[i]], set.srv[i].Priority}
+		if ranks[i].t == tierZone && v.loc.srv == localSpilled {
+			ranks[i].t = tierRegion
+		}
 	}
 	order := slices.Clone(ranks)
-	slices.SortFunc(order, func(a, b rank) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.p, b.p)) })
+	slices.SortFunc(order, cmpRank)
 	order = slices.Compact(order)
 	v.srv = slices.Clone(set.srv)
 	for i := range v.srv {
-		p, _ := slices.BinarySearchFunc(order, ranks[i], func(a, b rank) int { return cmp.Or(cmp.Compare(a.t, b.t), cmp.Compare(a.p, b.p)) })
+		p, _ := slices.BinarySearchFunc(order, ranks[i], cmpRank)
 		v.srv[i].Priority = uint16(p)
 	}
-	if v.loc == localSpilled || len(set.a)+len(set.aaaa) == 0 {
-		v.a, v.aaaa = set.a, set.aaaa
-	} else {
-		for i, e := range set.eps {
-			if tiers[e] == tierZone {
-				v.addAddrs(set.glue[i])
-			}
-		}
-	}
 	set.local = v
+}
+
+// result tells whether local same-zone records of total are enough to
+// answer alone; none of none is no answer, and not counted.
+func (l *Locality) result(local, total int) localResult {
+	switch {
+	case total == 0:
+		return localNone
+	case l.enough(local, total):
+		return localLocal
+	}
+	return localSpilled
+}
+
+// localResults are what locality makes of a set's answers, by type.
+type localResults struct {
+	a, aaaa, srv localResult
+}
+
+// of returns the result of an answer of type qtype.
+func (r localResults) of(qtype uint16) localResult {
+	switch qtype {
+	case dns.TypeA:
+		return r.a
+	case dns.TypeAAAA:
+		return r.aaaa
+	case dns.TypeSRV:
+		return r.srv
+	}
+	return localNone
 }
 
 // resolve tells what name (lowercase, fully qualified) is, in one look-up,
@@ -215,6 +245,19 @@ func (idx *index) resolveTags(name string) named {
 		return r
 	}
 	_, labels := idx.findZone(name)
+	if len(labels) == 1 {
+		// _<tag>_<tag>, the empty non-terminal above _<svc>._<tag>_<tag>:
+		// it exists when some service carries each of the tags (a name
+		// said to exist for nothing below is NODATA, while NXDOMAIN for
+		// one with names below hides them from resolvers that cut at it,
+		// RFC 8020).
+		if proto, ok := strings.CutPrefix(labels[0], "_"); ok && strings.Contains(proto, tagJoin) {
+			st := idx.zoneStats(r.zone)
+			if !slices.ContainsFunc(strings.Split(proto, tagJoin), func(t string) bool { return st.tags[t] == 0 }) {
+				r.kind = kindEmpty
+			}
+		}
+	}
 	if len(labels) != 2 {
 		return r
 	}
@@ -236,27 +279,41 @@ func (idx *index) resolveTags(name string) named {
 // intersect returns the set of cs's instances that carry every one of
 // tags (labels), with its locality view; nil when a tag is not one of
 // cs's, or when no instance carries them all: the name does not exist,
-// as a tag that no instance carries does not.
+// as a tag that no instance carries does not. It walks the tags' sets,
+// whose endpoints are in ascending order, as cs.all's are (the i-th of
+// cs.all is endpoint i).
 func (cs *compiledService) intersect(tags []string, l *Locality) *rrsets {
-	for _, t := range tags {
-		if cs.tags[t] == nil {
+	var eps []int32
+	for i, t := range tags {
+		set := cs.tags[t]
+		if set == nil {
 			return nil
 		}
-	}
-	set := &rrsets{}
-	for i, e := range cs.all.eps {
-		ep := &cs.svc.Endpoints[e]
-		if !slices.ContainsFunc(tags, func(t string) bool {
-			return !slices.ContainsFunc(ep.Tags, func(et string) bool { return cache.Label(et) == t })
-		}) {
-			set.eps = append(set.eps, e)
-			set.srv = append(set.srv, cs.all.srv[i])
-			set.glue = append(set.glue, cs.all.glue[i])
-			set.addAddrs(cs.all.glue[i])
+		if i == 0 {
+			eps = slices.Clone(set.eps)
+			continue
 		}
+		kept := eps[:0]
+		for j, k := 0, 0; j < len(eps) && k < len(set.eps); {
+			switch {
+			case eps[j] < set.eps[k]:
+				j++
+			case eps[j] > set.eps[k]:
+				k++
+			default:
+				kept = append(kept, eps[j])
+				j, k = j+1, k+1
+			}
+		}
+		eps = kept
 	}
-	if len(set.eps) == 0 {
+	if len(eps) == 0 {
 		return nil
+	}
+	set := &rrsets{eps: eps, srv: make([]dns.SRV, len(eps)), glue: make([][]dns.RR, len(eps))}
+	for i, e := range eps {
+		set.srv[i], set.glue[i] = cs.all.srv[e], cs.all.glue[e]
+		set.addAddrs(set.glue[i])
 	}
 	if cs.tiers != nil {
 		l.view(set, cs.tiers)

@@ -20,6 +20,7 @@ import (
 //	       topology.kubernetes.io/zone=b (eu blue), c1 10.0.0.5 region=r (v2 eu)
 //	plain: p1 10.0.1.1, p2 10.0.1.2, no locality data
 //	node:  n1 10.0.2.1 node meta zone=a, n2 10.0.2.2 node meta zone=b
+//	dual:  d1 2001:db8::1 zone=a, d2 10.0.3.2 zone=b
 func localityFixture(t testing.TB, loc Locality) *Handler {
 	t.Helper()
 	tb := cache.NewTable(quiet)
@@ -45,6 +46,8 @@ func localityFixture(t testing.TB, loc Locality) *Handler {
 		inst("plain", "p1", "10.0.1.1", 1, nil),
 		inst("plain", "p2", "10.0.1.2", 1, nil),
 		n1, n2,
+		inst("dual", "d1", "2001:db8::1", 1, nil, "zone", "a"),
+		inst("dual", "d2", "10.0.3.2", 1, nil, "zone", "b"),
 	})
 	if loc.DefaultKeys.Zone == nil {
 		loc.DefaultKeys = LocalityKeys{Zone: []string{"zone", "topology.kubernetes.io/zone"}, Region: []string{"region"}}
@@ -106,6 +109,10 @@ func TestLocalityAnswers(t *testing.T) {
 		{"no locality data", here, "plain", dns.TypeA, "NOERROR 10.0.1.1 10.0.1.2", localNone},
 		{"no locality data SRV", here, "_plain._tcp", dns.TypeSRV, "NOERROR 1/7/p1 1/7/p2", localNone},
 		{"node meta", here, "node", dns.TypeA, "NOERROR 10.0.2.1", localLocal},
+		{"A by family: none here, spilled", here, "dual", dns.TypeA, "NOERROR 10.0.3.2", localSpilled},
+		{"AAAA by family", here, "dual", dns.TypeAAAA, "NOERROR 2001:db8::1", localLocal},
+		{"SRV of both families", here, "dual", dns.TypeSRV, "NOERROR 0/7/d1 1/7/d2", localLocal},
+		{"TXT: no locality", here, "api", dns.TypeTXT, "NOERROR ", localNone},
 		{"locality off", Locality{}, "api", dns.TypeA, "NOERROR 10.0.0.1 10.0.0.2 10.0.0.3 10.0.0.4 10.0.0.5", localNone},
 		{"locality off SRV", Locality{}, "api", dns.TypeSRV, "NOERROR 1/7/a1 1/7/a2 1/7/b1 1/7/b2 1/7/c1", localNone},
 		{"count unmet: spilled", Locality{Zone: "a", Region: "r", MinLocalCount: 3}, "api", dns.TypeA,
@@ -162,6 +169,9 @@ func TestTagIntersections(t *testing.T) {
 		{"_all.canary_blue.api", dns.TypeA, "NXDOMAIN "},
 		{"_all._all.api", dns.TypeA, "NXDOMAIN "},
 		{"_all", dns.TypeA, "NXDOMAIN "},
+		{"_v2_eu", dns.TypeA, "NOERROR "},    // above _api._v2_eu: an empty non-terminal
+		{"_v2_red", dns.TypeA, "NXDOMAIN "},  // no service carries red
+		{"_v2_eu.x", dns.TypeA, "NXDOMAIN "}, // no service x
 	}
 	h := localityFixture(t, Locality{Zone: "a", Region: "r", MinLocalCount: 1})
 	for _, tt := range tests {
