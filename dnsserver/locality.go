@@ -11,13 +11,21 @@ import (
 	"github.com/discodns/discodns/cache"
 )
 
-// Locality names. Neither can be a service, tag or instance label, which
-// cache.Label makes of [a-z0-9-] alone:
+// Locality names. They hold '_' inside a label or start one with "_all",
+// and no service, tag or instance label can: cache.Label makes those of
+// [a-z0-9-] alone. The names that start with '_' today (_<svc>._tcp,
+// _<svc>._<tag>, _<port>._tcp.<svc>) are answered before these are tried,
+// so none of them changes meaning (a named port "all" keeps
+// _all._tcp.<svc>).
 //
-//   - _all.<set>.<zone>, where <set> is <svc>, <tag>.<svc> or an
-//     intersection, answers <set> as if the host had no locality;
-//   - <tag>_<tag>[_<tag>...].<svc>.<zone> answers the instances that carry
-//     every one of the tags.
+//   - _all.<name>.<zone>, where <name> is any name of a set of instances
+//     (<svc>, <tag>.<svc>, _<svc>._tcp, an intersection), answers it as
+//     if the host had no locality;
+//   - <tag>_<tag>[_<tag>...].<svc>.<zone> and _<svc>._<tag>_<tag>.<zone>
+//     answer the instances that carry every one of the tags, in any
+//     order. No such instance: NXDOMAIN, as for a tag no instance carries
+//     (the name owns nothing and has nothing below); instances without
+//     records of the type asked: NODATA.
 const (
 	bypassLabel = "_all"
 	tagJoin     = "_"
