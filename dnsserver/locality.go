@@ -249,8 +249,8 @@ func (idx *index) resolve(name string) named {
 // nothing: <tag>_<tag>.<svc> and _<svc>._<tag>_<tag>.
 func (idx *index) resolveTags(name string) named {
 	r := idx.resolvePlain(name)
-	if r.kind != kindNone || r.zone == nil {
-		return r
+	if r.kind != kindNone || r.zone == nil || !strings.Contains(name, tagJoin) {
+		return r // every name below holds a '_'
 	}
 	_, labels := idx.findZone(name)
 	if len(labels) == 1 {
