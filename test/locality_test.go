@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,7 +91,8 @@ func writeFile(t *testing.T, name, content string) string {
 // discodns in zone a of region r (from a file) with min_local = 2: SRV in
 // tiers, A of zone a alone, spilling over to everyone when zone a drops
 // to one instance and back when it has two again; a service without
-// zones as before; _all.<svc> bypasses locality.
+// zones as before; _all.<svc> bypasses locality; a reload reads the zone
+// file again.
 func TestLocalityEtcd(t *testing.T) {
 	need(t, "dig")
 	e := startEtcd(t)
@@ -137,6 +139,15 @@ min_local = 2
 	e.put("/services/api/10.0.0.2:80", a2)
 	expectSet(t, d, "A", "api.svc.internal.", "NOERROR", "10.0.0.1", "10.0.0.2")
 	expectSet(t, d, "SRV", "_api._tcp.svc.internal.", "NOERROR", "0:10.0.0.1", "0:10.0.0.2", "1:10.0.0.3", "2:10.0.0.4")
+
+	// The host moves to zone b, which a reload reads from the file: one
+	// instance there, under min_local, so everyone; region r first.
+	if err := os.WriteFile(zone, []byte("b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	expectSet(t, d, "SRV", "_api._tcp.svc.internal.", "NOERROR", "0:10.0.0.1", "0:10.0.0.2", "0:10.0.0.3", "1:10.0.0.4")
+	expectSet(t, d, "A", "api.svc.internal.", "NOERROR", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4")
 }
 
 // TestTagIntersectionsEndToEnd asks for the instances that carry two and
