@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -363,4 +364,42 @@ func TestLocalityOffAnswersAsBefore(t *testing.T) {
 	d.waitInstances("api.svc.internal.", 2)
 	expectSet(t, d, "A", "api.svc.internal.", "NOERROR", "10.0.0.1", "10.0.0.2")
 	expectSet(t, d, "SRV", "_api._tcp.svc.internal.", "NOERROR", "1:10.0.0.1", "1:10.0.0.2")
+}
+
+// TestLocalityGlibc looks the locality names up through glibc
+// (getaddrinfo, as getent ahosts does), which checks the names of the
+// records it gets.
+func TestLocalityGlibc(t *testing.T) {
+	if syscall.Geteuid() != 0 {
+		t.Fatal("this test binds port 53 and mounts over /etc/resolv.conf in a private namespace: run it as root (CI does)")
+	}
+	need(t, "getent")
+	e := startEtcd(t)
+	e.put("/services/api/10.0.0.1:80", `{"tags":["v2","eu"],"meta":{"zone":"a"}}`)
+	e.put("/services/api/10.0.0.2:80", `{"tags":["v2"],"meta":{"zone":"b"}}`)
+	const addr = "127.0.0.154"
+	d := startDiscodns(t, strings.Replace(etcdConfig(e.endpoint()), "{{DNS}}", addr+":53", 1)+`
+[locality]
+zone = "a"
+min_local = 1
+`)
+	d.waitInstances("api.svc.internal.", 2)
+	resolvConf := writeFile(t, "resolv.conf", "nameserver "+addr+"\noptions timeout:2 attempts:1\n")
+	for _, tt := range []struct{ name, want string }{
+		{"api.svc.internal", "10.0.0.1"},
+		{"_all.api.svc.internal", "10.0.0.1 10.0.0.2"},
+		{"v2_eu.api.svc.internal", "10.0.0.1"},
+	} {
+		out, err := inNamespace(t, resolvConf, nil, "getent", "ahostsv4", tt.name)
+		var got []string
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[1] == "STREAM" {
+				got = append(got, f[0])
+			}
+		}
+		slices.Sort(got)
+		if err != nil || strings.Join(got, " ") != tt.want {
+			t.Errorf("getent ahostsv4 %s: %v %v, want %s\n%s", tt.name, got, err, tt.want, out)
+		}
+	}
 }
