@@ -78,7 +78,7 @@ type wireVariant struct {
 	msg       []byte
 	rcode     int
 	truncated bool
-	loc       localResult
+	loc       localResult // what locality made of it, for the metrics
 }
 
 // wireCache is the packed answers, at most maxWireBytes of them, in shards
