@@ -34,6 +34,9 @@ type Instance struct {
 	Tags []string
 	// Meta is published as TXT key=value strings on the instance name.
 	Meta map[string]string
+	// NodeMeta is the metadata of the node the instance runs on (Consul
+	// node meta); it is read for the instance's locality, never published.
+	NodeMeta map[string]string
 	// AtService marks an instance whose name is the service's own name (a
 	// skydns record stored at the service level, as CoreDNS answers it):
 	// its SRV target is <svc>.<zone>, and it has no <inst>.<svc> name.
@@ -58,13 +61,8 @@ func (in *Instance) Equal(o *Instance) bool {
 	if in.Service != o.Service || in.ID != o.ID || in.Address != o.Address ||
 		in.Port != o.Port || in.Priority != o.Priority || in.Weight != o.Weight || in.AtService != o.AtService ||
 		in.Source != o.Source || !slices.Equal(in.Tags, o.Tags) || !maps.Equal(in.Ports, o.Ports) ||
-		len(in.Meta) != len(o.Meta) {
+		!maps.Equal(in.Meta, o.Meta) || !maps.Equal(in.NodeMeta, o.NodeMeta) {
 		return false
-	}
-	for k, v := range in.Meta {
-		if w, ok := o.Meta[k]; !ok || w != v {
-			return false
-		}
 	}
 	return true
 }

@@ -90,6 +90,8 @@ type Config struct {
 	HTTP HTTP `toml:"http"`
 	// Log is the [log] table.
 	Log Log `toml:"log"`
+	// Locality is the [locality] table: where this host is.
+	Locality Locality `toml:"locality"`
 	// Sources are the [[source]] tables, one per registry to mirror, in
 	// file order.
 	Sources []Source `toml:"source"`
@@ -324,6 +326,15 @@ type Source struct {
 	SessionTimeout time.Duration `toml:"session_timeout" source:"zookeeper"`
 	// Auth is the ZooKeeper digest credential "user:password".
 	Auth Secret `toml:"auth" source:"zookeeper"`
+
+	// ZoneKeys are the metadata keys that give an instance's zone, the
+	// first one set winning; each is looked up in the instance's metadata,
+	// then in its node's (Consul node meta). At most 16, each printable
+	// ASCII without spaces; empty: the source's instances have no zone.
+	ZoneKeys []string `toml:"zone_keys"`
+	// RegionKeys are the metadata keys that give an instance's region,
+	// like ZoneKeys.
+	RegionKeys []string `toml:"region_keys"`
 }
 
 // Default returns the default configuration: DNS on 127.0.0.1:8053 for
@@ -360,8 +371,9 @@ func Default() *Config {
 			MaxStale:    24 * time.Hour,
 			MaxInFlight: 1000,
 		},
-		HTTP: HTTP{Listen: "127.0.0.1:9153"},
-		Log:  Log{Level: "info", Format: "text"},
+		HTTP:     HTTP{Listen: "127.0.0.1:9153"},
+		Log:      Log{Level: "info", Format: "text"},
+		Locality: Locality{MinLocal: MinLocal{Fraction: 0.25}},
 	}
 }
 
@@ -369,7 +381,7 @@ func Default() *Config {
 // defaults; Name and Zone stay empty for Validate to fill in. For an
 // unknown type it returns a Source with only Type set.
 func DefaultSource(typ string) Source {
-	s := Source{Type: typ}
+	s := Source{Type: typ, ZoneKeys: slices.Clone(defaultZoneKeys), RegionKeys: slices.Clone(defaultRegionKeys)}
 	switch typ {
 	case TypeEtcd:
 		s.Endpoints = []string{"127.0.0.1:2379"}
@@ -444,6 +456,7 @@ func (c Config) LogValue() slog.Value {
 			slog.Int("max_in_flight", c.Forward.MaxInFlight)),
 		slog.Group("http", slog.String("listen", c.HTTP.Listen)),
 		slog.Group("log", slog.String("level", c.Log.Level), slog.String("format", c.Log.Format)),
+		slog.Any("locality", c.Locality),
 		slog.Attr{Key: "source", Value: slog.GroupValue(srcs...)},
 	)
 }
@@ -456,6 +469,8 @@ func (s Source) LogValue() slog.Value {
 		slog.String("type", s.Type),
 		slog.String("zone", s.Zone),
 		slog.String("format", s.Format),
+		slog.Any("zone_keys", s.ZoneKeys),
+		slog.Any("region_keys", s.RegionKeys),
 	}
 	switch s.Type {
 	case TypeEtcd:

@@ -44,6 +44,8 @@ func TestLoadMinimalAppliesDefaults(t *testing.T) {
 		Prefix:         "/services",
 		DialTimeout:    5 * time.Second,
 		ResyncInterval: 5 * time.Minute,
+		ZoneKeys:       []string{"zone", "topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone"},
+		RegionKeys:     []string{"region", "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region"},
 	}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)

@@ -78,6 +78,7 @@ func clone(c *Config) *Config {
 	for i := range d.Sources {
 		s := &d.Sources[i]
 		s.Endpoints, s.Servers, s.Tags = slices.Clone(s.Endpoints), slices.Clone(s.Servers), slices.Clone(s.Tags)
+		s.ZoneKeys, s.RegionKeys = slices.Clone(s.ZoneKeys), slices.Clone(s.RegionKeys)
 	}
 	return &d
 }
@@ -100,7 +101,7 @@ func TestClone(t *testing.T) {
 		}
 	}
 	walk(reflect.TypeFor[Config](), "")
-	want := "DNS.Listen Forward.Upstreams Forward.Allow Sources Sources.Endpoints Sources.Tags Sources.Servers"
+	want := "DNS.Listen Forward.Upstreams Forward.Allow Sources Sources.Endpoints Sources.Tags Sources.Servers Sources.ZoneKeys Sources.RegionKeys"
 	if got := strings.Join(slicesSeen, " "); got != want {
 		t.Errorf("the schema's slices are %s; clone copies %s: keep it in step", got, want)
 	}

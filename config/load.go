@@ -102,6 +102,7 @@ var (
 	durationType = reflect.TypeFor[time.Duration]()
 	prefixesType = reflect.TypeFor[[]netip.Prefix]()
 	stringsType  = reflect.TypeFor[[]string]()
+	minLocalType = reflect.TypeFor[MinLocal]()
 )
 
 func (d *decoder) decode(top map[string]toml.Primitive, c *Config) *Error {
@@ -314,6 +315,16 @@ func (d *decoder) set(p toml.Primitive, dst reflect.Value) error {
 			return err
 		}
 		dst.Set(reflect.ValueOf(ss))
+		return nil
+	case minLocalType:
+		switch n := v.(type) {
+		case int64:
+			dst.Set(reflect.ValueOf(MinLocal{Count: int(min(n, MaxMinLocal+1))}))
+		case float64:
+			dst.Set(reflect.ValueOf(MinLocal{Fraction: n}))
+		default:
+			return wantGot("a count (an integer such as 2) or a fraction (a float such as 0.5)", v)
+		}
 		return nil
 	}
 	switch dst.Kind() {

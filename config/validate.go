@@ -200,6 +200,10 @@ func (c *Config) validate() *Error {
 		return keyErr("log.format", fmt.Errorf("unknown format %q (want text or json)", c.Log.Format))
 	}
 
+	if e := c.Locality.validate(); e != nil {
+		return e
+	}
+
 	names := map[string]int{}
 	for i := range c.Sources {
 		s := &c.Sources[i]
@@ -275,6 +279,12 @@ func (s *Source) validate(i int, zone string) *Error {
 	}
 	if want := formats[s.Type]; !slices.Contains(want, s.Format) {
 		return fail("format", fmt.Errorf("unknown format %q for type %s (want %s)", s.Format, s.Type, oneOf(want)))
+	}
+	if err := checkLocalityKeys(s.ZoneKeys); err != nil {
+		return fail("zone_keys", err)
+	}
+	if err := checkLocalityKeys(s.RegionKeys); err != nil {
+		return fail("region_keys", err)
 	}
 
 	switch s.Type {
@@ -674,7 +684,7 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes: not a resolv.conf", path, limit)
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return data, nil
 }

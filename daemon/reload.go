@@ -39,6 +39,7 @@ func dnsOptions(cfg *config.Config, prev *dnsserver.Options, prevForward *config
 		// The default limit is there for spoofed victims, which a
 		// loopback client cannot be; a limit set in the file is for all.
 		SpareLoopback: defaulted,
+		Locality:      locality(cfg),
 	}
 	if prev == nil || prev.ClientRateLimit != limit {
 		logRateLimit(cfg, limit, defaulted, log)

@@ -16,9 +16,11 @@ func (h *Handler) Answer(req *dns.Msg, tcp bool, client netip.Addr) *dns.Msg {
 
 // rotation is where the rotated records of an answer start (off, taken
 // modulo their count), and, once the answer is built, how many distinct
-// starts it has (period: the count of rotated records, 1 when none).
+// starts it has (period: the count of rotated records, 1 when none) and
+// what locality made of it.
 type rotation struct {
 	off, period int
+	loc         localResult // what locality made of the answer
 }
 
 // start records that n records rotate and returns their first one's index.
@@ -169,6 +171,7 @@ func answerApex(m *dns.Msg, z *zone, q dns.Question) {
 // targets' addresses), rotated as rot says so that first picks and trimmed
 // answers spread load.
 func answerSet(m *dns.Msg, q dns.Question, set *rrsets, rot *rotation) {
+	rot.loc = set.loc.of(q.Qtype)
 	switch q.Qtype {
 	case dns.TypeA:
 		m.Answer = rotated(m.Answer, q.Name, set.a, rot.start(len(set.a)))

@@ -24,6 +24,8 @@ func FuzzAnswer(f *testing.F) {
 		{"web.svc.internal.", dns.TypeA}, {"_web._tcp.svc.internal.", dns.TypeSRV}, {"big.svc.internal.", dns.TypeA},
 		{"a.web.svc.internal.", dns.TypeTXT}, {"svc.internal.", dns.TypeSOA}, {"1.0.0.10.in-addr.arpa.", dns.TypePTR},
 		{"_http._tcp.web.svc.internal.", dns.TypeSRV}, {"example.com.", dns.TypeA}, {"svc.internal.", dns.TypeANY},
+		{"blue_tls.web.svc.internal.", dns.TypeA}, {"_all.web.svc.internal.", dns.TypeSRV}, {"_web._blue_tls.svc.internal.", dns.TypeSRV},
+		{"_blue_tls.svc.internal.", dns.TypeA},
 	} {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.qtype)

@@ -58,6 +58,8 @@ type Options struct {
 	// packet from off the host cannot carry a loopback source address
 	// (the kernel drops it), so such a client is no spoofed victim.
 	SpareLoopback bool
+	// Locality prefers instances near the host; the zero value none.
+	Locality Locality
 }
 
 // Handler answers queries from the latest compiled index. Its ServeDNS is
@@ -179,6 +181,8 @@ type Outcome struct {
 	// RateLimited: the client was over its rate limit; the response, if
 	// any, says only that.
 	RateLimited bool
+	// Locality is what locality made of the answer.
+	Locality localResult
 }
 
 // Respond answers req, received from client over TCP or UDP, and returns
@@ -220,10 +224,12 @@ func (h *Handler) respond(req *dns.Msg, tcp bool, client netip.Addr, allowed boo
 			resp.Truncated = true
 		}
 	} else if out, v := h.wireAnswer(req, tcp); out != nil {
-		o.Rcode, o.Truncated = v.rcode, v.truncated
+		o.Rcode, o.Truncated, o.Locality = v.rcode, v.truncated, v.loc
 		return out, o
 	} else {
-		resp = h.Answer(req, tcp, client)
+		rot := &rotation{off: h.next()}
+		resp = h.answerFrom(h.idx.Load(), req, tcp, client, rot)
+		o.Locality = rot.loc
 	}
 	o.Rcode, o.Truncated = resp.Rcode, resp.Truncated
 	out, err := resp.Pack()
@@ -242,7 +248,7 @@ func (h *Handler) respond(req *dns.Msg, tcp bool, client netip.Addr, allowed boo
 func (h *Handler) answerFast(m *Metrics, msg, out []byte, tcp bool, start time.Time) int {
 	n, v := h.answerPacket(msg, out, tcp)
 	if n > 0 {
-		o := Outcome{Qtype: binary.BigEndian.Uint16(msg[headerLen+wireNameLen(msg):]), Rcode: v.rcode, Truncated: v.truncated}
+		o := Outcome{Qtype: binary.BigEndian.Uint16(msg[headerLen+wireNameLen(msg):]), Rcode: v.rcode, Truncated: v.truncated, Locality: v.loc}
 		m.observe(tcp, o, time.Since(start))
 	}
 	return n

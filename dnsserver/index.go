@@ -65,6 +65,10 @@ type rrsets struct {
 	aaaa []dns.AAAA
 	srv  []dns.SRV
 	glue [][]dns.RR // address records of each SRV target, aligned with srv
+	eps  []int32    // the endpoint of each SRV record, aligned with srv
+
+	local *rrsets      // the set as locality answers it; nil: as it is
+	loc   localResults // of a locality view: local or spilled over
 }
 
 // instNode answers for one instance name.
@@ -87,6 +91,9 @@ type compiledService struct {
 	// ports are the SRV sets of named ports (_<name>._tcp.<svc>), by port
 	// name; nil when no instance has one.
 	ports map[string]*rrsets
+	// tiers are the locality tier of each endpoint; nil when locality is
+	// off or no instance has locality data.
+	tiers []tier
 }
 
 // compile builds the index for snap, reusing what prev compiled: whole
@@ -94,8 +101,8 @@ type compiledService struct {
 // others. A change costs its shard, not the table.
 func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	defaultZone, ttl, negTTL, nsAddrs := set.Zone, set.ttl, set.negTTL, set.NSAddrs
-	if prev != nil && prev.set.ttl != ttl {
-		prev = nil // records carry the TTL: compile everything again
+	if prev != nil && (prev.set.ttl != ttl || prev.set != set && !prev.set.Locality.equal(&set.Locality)) {
+		prev = nil // records carry the TTL, sets the locality: compile everything again
 	}
 	idx := &index{set: set, version: snap.Version, ready: snap.Ready(), ttl: ttl}
 	zones := map[string]*zone{defaultZone: newZone(defaultZone, uint32(snap.Version), ttl, negTTL, nsAddrs)}
@@ -127,6 +134,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 			}
 			if cs == nil {
 				cs = compileService(svc, ttl)
+				set.Locality.localize(cs)
 			}
 			sh.services[fqdn] = cs
 		}
@@ -261,7 +269,7 @@ func compileService(svc *cache.Service, ttl uint32) *compiledService {
 			node.srv, node.glue = []dns.SRV{srv}, glue
 			cs.insts[ep.Label] = node
 		}
-		cs.all.add(node, srv, glue)
+		cs.all.add(i, node, srv, glue)
 		for j, tag := range ep.Tags {
 			label := cache.Label(tag)
 			if label == "" || slices.ContainsFunc(ep.Tags[:j], func(t string) bool { return cache.Label(t) == label }) {
@@ -272,10 +280,10 @@ func compileService(svc *cache.Service, ttl uint32) *compiledService {
 				set = &rrsets{}
 				cs.tags[label] = set
 			}
-			set.add(node, srv, glue)
+			set.add(i, node, srv, glue)
 		}
 		if len(ep.Ports) > 0 {
-			cs.addPorts(ep.Ports, srv, glue)
+			cs.addPorts(i, ep.Ports, srv, glue)
 		}
 	}
 	return cs
@@ -285,7 +293,7 @@ func compileService(svc *cache.Service, ttl uint32) *compiledService {
 // the instance's ordinary SRV record (same target and glue) with the named
 // port. A port 0 is no port; of two names with one label, the first in sort
 // order wins.
-func (cs *compiledService) addPorts(ports map[string]uint16, srv dns.SRV, glue []dns.RR) {
+func (cs *compiledService) addPorts(ep int, ports map[string]uint16, srv dns.SRV, glue []dns.RR) {
 	done := make([]string, 0, len(ports))
 	for _, name := range slices.Sorted(maps.Keys(ports)) {
 		label := cache.Label(name)
@@ -304,14 +312,16 @@ func (cs *compiledService) addPorts(ports map[string]uint16, srv dns.SRV, glue [
 		srv.Port = ports[name]
 		set.srv = append(set.srv, srv)
 		set.glue = append(set.glue, glue)
+		set.eps = append(set.eps, int32(ep))
 	}
 }
 
-func (s *rrsets) add(node *instNode, srv dns.SRV, glue []dns.RR) {
+func (s *rrsets) add(ep int, node *instNode, srv dns.SRV, glue []dns.RR) {
 	s.a = append(s.a, node.a...)
 	s.aaaa = append(s.aaaa, node.aaaa...)
 	s.srv = append(s.srv, srv)
 	s.glue = append(s.glue, glue)
+	s.eps = append(s.eps, int32(ep))
 }
 
 func hdr(t uint16, ttl uint32) dns.RR_Header {
@@ -421,8 +431,9 @@ type named struct {
 	svc *compiledService
 }
 
-// resolve tells what name (lowercase, fully qualified) is, in one look-up.
-func (idx *index) resolve(name string) named {
+// resolvePlain tells what name (lowercase, fully qualified) is, in one
+// look-up, locality aside (resolve applies it).
+func (idx *index) resolvePlain(name string) named {
 	z, labels := idx.findZone(name)
 	r := named{zone: z}
 	n := len(labels)

@@ -32,6 +32,8 @@ type Metrics struct {
 
 	wireRenewals prometheus.Counter // wire caches started afresh when full
 
+	localAnswers [3]prometheus.Counter // by localResult; none is not counted
+
 	tcpConns    prometheus.Gauge       // open TCP connections
 	tcpClosedBy *prometheus.CounterVec // TCP connections closed at a bound
 
@@ -105,7 +107,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "discodns_dns_wire_cache_renewals_total",
 		Help: "Times the cache of packed answers spent its 16 MiB and started afresh.",
 	})
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals)
+	locality := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_dns_locality_answers_total",
+		Help: "A, AAAA and SRV answers of services with locality data, by result: local (same-zone instances alone, or first) or spilled (too few in the zone, locality.min_local: every instance alike).",
+	}, []string{"result"})
+	m.localAnswers[localLocal] = locality.WithLabelValues("local")
+	m.localAnswers[localSpilled] = locality.WithLabelValues("spilled")
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals, locality)
 	return m
 }
 
@@ -152,6 +160,9 @@ func (m *Metrics) observe(tcp bool, o Outcome, took time.Duration) {
 	m.duration[p].Observe(took.Seconds())
 	if truncated {
 		m.truncated[p].Inc()
+	}
+	if o.Locality != localNone {
+		m.localAnswers[o.Locality].Inc()
 	}
 }
 

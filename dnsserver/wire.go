@@ -78,6 +78,7 @@ type wireVariant struct {
 	msg       []byte
 	rcode     int
 	truncated bool
+	loc       localResult // what locality made of it, for the metrics
 }
 
 // wireCache is the packed answers, at most maxWireBytes of them, in shards
@@ -298,5 +299,5 @@ func (h *Handler) packWire(idx *index, key wireKey, tcp bool, off int) (*wireVar
 	if !resp.Authoritative || err != nil || len(b) > maxWireAnswer {
 		return nil, rot
 	}
-	return &wireVariant{msg: b, rcode: resp.Rcode, truncated: resp.Truncated}, rot
+	return &wireVariant{msg: b, rcode: resp.Rcode, truncated: resp.Truncated, loc: rot.loc}, rot
 }

@@ -74,6 +74,7 @@ func (c *Source) decode(e *api.ServiceEntry) (in cache.Instance, ok bool, err er
 		Ports:    namedPorts(address, svc.TaggedAddresses),
 		Tags:     tags,
 		Meta:     meta,
+		NodeMeta: maps.Clone(e.Node.Meta),
 	}, true, nil
 }
 

@@ -50,6 +50,11 @@ func TestConsulDecode(t *testing.T) {
 			}
 		})
 	}
+	e := entry(api.HealthPassing, "10.0.0.1", 80, api.AgentWeights{})
+	e.Node.Meta = map[string]string{"zone": "eu-west-1a"}
+	if in, _, _ := c.decode(e); in.NodeMeta["zone"] != "eu-west-1a" || in.Meta["zone"] != "" {
+		t.Errorf("node meta %v, meta %v: want the node's zone in NodeMeta alone", in.NodeMeta, in.Meta)
+	}
 	c.cfg.IncludeWarning = false
 	if _, ok, _ := c.decode(entry(api.HealthWarning, "10.0.0.1", 80, api.AgentWeights{})); ok {
 		t.Error("warning served with include_warning off")
