@@ -18,7 +18,8 @@ type checkState struct {
 }
 
 // followHealth follows the checks that are not passing and has the
-// services whose checks changed status fetched at once.
+// unwatched services whose checks changed status fetched at once (a watch
+// sees its service's checks change by itself).
 func (s *session) followHealth(ctx context.Context, index uint64, checks api.HealthChecks) error {
 	prev := indexChecks(checks)
 	index = nextIndex(0, index)
@@ -57,7 +58,9 @@ func (s *session) followHealth(ctx context.Context, index uint64, checks api.Hea
 			}
 		}
 		s.mu.Unlock()
-		s.queue.add(true, slices.Collect(maps.Keys(changed))...)
+		names := s.unwatched(slices.Collect(maps.Keys(changed)))
+		s.queue.add(true, names...)
+		s.settle(ctx, names)
 		prev = cur
 		index = nextIndex(index, next)
 	}
