@@ -24,7 +24,9 @@ import (
 //     catalog API, behind a counting proxy): server-requests/change, the
 //     requests the agent turns into RPCs to the servers; view-reads/change,
 //     those it answers from its streaming views; bytes/change, what the
-//     agent answered; conns/discodns.
+//     agent answered; conns/discodns. consul-unwatched has max_connections
+//     = 3: no service watched, each one read from the agent's views when
+//     the service list changes (the fallback past the watch bound).
 //   - etcd (embedded), directly and behind its gRPC proxy: events/change,
 //     the watch events etcd sent (etcd_debugging_mvcc_events_total);
 //     bytes/change (etcd_network_client_grpc_sent_bytes_total);
@@ -40,9 +42,14 @@ func BenchmarkFleet(b *testing.B) {
 	for _, fleet := range []int{10, 50} {
 		for _, nodes := range []int{100, 500} {
 			b.Run(fmt.Sprintf("registry=consul/nodes=%d/discodns=%d", nodes, fleet), func(b *testing.B) {
-				benchFleetConsul(b, fleet, nodes)
+				benchFleetConsul(b, fleet, nodes, 8)
 			})
 		}
+		// max_connections = 3: no service watched, every one fetched from
+		// the agent's views when the service list changes.
+		b.Run(fmt.Sprintf("registry=consul-unwatched/nodes=100/discodns=%d", fleet), func(b *testing.B) {
+			benchFleetConsul(b, fleet, 100, 3)
+		})
 		b.Run(fmt.Sprintf("registry=etcd/discodns=%d", fleet), func(b *testing.B) { benchFleetEtcd(b, fleet, false) })
 		b.Run(fmt.Sprintf("registry=etcd-grpc-proxy/discodns=%d", fleet), func(b *testing.B) { benchFleetEtcd(b, fleet, true) })
 		b.Run(fmt.Sprintf("registry=zookeeper/discodns=%d", fleet), func(b *testing.B) { benchFleetZooKeeper(b, fleet) })
@@ -136,12 +143,12 @@ func portOf(b *testing.B, addr string) int {
 	return port
 }
 
-func benchFleetConsul(b *testing.B, fleet, nodes int) {
+func benchFleetConsul(b *testing.B, fleet, nodes, maxConns int) {
 	agent := registries.StartConsul(b)
 	client := consulClient(b, agent)
 	registerNodes(b, client, nodes)
 	counter := startConsulCounter(b, agent.Addr())
-	ds := startFleet(b, fleet, fleetConfig(fmt.Sprintf("type = \"consul\"\naddress = %q\n", counter.addr())))
+	ds := startFleet(b, fleet, fleetConfig(fmt.Sprintf("type = \"consul\"\naddress = %q\nmax_connections = %d\n", counter.addr(), maxConns)))
 	for _, d := range ds {
 		eventually(b, 2*time.Minute, "web on every node", func() error {
 			svcs, err := d.services()
