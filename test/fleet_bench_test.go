@@ -78,8 +78,14 @@ func startFleet(b *testing.B, n int, config string) []*discodns {
 	for i := range ds {
 		ds[i] = launchDiscodns(b, config)
 	}
+	// 50 start at once on a few cores: longer than waitReady allows one.
 	for _, d := range ds {
-		d.waitReady()
+		eventually(b, 5*time.Minute, "discodns ready", func() error {
+			if code, body, err := d.get("/readyz"); err != nil || code != 200 {
+				return fmt.Errorf("/readyz %d %s %v", code, body, err)
+			}
+			return nil
+		})
 	}
 	return ds
 }

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -70,6 +71,17 @@ func startConsulCounter(t testing.TB, addr string) *consulCounter {
 	c := &consulCounter{paths: map[string]int{}}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ErrorLog = log.New(io.Discard, "", 0) // blocking queries cut short when discodns stops
+	// A fleet shares this agent, where each discodns would have its own:
+	// the proxy's connections come from 64 loopback addresses in turn, so
+	// that the agent's limit per client address (200) is one discodns's.
+	var turn atomic.Uint32
+	proxy.Transport = &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			local := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(1+turn.Add(1)%64))}
+			return (&net.Dialer{LocalAddr: local}).DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: 1000,
+	}
 	proxy.ModifyResponse = func(resp *http.Response) error {
 		r := resp.Request
 		if resp.Header.Get("X-Consul-Query-Backend") == "streaming" {

@@ -36,6 +36,8 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	bo.Reset()
 	c.log.Info("consul listed", "services", len(s.instances), "reason", reason)
 
+	// The followers and workers end before the watches are stopped, so
+	// that none starts a watch or writes after the session.
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
@@ -44,8 +46,8 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	}()
 	s.plan(ctx, s.wanted, false)
 	errc := make(chan error, 2)
-	go func() { errc <- s.followCatalog(ctx, catalogIndex, services) }()
-	go func() { errc <- s.followHealth(ctx, healthIndex, checks) }()
+	wg.Go(func() { errc <- s.followCatalog(ctx, catalogIndex, services) })
+	wg.Go(func() { errc <- s.followHealth(ctx, healthIndex, checks) })
 	for range c.cfg.MaxConnections - 2 {
 		wg.Go(func() { s.work(ctx) })
 	}
