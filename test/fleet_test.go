@@ -212,6 +212,28 @@ func TestFleetConsulCostPerChange(t *testing.T) {
 			t.Errorf("one registration changed with %d nodes: %d requests reached the servers %v, want at most 4", nodes, n, paths)
 		}
 	}
+	// A check change: every service is watched, and a watch sees its
+	// checks change on the agent's view, so no request reaches the servers.
+	quiet(t, counter)
+	counter.serverPaths()
+	before := counter.servers.Load()
+	_, err := client.Catalog().Register(&api.CatalogRegistration{
+		Node: "host-20", Address: "10.20.0.21", SkipNodeUpdate: true,
+		Check: &api.AgentCheck{Node: "host-20", CheckID: "web-alive", Name: "alive", Status: api.HealthCritical, ServiceID: "web"},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "host-20 web left out, critical", func() error {
+		if p, err := srvPort(d, "web.svc.internal.", "host-20-web."); err != nil || p != 0 {
+			return fmt.Errorf("port %d, want none (%v)", p, err)
+		}
+		return nil
+	})
+	quiet(t, counter)
+	if n, paths := counter.servers.Load()-before, counter.serverPaths(); n != 0 {
+		t.Errorf("one check went critical: %d requests reached the servers %v, want none", n, paths)
+	}
 	if counter.streaming.Load() == 0 || counter.views.Load() == 0 {
 		t.Errorf("%d requests read the agent's views, %d answers came from its streaming backend: want both", counter.views.Load(), counter.streaming.Load())
 	}

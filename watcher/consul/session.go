@@ -74,15 +74,16 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 // of the next session.
 func (c *Source) newSession(sink cache.Sink, decodes *watcher.DecodeLog) *session {
 	return &session{
-		c:         c,
-		sink:      sink,
-		instances: map[string]map[string]cache.Instance{},
-		nodes:     map[string]map[string]struct{}{},
-		placed:    map[string]map[string]struct{}{},
-		watched:   map[string]struct{}{},
-		decodes:   decodes,
-		queue:     newWorkQueue(),
-		watches:   watches{max: c.cfg.MaxConnections - 3, running: map[string]*watch{}},
+		c:             c,
+		sink:          sink,
+		instances:     map[string]map[string]cache.Instance{},
+		nodes:         map[string]map[string]struct{}{},
+		placed:        map[string]map[string]struct{}{},
+		watched:       map[string]struct{}{},
+		unwatchedWake: make(chan struct{}, 1),
+		decodes:       decodes,
+		queue:         newWorkQueue(),
+		watches:       watches{max: c.cfg.MaxConnections - 3, running: map[string]*watch{}},
 	}
 }
 
@@ -100,7 +101,11 @@ type session struct {
 	nodes     map[string]map[string]struct{}       // node -> services with an instance on it
 	placed    map[string]map[string]struct{}       // service -> nodes it has an instance on
 	watched   map[string]struct{}                  // services a watch follows (see plan)
-	decodes   *watcher.DecodeLog                   // by service/node/id, in groups by service
+	// unwatchedCount is how many wanted services the last plan left
+	// unwatched; plan wakes followHealth through unwatchedWake when some are.
+	unwatchedCount int
+	unwatchedWake  chan struct{}
+	decodes        *watcher.DecodeLog // by service/node/id, in groups by service
 }
 
 // list fetches every service with the worker count as concurrency and

@@ -74,9 +74,10 @@ type Config struct {
 // connection per blocking query, and an agent allows 200 per client
 // address by default). The services past that bound are unwatched: a
 // blocking query on the checks that are not passing (/v1/health/state/any,
-// filtered) has those whose checks changed fetched, and a change of the
-// service list has them all fetched, from the agent's views, by a pool of
-// workers (the remaining connections), again a moment later (settle).
+// filtered, made only while some service is unwatched) has those whose
+// checks changed fetched, and a change of the service list has them all
+// fetched, from the agent's views, by a pool of workers (the remaining
+// connections), again a moment later (settle).
 // Everything is read from the servers when a session starts and again
 // every ResyncInterval; after any error of a blocking query the source is
 // stale meanwhile and keeps its last instances.

@@ -65,7 +65,14 @@ func (s *session) plan(ctx context.Context, wanted []string, fresh bool) (unwatc
 	for _, name := range keep {
 		s.watched[name] = struct{}{}
 	}
+	s.unwatchedCount = len(unwatched)
 	s.mu.Unlock()
+	if len(unwatched) > 0 {
+		select {
+		case s.unwatchedWake <- struct{}{}:
+		default:
+		}
+	}
 	s.c.agent.watching(len(keep), len(unwatched))
 	return unwatched
 }
@@ -80,6 +87,13 @@ func (s *session) stopWatches() {
 		delete(s.watches.running, name)
 	}
 	s.c.agent.watching(0, 0)
+}
+
+// anyUnwatched reports whether the last plan left a service unwatched.
+func (s *session) anyUnwatched() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unwatchedCount > 0
 }
 
 // unwatched returns the names no watch follows.
