@@ -40,8 +40,12 @@ func (s *session) plan(ctx context.Context, wanted []string, fresh bool) (unwatc
 	s.watches.mu.Lock()
 	defer s.watches.mu.Unlock()
 	keep := wanted[:min(len(wanted), s.watches.max)]
+	kept := make(map[string]struct{}, len(keep))
+	for _, name := range keep {
+		kept[name] = struct{}{}
+	}
 	for name, w := range s.watches.running {
-		if fresh || !slices.Contains(keep, name) {
+		if _, ok := kept[name]; fresh || !ok {
 			w.cancel()
 			<-w.done
 			delete(s.watches.running, name)
@@ -61,10 +65,7 @@ func (s *session) plan(ctx context.Context, wanted []string, fresh bool) (unwatc
 	}
 	unwatched = wanted[len(keep):]
 	s.mu.Lock()
-	s.watched = map[string]struct{}{}
-	for _, name := range keep {
-		s.watched[name] = struct{}{}
-	}
+	s.watched = kept
 	s.unwatchedCount = len(unwatched)
 	s.mu.Unlock()
 	if len(unwatched) > 0 {
