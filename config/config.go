@@ -312,8 +312,9 @@ type Source struct {
 	// Tags, when not empty, keeps only instances carrying one of them.
 	Tags []string `toml:"tags" source:"consul"`
 	// MaxConnections bounds the HTTP connections to the Consul agent (two
-	// long-lived blocking queries plus the workers that fetch changed
-	// services); 3 to 1000. An agent allows 200 per client by default.
+	// long-lived blocking queries, one per watched service up to
+	// MaxConnections-3, and the workers that fetch changed services); 3 to
+	// 1000. An agent allows 200 per client by default.
 	MaxConnections int `toml:"max_connections" source:"consul"`
 	// RateLimit bounds the requests per second to the Consul agent; 1 to
 	// 100000.

@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
-
-	"github.com/discodns/discodns/watcher"
 )
 
-// followCatalog follows the service list. When it changes, it lists every
-// node's service instances and has the services fetched whose instances
-// were added, removed or modified, or whose tags changed.
-func (s *session) followCatalog(ctx context.Context, index uint64, services map[string][]string, placement map[instanceKey]instanceState) error {
+// followCatalog follows the service list. When it changes, the watches
+// follow the new list (see plan), and the workers fetch the services that
+// came, went or changed tags, and every unwatched service: the list does
+// not say which service's instances changed, and an unwatched service is
+// read from the agent's view of it, which costs the servers nothing. The
+// unwatched ones are fetched again a moment later (settle).
+func (s *session) followCatalog(ctx context.Context, index uint64, services map[string][]string) error {
 	index = nextIndex(0, index)
 	for {
 		next, latest, err := s.c.catalogServices(ctx, index)
@@ -23,10 +23,6 @@ func (s *session) followCatalog(ctx context.Context, index uint64, services map[
 		}
 		if next == index {
 			continue // the wait ended with no change
-		}
-		current, err := s.c.scanInstances(ctx)
-		if err != nil {
-			return err
 		}
 		changed := map[string]struct{}{}
 		for name, tags := range latest {
@@ -39,79 +35,29 @@ func (s *session) followCatalog(ctx context.Context, index uint64, services map[
 				changed[name] = struct{}{}
 			}
 		}
-		for k, st := range current {
-			if old, ok := placement[k]; !ok || old != st {
-				changed[st.service] = struct{}{}
-			}
-		}
-		for k, st := range placement {
-			if _, ok := current[k]; !ok {
-				changed[st.service] = struct{}{}
-			}
-		}
 		wanted := s.c.wanted(latest)
 		s.mu.Lock()
 		s.wanted = wanted
 		s.mu.Unlock()
-		s.queue.add(true, slices.Collect(maps.Keys(changed))...)
-		services, placement = latest, current
+		unwatched := s.plan(ctx, wanted, false)
+		s.queue.add(true, s.unwatched(slices.Collect(maps.Keys(changed)))...)
+		s.queue.add(true, unwatched...)
+		s.settle(ctx, unwatched)
+		services = latest
 		index = nextIndex(index, next)
 	}
 }
 
-// instanceKey names one service instance in the catalog.
-type instanceKey struct{ node, id string }
-
-// instanceState is what the catalog says of an instance: enough to tell
-// that it changed.
-type instanceState struct {
-	service  string
-	modified uint64
-}
-
-// scanInstances lists every service instance of the datacenter, node by
-// node: one request for the nodes and one per node, however many services
-// there are.
-func (c *Source) scanInstances(ctx context.Context) (map[instanceKey]instanceState, error) {
-	if err := c.limiter.Wait(ctx); err != nil {
-		return nil, err
+// settle queues names again after the settle delay, unless ctx ends first.
+func (s *session) settle(ctx context.Context, names []string) {
+	if len(names) == 0 {
+		return
 	}
-	start := time.Now()
-	nodes, _, err := c.client.Catalog().Nodes(c.queryOptions(ctx, 0))
-	c.agent.request(endpointCatalogNodes, start, err)
-	if err != nil {
-		return nil, fmt.Errorf("consul catalog nodes: %w", err)
-	}
-	var mu sync.Mutex
-	out := map[instanceKey]instanceState{}
-	names := make([]string, len(nodes))
-	for i, n := range nodes {
-		names[i] = n.Node
-	}
-	err = watcher.ForEach(ctx, names, c.cfg.MaxConnections-2, func(ctx context.Context, node string) error {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return err
+	time.AfterFunc(settle, func() {
+		if ctx.Err() == nil {
+			s.queue.add(true, s.unwatched(names)...)
 		}
-		start := time.Now()
-		list, _, err := c.client.Catalog().NodeServiceList(node, c.queryOptions(ctx, 0))
-		c.agent.request(endpointCatalogNodeServices, start, err)
-		if err != nil {
-			return fmt.Errorf("consul catalog node services %s: %w", node, err)
-		}
-		if list == nil {
-			return nil // the node left meanwhile
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, svc := range list.Services {
-			out[instanceKey{node, svc.ID}] = instanceState{service: svc.Service, modified: svc.ModifyIndex}
-		}
-		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // catalogServices returns the service names and their tags, blocking

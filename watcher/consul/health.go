@@ -18,11 +18,24 @@ type checkState struct {
 }
 
 // followHealth follows the checks that are not passing and has the
-// services whose checks changed status fetched at once.
+// unwatched services whose checks changed status fetched at once. While
+// every service is watched it queries nothing (a watch sees its service's
+// checks, the node's included, change by itself), so that a check change
+// costs the servers no request; when a service is unwatched again, it
+// reads the checks without blocking and fetches what changed meanwhile.
 func (s *session) followHealth(ctx context.Context, index uint64, checks api.HealthChecks) error {
 	prev := indexChecks(checks)
 	index = nextIndex(0, index)
 	for {
+		if !s.anyUnwatched() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.unwatchedWake:
+				index = 0
+				continue
+			}
+		}
 		next, checks, err := s.c.healthState(ctx, index)
 		if err != nil {
 			return err
@@ -57,7 +70,9 @@ func (s *session) followHealth(ctx context.Context, index uint64, checks api.Hea
 			}
 		}
 		s.mu.Unlock()
-		s.queue.add(true, slices.Collect(maps.Keys(changed))...)
+		names := s.unwatched(slices.Collect(maps.Keys(changed)))
+		s.queue.add(true, names...)
+		s.settle(ctx, names)
 		prev = cur
 		index = nextIndex(index, next)
 	}

@@ -12,9 +12,9 @@ import (
 const (
 	endpointCatalogServices     = "catalog_services"
 	endpointHealthState         = "health_state"
-	endpointHealthService       = "health_service"
-	endpointCatalogNodes        = "catalog_nodes"
-	endpointCatalogNodeServices = "catalog_node_services"
+	endpointHealthService       = "health_service"        // read from the servers
+	endpointHealthServiceCached = "health_service_cached" // read from the agent's view
+	endpointHealthServiceWatch  = "health_service_watch"  // blocking on the agent's view
 )
 
 // agentMetrics counts one source's requests to the Consul agent and its
@@ -24,6 +24,8 @@ type agentMetrics struct {
 	requests    *prometheus.HistogramVec
 	errors      *prometheus.CounterVec
 	connections prometheus.Gauge
+	watched     prometheus.Gauge
+	unwatched   prometheus.Gauge
 }
 
 // newAgentMetrics registers the Consul metrics with the registry of m, and
@@ -37,6 +39,10 @@ func newAgentMetrics(m *watcher.Metrics, source string) *agentMetrics {
 		Name: "discodns_watcher_consul_connections",
 		Help: "Open TCP connections to the Consul agent, by source (bounded by max_connections).",
 	}, []string{"source"}))
+	services := watcher.Register(m, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "discodns_watcher_consul_services",
+		Help: "Services by source and how they are followed: watched (a blocking query each on the agent's view) or unwatched (past max_connections minus 3: fetched when the catalog or their checks change).",
+	}, []string{"source", "followed"}))
 	return &agentMetrics{
 		source: source,
 		requests: watcher.Register(m, prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -49,6 +55,8 @@ func newAgentMetrics(m *watcher.Metrics, source string) *agentMetrics {
 			Help: "Consul HTTP API requests that failed, by source and endpoint.",
 		}, []string{"source", "endpoint"})),
 		connections: connections.WithLabelValues(source),
+		watched:     services.WithLabelValues(source, "watched"),
+		unwatched:   services.WithLabelValues(source, "unwatched"),
 	}
 }
 
@@ -69,4 +77,13 @@ func (a *agentMetrics) connectionsGauge() prometheus.Gauge {
 		return nil
 	}
 	return a.connections
+}
+
+// watching records how many services are watched and how many are not.
+func (a *agentMetrics) watching(watched, unwatched int) {
+	if a == nil {
+		return
+	}
+	a.watched.Set(float64(watched))
+	a.unwatched.Set(float64(unwatched))
 }

@@ -4,16 +4,26 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 )
 
-// work fetches queued services until ctx ends.
+// work fetches queued services until ctx ends: an urgent one (a change)
+// from the agent's view of it, a background one (the resync) from the
+// servers, to repair anything the views missed.
 func (s *session) work(ctx context.Context) {
 	for {
 		name, urgent, ok := s.queue.next(ctx)
 		if !ok {
 			return
 		}
-		entries, err := s.c.healthService(ctx, name)
+		var entries []*api.ServiceEntry
+		var err error
+		if urgent {
+			_, entries, err = s.c.cachedService(ctx, name, 0)
+		} else {
+			entries, err = s.c.healthService(ctx, name)
+		}
 		if err != nil {
 			s.queue.done(name)
 			if ctx.Err() != nil {
@@ -87,7 +97,9 @@ func (q *workQueue) next(ctx context.Context) (name string, urgent, ok bool) {
 		if !ok {
 			name, urgent, ok = q.take(q.background, false)
 		}
-		more := len(q.urgent)+len(q.background) > len(q.inflight)
+		// Names held by a watch stay queued: wake another worker whenever
+		// any is left, and let it find out.
+		more := len(q.urgent)+len(q.background) > 0
 		q.mu.Unlock()
 		if ok {
 			if more {
@@ -113,6 +125,30 @@ func (q *workQueue) take(from map[string]struct{}, urgent bool) (string, bool, b
 		return n, urgent, true
 	}
 	return "", false, false
+}
+
+// hold waits until no worker fetches name, then keeps every worker from
+// fetching it until done(name): a watch owns the service meanwhile, so that
+// an older fetch is never written after a newer answer. Names queued while
+// held wait; done hands them to the workers. It returns false when ctx
+// ended first.
+func (q *workQueue) hold(ctx context.Context, name string) bool {
+	for {
+		q.mu.Lock()
+		_, busy := q.inflight[name]
+		if !busy {
+			q.inflight[name] = struct{}{}
+		}
+		q.mu.Unlock()
+		if !busy {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // done releases name after a fetch.

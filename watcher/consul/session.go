@@ -23,10 +23,6 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	if err != nil {
 		return err
 	}
-	placement, err := c.scanInstances(listCtx)
-	if err != nil {
-		return err
-	}
 	healthIndex, checks, err := c.healthState(listCtx, 0)
 	if err != nil {
 		return err
@@ -40,17 +36,21 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	bo.Reset()
 	c.log.Info("consul listed", "services", len(s.instances), "reason", reason)
 
-	errc := make(chan error, 2)
-	go func() { errc <- s.followCatalog(ctx, catalogIndex, services, placement) }()
-	go func() { errc <- s.followHealth(ctx, healthIndex, checks) }()
+	// The followers and workers end before the watches are stopped, so
+	// that none starts a watch or writes after the session.
 	var wg sync.WaitGroup
-	for range c.cfg.MaxConnections - 2 {
-		wg.Go(func() { s.work(ctx) })
-	}
 	defer func() {
 		cancel()
 		wg.Wait()
+		s.stopWatches()
 	}()
+	s.plan(ctx, s.wanted, false)
+	errc := make(chan error, 2)
+	wg.Go(func() { errc <- s.followCatalog(ctx, catalogIndex, services) })
+	wg.Go(func() { errc <- s.followHealth(ctx, healthIndex, checks) })
+	for range c.cfg.MaxConnections - 2 {
+		wg.Go(func() { s.work(ctx) })
+	}
 	resync := time.NewTicker(c.cfg.ResyncInterval)
 	defer resync.Stop()
 	for {
@@ -59,8 +59,10 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 			return err
 		case <-resync.C:
 			c.metrics.Relist(c.cfg.Name, watcher.ReasonPeriodic)
-			s.queue.add(false, s.known()...)
-			s.queue.add(false, s.catalog()...)
+			wanted := s.catalog()
+			s.plan(ctx, wanted, true)
+			s.queue.add(false, s.unwatched(s.known())...)
+			s.queue.add(false, s.unwatched(wanted)...)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -72,29 +74,38 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 // of the next session.
 func (c *Source) newSession(sink cache.Sink, decodes *watcher.DecodeLog) *session {
 	return &session{
-		c:         c,
-		sink:      sink,
-		instances: map[string]map[string]cache.Instance{},
-		nodes:     map[string]map[string]struct{}{},
-		placed:    map[string]map[string]struct{}{},
-		decodes:   decodes,
-		queue:     newWorkQueue(),
+		c:             c,
+		sink:          sink,
+		instances:     map[string]map[string]cache.Instance{},
+		nodes:         map[string]map[string]struct{}{},
+		placed:        map[string]map[string]struct{}{},
+		watched:       map[string]struct{}{},
+		unwatchedWake: make(chan struct{}, 1),
+		decodes:       decodes,
+		queue:         newWorkQueue(),
+		watches:       watches{max: c.cfg.MaxConnections - 3, running: map[string]*watch{}},
 	}
 }
 
 // session is the state of one Consul session: what was written to
 // the sink, and the services waiting to be fetched.
 type session struct {
-	c     *Source
-	sink  cache.Sink
-	queue *workQueue
+	c       *Source
+	sink    cache.Sink
+	queue   *workQueue
+	watches watches
 
 	mu        sync.Mutex
 	wanted    []string                             // services in the catalog that pass the tag filter
 	instances map[string]map[string]cache.Instance // service -> id -> instance, as written
 	nodes     map[string]map[string]struct{}       // node -> services with an instance on it
 	placed    map[string]map[string]struct{}       // service -> nodes it has an instance on
-	decodes   *watcher.DecodeLog                   // by service/node/id, in groups by service
+	watched   map[string]struct{}                  // services a watch follows (see plan)
+	// unwatchedCount is how many wanted services the last plan left
+	// unwatched; plan wakes followHealth through unwatchedWake when some are.
+	unwatchedCount int
+	unwatchedWake  chan struct{}
+	decodes        *watcher.DecodeLog // by service/node/id, in groups by service
 }
 
 // list fetches every service with the worker count as concurrency and

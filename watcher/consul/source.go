@@ -1,7 +1,8 @@
 // Package consul mirrors the healthy service instances of a Consul
-// datacenter into the table: the Source, its sessions (a list, then two
-// blocking queries that follow the catalog and the health checks), the
-// work queue of services to fetch, and the decoding of Consul's entries.
+// datacenter into the table: the Source, its sessions (a list, then
+// blocking queries that follow the catalog, the health checks and each
+// watched service on the agent's streaming views), the work queue of
+// services to fetch, and the decoding of Consul's entries.
 package consul
 
 import (
@@ -47,7 +48,9 @@ type Config struct {
 	// Tags, when not empty, keeps only instances carrying one of them.
 	Tags []string
 	// MaxConnections bounds the TCP connections to the agent: two carry
-	// the blocking queries, the rest fetch changed services; at least 3.
+	// the blocking queries on the catalog and the checks, up to
+	// MaxConnections-3 the blocking queries of watched services, the rest
+	// fetch changed services; at least 3.
 	MaxConnections int
 	// RateLimit bounds requests per second; > 0.
 	RateLimit int
@@ -61,17 +64,23 @@ type Config struct {
 // Source is a watcher.Source that mirrors the services of a Consul
 // datacenter, keeping only healthy instances.
 //
-// It keeps the number of connections to the agent bounded whatever the
-// number of services: instead of one blocking query per service, it holds
-// two. One follows the checks that are not passing
-// (/v1/health/state/any, filtered): when that list changes, the services
-// whose checks changed status are fetched. The other follows the service
-// list (/v1/catalog/services): when its index moves, the source lists the
-// service instances of every node (one request per node) and fetches the
-// services whose instances were added, removed or modified. Fetches go
-// through a pool of MaxConnections-2 workers. Everything is fetched again
-// every ResyncInterval, and after any error of a blocking query (the
-// source is stale meanwhile and keeps its last instances).
+// What it costs the Consul servers per change does not grow with the
+// number of nodes or services: it reads services from the local agent's
+// materialized views (the streaming backend: the agent subscribes to each
+// service once and the servers push it the changes). A blocking query on
+// the service list (/v1/catalog/services) learns the set of services, and
+// each service is followed by a blocking /v1/health/service/<name> on the
+// agent's view of it, up to MaxConnections-3 of them (HTTP/1.1 needs a
+// connection per blocking query, and an agent allows 200 per client
+// address by default). The services past that bound are unwatched: a
+// blocking query on the checks that are not passing (/v1/health/state/any,
+// filtered, made only while some service is unwatched) has those whose
+// checks changed fetched, and a change of the service list has them all
+// fetched, from the agent's views, by a pool of workers (the remaining
+// connections), again a moment later (settle).
+// Everything is read from the servers when a session starts and again
+// every ResyncInterval; after any error of a blocking query the source is
+// stale meanwhile and keeps its last instances.
 type Source struct {
 	cfg     Config
 	client  *api.Client

@@ -72,8 +72,19 @@ func (h *consulHarness) setStatus(id, status string) {
 	}
 }
 
+// TestConsulSource follows registrations and checks with every service
+// watched (8 connections), one watched and the others not (4), and none
+// watched (3).
 func TestConsulSource(t *testing.T) {
-	h := newConsulHarness(t, Config{IncludeWarning: true})
+	for _, conns := range []int{8, 4, 3} {
+		t.Run(fmt.Sprintf("max_connections=%d", conns), func(t *testing.T) {
+			testConsulSource(t, conns)
+		})
+	}
+}
+
+func testConsulSource(t *testing.T, conns int) {
+	h := newConsulHarness(t, Config{IncludeWarning: true, MaxConnections: conns})
 	h.register("web-1", "web", "10.0.0.1", 8080, api.HealthPassing, func(r *api.AgentServiceRegistration) {
 		r.Tags = []string{"blue", "v1"}
 		r.Meta = map[string]string{"version": "1.2"}
