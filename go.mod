@@ -18,6 +18,8 @@ require (
 	google.golang.org/grpc v1.83.2
 )
 
+require github.com/cloudflare/tableflip v1.2.3 // indirect
+
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect

@@ -23,6 +23,9 @@ const (
 	// tcpWriteTimeout bounds every write of an answer: a client that does
 	// not read its answers is closed, not waited on.
 	tcpWriteTimeout = 5 * time.Second
+	// tcpDrainGrace is how long, at shutdown, a connection waiting for a
+	// query is kept for one already on its way.
+	tcpDrainGrace = 500 * time.Millisecond
 )
 
 // Reasons the TCP server closes a connection of its own accord, other than
@@ -221,11 +224,12 @@ func (s *tcpServer) serveConn(tc *tcpConn) {
 }
 
 // busy marks tc as answering a query, so it is not closed to admit
-// another; false when the server is shutting down or closed tc.
+// another; false when the server closed tc. A query that arrives while
+// the server drains is answered, and the connection closed after it.
 func (s *tcpServer) busy(tc *tcpConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || tc.idle == nil {
+	if tc.idle == nil {
 		return false
 	}
 	s.idleConns.Remove(tc.idle)
@@ -259,14 +263,17 @@ func (s *tcpServer) answer(m []byte, client netip.Addr) (out []byte, o Outcome, 
 	return out, o, true
 }
 
-// shutdown closes the idle connections and stops taking queries; the
-// connections answering one finish it, until ctx ends, then are closed.
-// The listeners are the caller's to close first.
+// shutdown stops taking queries: each connection answers the query it
+// has, or one that arrives within tcpDrainGrace (a client may have sent
+// it as the connection was accepted, and closing would reset it), and is
+// closed; the rest are closed when ctx ends. The listeners are the
+// caller's to close first.
 func (s *tcpServer) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	graceEnd := time.Now().Add(tcpDrainGrace)
 	for e := s.idleConns.Front(); e != nil; e = e.Next() {
-		e.Value.(*tcpConn).Close()
+		e.Value.(*tcpConn).SetReadDeadline(graceEnd)
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -274,10 +281,25 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
+	grace := time.NewTimer(tcpDrainGrace)
+	defer grace.Stop()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+	case <-grace.C:
+		// Past the grace: close the connections still waiting (one may
+		// have set its own deadline after the one above).
+		s.mu.Lock()
+		for e := s.idleConns.Front(); e != nil; e = e.Next() {
+			e.Value.(*tcpConn).Close()
+		}
+		s.mu.Unlock()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+		}
 	}
 	// Past the deadline: the answers not yet written are lost; a write
 	// blocked on a client that does not read ends now. A handler still
