@@ -85,7 +85,7 @@ func TestSeed(t *testing.T) {
 	table.AddSource("consul", "svc.internal.")
 	table.Replace("zk", []cache.Instance{{Service: "db", ID: "1", Address: "10.0.0.9", Port: 5432}})
 
-	seeded := Seed(path, table, slog.Default())
+	seeded := Seed(Load(path, slog.Default()), table, slog.Default())
 	if !reflect.DeepEqual(seeded, []string{"etcd"}) {
 		t.Fatalf("seeded %v, want [etcd] (zk listed, consul not in the file)", seeded)
 	}
@@ -118,18 +118,20 @@ func TestSeed(t *testing.T) {
 			t.Errorf("listed source still marked seeded: %+v", st)
 		}
 	}
-	if again := Seed(path, table, slog.Default()); len(again) != 0 {
+	if again := Seed(Load(path, slog.Default()), table, slog.Default()); len(again) != 0 {
 		t.Errorf("a listed source was seeded again: %v", again)
 	}
 }
 
 func TestSeedIgnoresBadFile(t *testing.T) {
-	for _, data := range []string{"", "discodns-state 1 sha256:00 3\nabc", "\x00\x01garbage"} {
+	for _, data := range []string{"", "discodns-state 1 sha256:00 3\nabc", "\x00\x01garbage", "missing"} {
 		path := filepath.Join(t.TempDir(), "state")
-		os.WriteFile(path, []byte(data), 0o600)
+		if data != "missing" {
+			os.WriteFile(path, []byte(data), 0o600)
+		}
 		table := cache.NewTable(slog.Default())
 		table.AddSource("etcd", "svc.internal.")
-		if seeded := Seed(path, table, slog.Default()); len(seeded) != 0 || table.Snapshot().Ready() {
+		if seeded := Seed(Load(path, slog.Default()), table, slog.Default()); len(seeded) != 0 || table.Snapshot().Ready() {
 			t.Errorf("file %q seeded %v", data, seeded)
 		}
 	}

@@ -2,6 +2,8 @@ package state
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -83,37 +85,48 @@ func (w *Writer) write(snap *cache.Snapshot) {
 	w.last.Set(float64(now.UnixNano()) / 1e9)
 }
 
-// Seed fills table from the state file at path for each source that has
-// not listed: sources that listed already, and sources the file does not
-// hold, are left alone. A file that is missing, or cannot be used (read
-// error, truncated, corrupted, another version), is logged and ignored;
-// nothing of it is served. It returns the names of the sources seeded.
-func Seed(path string, table *cache.Table, log *slog.Logger) []string {
-	var waiting []string
-	for _, st := range table.Snapshot().Sources {
-		if !st.Listed {
-			waiting = append(waiting, st.Name)
-		}
-	}
-	if len(waiting) == 0 {
+// Load reads the state file at path for seeding, logging what it holds
+// or why it cannot be used (missing, read error, truncated, corrupted,
+// another version); nil then, and nothing of the file is used.
+func Load(path string, log *slog.Logger) *File {
+	f, err := Read(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		log.Info("no state file yet: sources that cannot list at start serve nothing until they do", "state_file", path)
+		return nil
+	case err != nil:
+		log.Error("state file not used: sources that cannot list at start serve nothing until they do", "err", err)
 		return nil
 	}
-	f, err := Read(path)
-	if err != nil {
-		log.Warn("state file not used: the sources that have not listed serve nothing until they do", "err", err, "sources", waiting)
+	n := 0
+	for _, src := range f.Sources {
+		n += len(src.Instances)
+	}
+	log.Info("state file read: a source that cannot list within dns.startup_wait serves its instances from it", "state_file", path, "written", f.Written, "sources", len(f.Sources), "instances", n)
+	return f
+}
+
+// Seed fills table from f (nil: nothing) for each source that has not
+// listed: sources that listed already, and sources f does not hold, are
+// left alone. It returns the names of the sources seeded.
+func Seed(f *File, table *cache.Table, log *slog.Logger) []string {
+	if f == nil {
 		return nil
 	}
 	var seeded []string
-	for _, name := range waiting {
-		src, ok := f.Sources[name]
-		if !ok {
-			log.Warn("source not in the state file: it serves nothing until it lists", "source", name, "state_file", path)
+	for _, st := range table.Snapshot().Sources {
+		if st.Listed {
 			continue
 		}
-		if table.Seed(name, src.Instances, src.AsOf) {
+		src, ok := f.Sources[st.Name]
+		if !ok {
+			log.Warn("source not in the state file: it serves nothing until it lists", "source", st.Name)
+			continue
+		}
+		if table.Seed(st.Name, src.Instances, src.AsOf) {
 			log.Warn("source serves its instances from the state file until its registry lists",
-				"source", name, "instances", len(src.Instances), "as_of", src.AsOf, "age", time.Since(src.AsOf).Round(time.Second))
-			seeded = append(seeded, name)
+				"source", st.Name, "instances", len(src.Instances), "as_of", src.AsOf, "age", time.Since(src.AsOf).Round(time.Second))
+			seeded = append(seeded, st.Name)
 		}
 	}
 	return seeded
