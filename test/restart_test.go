@@ -2,6 +2,8 @@ package test
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -19,8 +21,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/discodns/discodns/cache"
-	"github.com/discodns/discodns/state"
 	"github.com/discodns/discodns/test/registries"
 )
 
@@ -119,7 +119,7 @@ func TestStateFileServesWhileRegistryDown(t *testing.T) {
 	}
 	d.answersExactly(10*time.Second, before)
 	eventually(t, 10*time.Second, "the state file holds the table", func() error {
-		f, err := state.Read(stateFile)
+		f, err := readStateFile(stateFile)
 		if err != nil {
 			return err
 		}
@@ -179,11 +179,10 @@ func TestStateFileServesWhileRegistryDown(t *testing.T) {
 // logged and ignored while the registry is down (nothing of it served, no
 // crash), and discodns serves from the registry once it is up.
 func TestStateFileBad(t *testing.T) {
-	good, err := state.Encode(&state.File{Written: time.Now(), Sources: map[string]state.Source{
-		"etcd": {AsOf: time.Now(), Instances: []cache.Instance{{Service: "ghost", ID: "10.9.9.9:1", Address: "10.9.9.9", Port: 1}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
+	good := stateFileBytes(fmt.Sprintf(`{"written":%q,"sources":{"etcd":{"as_of":%[1]q,"instances":[
+		{"Service":"ghost","ID":"10.9.9.9:1","Address":"10.9.9.9","Port":1}]}}}`, time.Now().Format(time.RFC3339Nano)))
+	if _, err := decodeStateFile(good); err != nil {
+		t.Fatalf("the good file the bad ones come from: %v", err)
 	}
 	corrupted := slices.Clone(good)
 	corrupted[len(corrupted)-20] ^= 1
@@ -227,11 +226,50 @@ func TestStateFileBad(t *testing.T) {
 			d.waitReady()
 			d.answersExactly(30*time.Second, map[string][]string{"web.svc.internal.": {"10.0.0.1"}})
 			eventually(t, 10*time.Second, "a good state file replaces the bad one", func() error {
-				_, err := state.Read(stateFile)
+				_, err := readStateFile(stateFile)
 				return err
 			})
 		})
 	}
+}
+
+// stateFile is the body of a state file, as the README documents it.
+type stateFile struct {
+	Written time.Time `json:"written"`
+	Sources map[string]struct {
+		AsOf      time.Time         `json:"as_of"`
+		Instances []json.RawMessage `json:"instances"`
+	} `json:"sources"`
+}
+
+// stateFileBytes makes a state file of its JSON body: the header line
+// "discodns-state 1 sha256:<hex of body> <length of body>", then the body.
+func stateFileBytes(body string) []byte {
+	sum := sha256.Sum256([]byte(body))
+	return fmt.Appendf(nil, "discodns-state 1 sha256:%x %d\n%s", sum, len(body), body)
+}
+
+// decodeStateFile checks a state file's header and decodes its body.
+func decodeStateFile(b []byte) (*stateFile, error) {
+	head, body, ok := strings.Cut(string(b), "\n")
+	var sum string
+	var n int
+	if _, err := fmt.Sscanf(head, "discodns-state 1 sha256:%s %d", &sum, &n); !ok || err != nil {
+		return nil, fmt.Errorf("header %q: %v", head, err)
+	}
+	if got := sha256.Sum256([]byte(body)); n != len(body) || fmt.Sprintf("%x", got) != sum {
+		return nil, fmt.Errorf("header %q does not match the body", head)
+	}
+	var f stateFile
+	return &f, json.Unmarshal([]byte(body), &f)
+}
+
+func readStateFile(path string) (*stateFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return decodeStateFile(b)
 }
 
 // hotProc is discodns run so that it can hot-restart: its output goes to a
