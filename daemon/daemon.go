@@ -33,9 +33,15 @@ import (
 	"github.com/discodns/discodns/watcher"
 )
 
-// drainTimeout bounds how long shutdown waits for in-flight queries and
-// HTTP requests.
-const drainTimeout = 5 * time.Second
+const (
+	// drainTimeout bounds how long shutdown waits for in-flight queries
+	// and HTTP requests.
+	drainTimeout = 5 * time.Second
+	// handoverDrainTimeout is drainTimeout after a hot restart: the new
+	// process serves already, so the old one can let TCP clients that keep
+	// their connections busy finish rather than cut their queries.
+	handoverDrainTimeout = 30 * time.Second
+)
 
 // Daemon is one run of discodns.
 type Daemon struct {
@@ -88,8 +94,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var dnsSrv *dnsserver.Server
 	var httpSrv *http.Server
+	drainFor := drainTimeout
 	defer func() {
-		drain, cancelDrain := context.WithTimeout(context.Background(), drainTimeout)
+		drain, cancelDrain := context.WithTimeout(context.Background(), drainFor)
 		defer cancelDrain()
 		if dnsSrv != nil {
 			if err := dnsSrv.Shutdown(drain); err != nil {
@@ -241,6 +248,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				continue
 			}
 			restarts.WithLabelValues("ok").Inc()
+			drainFor = handoverDrainTimeout
 			log.Info("hot restart: the new process is ready; this one stops reading, drains its queries and exits")
 			return nil
 		case err := <-dnsSrv.Errors():

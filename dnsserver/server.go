@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -92,18 +93,12 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 	}
 	var udpConns []*net.UDPConn
 	for _, addr := range cfg.Addrs {
-		conns, err := s.listenUDP(cfg.Inherited, addr, sockets)
+		conns, l, err := s.listenAddr(cfg.Inherited, addr, sockets)
 		if err != nil {
 			s.close()
 			return nil, err
 		}
 		udpConns = append(udpConns, conns...)
-		// TCP takes the port UDP got, so ":0" gives one port for both.
-		l, err := s.listenTCP(cfg.Inherited, addr, conns[0].LocalAddr().String())
-		if err != nil {
-			s.close()
-			return nil, err
-		}
 		s.addrs = append(s.addrs, conns[0].LocalAddr(), l.Addr())
 	}
 	metrics.trackUDP(udpConns)
@@ -117,6 +112,31 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 		log.Info("dns listening", "net", a.Network(), "addr", a.String())
 	}
 	return s, nil
+}
+
+// listenAddr binds addr's UDP sockets, then its TCP listener on the port
+// UDP got, so that ":0" gives one port for both. For port 0, a port whose
+// TCP side is taken (by a client connection in TIME_WAIT, say) is given
+// up for another, a few times.
+func (s *Server) listenAddr(inh Inherited, addr string, n int) ([]*net.UDPConn, net.Listener, error) {
+	for try := 1; ; try++ {
+		nUDP, nSockets := len(s.udp), len(s.sockets)
+		conns, err := s.listenUDP(inh, addr, n)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, err := s.listenTCP(inh, addr, conns[0].LocalAddr().String())
+		if err == nil {
+			return conns, l, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || !strings.HasSuffix(addr, ":0") || try == 10 {
+			return nil, nil, err
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		s.udp, s.sockets = s.udp[:nUDP], s.sockets[:nSockets]
+	}
 }
 
 // listenUDP takes the UDP sockets of addr that inh has, and binds the

@@ -24,7 +24,7 @@ const (
 	// not read its answers is closed, not waited on.
 	tcpWriteTimeout = 5 * time.Second
 	// tcpDrainGrace is how long, at shutdown, a connection waiting for a
-	// query is kept for one already on its way.
+	// query is kept for one on its way.
 	tcpDrainGrace = 500 * time.Millisecond
 )
 
@@ -190,7 +190,7 @@ func (s *tcpServer) serveConn(tc *tcpConn) {
 	for timeout := s.first; ; timeout = s.idle {
 		// The deadline covers the length and the message: a client that
 		// sends slowly idles out like one that sends nothing.
-		tc.SetReadDeadline(time.Now().Add(timeout))
+		s.setReadDeadline(tc, timeout)
 		if _, err := io.ReadFull(tc, length[:]); err != nil {
 			return
 		}
@@ -237,16 +237,28 @@ func (s *tcpServer) busy(tc *tcpConn) bool {
 	return true
 }
 
-// idling marks tc as waiting for its next query; false when the server is
-// shutting down.
+// idling marks tc as waiting for its next query; false when the server
+// closed it.
 func (s *tcpServer) idling(tc *tcpConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if _, open := s.conns[tc]; !open {
 		return false
 	}
 	tc.idle = s.idleConns.PushBack(tc)
 	return true
+}
+
+// setReadDeadline gives tc timeout to send its next query, or, while the
+// server drains, tcpDrainGrace at most. Under mu, so that it never
+// undoes the shorter deadline shutdown sets.
+func (s *tcpServer) setReadDeadline(tc *tcpConn, timeout time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		timeout = min(timeout, tcpDrainGrace)
+	}
+	tc.SetReadDeadline(time.Now().Add(timeout))
 }
 
 // answer answers the message m from client, as miekg/dns's server does:
@@ -263,11 +275,11 @@ func (s *tcpServer) answer(m []byte, client netip.Addr) (out []byte, o Outcome, 
 	return out, o, true
 }
 
-// shutdown stops taking queries: each connection answers the query it
-// has, or one that arrives within tcpDrainGrace (a client may have sent
-// it as the connection was accepted, and closing would reset it), and is
-// closed; the rest are closed when ctx ends. The listeners are the
-// caller's to close first.
+// shutdown drains the connections: each is answered until it has been
+// idle for tcpDrainGrace (closing one at once would reset the queries a
+// client sent meanwhile, which a hot restart must not lose), and closed;
+// the ones still open when ctx ends are closed then. The listeners are
+// the caller's to close first.
 func (s *tcpServer) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -281,25 +293,10 @@ func (s *tcpServer) shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
-	grace := time.NewTimer(tcpDrainGrace)
-	defer grace.Stop()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-	case <-grace.C:
-		// Past the grace: close the connections still waiting (one may
-		// have set its own deadline after the one above).
-		s.mu.Lock()
-		for e := s.idleConns.Front(); e != nil; e = e.Next() {
-			e.Value.(*tcpConn).Close()
-		}
-		s.mu.Unlock()
-		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-		}
 	}
 	// Past the deadline: the answers not yet written are lost; a write
 	// blocked on a client that does not read ends now. A handler still
