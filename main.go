@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dev := fs.Bool("dev", false, "start an embedded etcd with a demo service; no set-up needed")
 	dnsListen := fs.String("dns-listen", "", "override dns.listen with one `address` (IP:port)")
 	httpListen := fs.String("http-listen", "", "override http.listen (`address`, \"\" keeps the config's)")
+	stateFile := fs.String("state-file", "", "override state_file (`path`, \"\" keeps the config's)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: discodns [serve] -config FILE | discodns -dev | discodns register ... | discodns layouts ... | discodns version\n")
 		fs.PrintDefaults()
@@ -78,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if *httpListen != "" {
 			c.HTTP.Listen = *httpListen
+		}
+		if *stateFile != "" {
+			c.StateFile = *stateFile
 		}
 		if *dev {
 			c.Sources = []config.Source{config.DefaultSource(config.TypeEtcd)}
