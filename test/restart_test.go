@@ -276,16 +276,14 @@ func readStateFile(path string) (*stateFile, error) {
 // file, which the process a hot restart starts inherits (with a pipe,
 // Wait would wait for that process too).
 type hotProc struct {
-	t        *testing.T
-	dns      string
-	http     string
-	config   string
-	logPath  string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	err      error
-	mu       sync.Mutex
-	lastSeen int // the newest process's pid
+	t       *testing.T
+	dns     string
+	http    string
+	config  string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error
 }
 
 // launchHot starts bin on config (placeholders as launchDiscodns), and
@@ -312,7 +310,6 @@ func launchHot(t *testing.T, bin, config string) *hotProc {
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	h.lastSeen = h.cmd.Process.Pid
 	h.done = make(chan struct{})
 	go func() { h.err = h.cmd.Wait(); close(h.done) }()
 	t.Cleanup(func() {
@@ -370,7 +367,7 @@ func (h *hotProc) hotRestart() int {
 	var next int
 	eventually(h.t, 60*time.Second, fmt.Sprintf("a new process takes over from %d and it exits", old), func() error {
 		pids := h.pids()
-		if len(pids) == len(h.pidsBefore(pids, old)) {
+		if slices.Index(pids, old) == len(pids)-1 {
 			return fmt.Errorf("no new process yet")
 		}
 		next = pids[len(pids)-1]
@@ -389,12 +386,6 @@ func (h *hotProc) hotRestart() int {
 		}
 	}
 	return next
-}
-
-// pidsBefore returns the pids up to and including old.
-func (h *hotProc) pidsBefore(pids []int, old int) []int {
-	i := slices.Index(pids, old)
-	return pids[:i+1]
 }
 
 // metric returns a sample of /metrics.
