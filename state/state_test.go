@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/discodns/discodns/cache"
 )
@@ -134,5 +137,37 @@ func TestSeedIgnoresBadFile(t *testing.T) {
 		if seeded := Seed(Load(path, slog.Default()), table, slog.Default()); len(seeded) != 0 || table.Snapshot().Ready() {
 			t.Errorf("file %q seeded %v", data, seeded)
 		}
+	}
+}
+
+// TestWriter: the writer writes at start, after a change, and once more at
+// the end when the table changed since its last write.
+func TestWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	table := cache.NewTable(slog.Default())
+	table.AddSource("etcd", "svc.internal.")
+	w := NewWriter(path, table, prometheus.NewRegistry(), slog.Default())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	instances := func() int {
+		f, err := Read(path)
+		if err != nil {
+			return -1
+		}
+		return len(f.Sources["etcd"].Instances)
+	}
+	table.Replace("etcd", []cache.Instance{{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80}})
+	for deadline := time.Now().Add(10 * time.Second); instances() != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the change is not written: %d instances", instances())
+		}
+	}
+	// A change and the end at once: the end writes it.
+	table.Replace("etcd", []cache.Instance{{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80}, {Service: "web", ID: "b", Address: "10.0.0.2", Port: 80}})
+	cancel()
+	<-done
+	if n := instances(); n != 2 {
+		t.Errorf("after the end: %d instances in the file, want 2", n)
 	}
 }

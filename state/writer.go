@@ -59,6 +59,9 @@ func (w *Writer) Run(ctx context.Context) {
 		select {
 		case <-snap.Superseded():
 		case <-ctx.Done():
+			if latest := w.table.Snapshot(); latest != snap {
+				w.write(latest) // a change that came with the end
+			}
 			return
 		}
 		select {
