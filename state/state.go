@@ -28,6 +28,10 @@ import (
 // Version is the format version this build writes and reads.
 const Version = 1
 
+// MaxSize bounds the state file read at start: about two million
+// instances, far more than a table holds.
+const MaxSize = 1 << 30
+
 // magic starts every state file.
 const magic = "discodns-state"
 
@@ -143,6 +147,9 @@ func clip(b []byte) string {
 // Read reads and decodes the state file at path. An error wraps
 // fs.ErrNotExist when there is none.
 func Read(path string) (*File, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > MaxSize {
+		return nil, fmt.Errorf("state file %s: %d bytes, more than the %d a state file may have", path, fi.Size(), MaxSize)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read state file: %w", err)
