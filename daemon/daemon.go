@@ -63,7 +63,7 @@ type Daemon struct {
 	Version string
 	// Handover, when not nil, gives the sockets handed over by the
 	// process before (hot restart) or by systemd, and makes SIGUSR2 a hot
-	// restart; nil binds every socket and ignores nothing.
+	// restart; nil binds every socket and leaves SIGUSR2 alone.
 	Handover *Handover
 }
 
@@ -182,6 +182,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			waitVersion(ctx, handler, table.Snapshot().Version)
 		}
 	}
+	saved = nil // the table has what it needs of it
 	if cfg.StateFile != "" {
 		w := state.NewWriter(cfg.StateFile, table, reg, log)
 		wg.Go(func() { w.Run(runCtx) })
@@ -210,7 +211,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	upgraded := make(chan error, 1)
 	if d.Handover != nil {
 		if err := d.Handover.Keep(dnsSrv.Sockets(), httpListener, cfg.HTTP.Listen); err != nil {
-			log.Error("hot restart: sockets not kept for the next process; a hot restart would bind them anew", "err", err)
+			log.Error("hot restart: sockets not kept for the next process, which would fail to bind them (this one keeps serving)", "err", err)
 		}
 		if err := d.Handover.Ready(); err != nil {
 			log.Error("hot restart", "err", err)
