@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -667,4 +668,65 @@ func TestSocketActivation(t *testing.T) {
 	if err := <-answered; err != nil {
 		t.Errorf("the query sent while discodns was stopped: %v\n%s", err, out.String())
 	}
+}
+
+// TestHotRestartOpenTCPConnection: a client that keeps one TCP connection
+// busy across a hot restart is answered on it by the old process, which
+// exits once the connection closes; the new process answers new ones.
+func TestHotRestartOpenTCPConnection(t *testing.T) {
+	e := startEtcd(t)
+	e.put("/services/web/10.0.0.1:80", ``)
+	h := launchHot(t, binary, hotConfig(e.endpoint()))
+	h.waitServing()
+	conn, err := dns.DialTimeout("tcp", h.dns, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	asked := 0
+	ask := func() {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion("web.svc.internal.", dns.TypeA)
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		asked++
+		if err := conn.WriteMsg(m); err != nil {
+			t.Fatalf("query %d on the open connection: %v", asked, err)
+		}
+		r, err := conn.ReadMsg()
+		if err != nil || len(r.Answer) != 1 {
+			t.Fatalf("query %d on the open connection: %v %v", asked, r, err)
+		}
+	}
+	ask()
+	old := h.cmd.Process.Pid
+	h.cmd.Process.Signal(syscall.SIGUSR2)
+	eventually(t, 60*time.Second, "a new process takes over", func() error {
+		ask() // the connection stays busy, so the old process keeps it
+		if pids := h.pids(); pids[len(pids)-1] == old || !strings.Contains(h.logs(), "this one stops reading") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	for range 5 {
+		ask()
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !alive(old) {
+		t.Errorf("the old process exited while a connection it serves was busy")
+	}
+	conn.Close()
+	select {
+	case <-h.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the old process still runs 30 s after its last connection closed")
+	}
+	if h.err != nil {
+		t.Errorf("the old process exited with %v", h.err)
+	}
+	d := &discodns{t: t, dns: h.dns}
+	if _, err := d.addrsOf("web.svc.internal."); err != nil {
+		t.Errorf("the new process: %v", err)
+	}
+	t.Logf("%d queries on the connection kept across the hot restart", asked)
 }
