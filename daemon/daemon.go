@@ -250,6 +250,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			restarts.WithLabelValues("ok").Inc()
 			drainFor = handoverDrainTimeout
+			if httpSrv != nil {
+				// The new process serves HTTP on the same socket: this one
+				// takes no more requests while DNS drains.
+				go httpSrv.Shutdown(context.Background())
+			}
 			log.Info("hot restart: the new process is ready; this one stops reading, drains its queries and exits")
 			return nil
 		case err := <-dnsSrv.Errors():

@@ -710,6 +710,11 @@ func TestHotRestartOpenTCPConnection(t *testing.T) {
 	})
 	for range 5 {
 		ask()
+		// HTTP is the new process's alone (the old one counted its hot
+		// restart; the new one has none).
+		if v, err := h.metric(`discodns_hot_restarts_total{result="ok"}`); err != nil || v != "0" {
+			t.Errorf("/metrics while the old process drains: hot restarts %q, %v; want the new process's 0", v, err)
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if !alive(old) {
