@@ -735,3 +735,32 @@ func TestHotRestartOpenTCPConnection(t *testing.T) {
 	}
 	t.Logf("%d queries on the connection kept across the hot restart", asked)
 }
+
+// TestHotRestartRegistryDown: with etcd down, the new process of a hot
+// restart cannot list; it is ready once seeded from the state file, and
+// takes over with no query lost.
+func TestHotRestartRegistryDown(t *testing.T) {
+	e := startEtcd(t)
+	e.put("/services/web/10.0.0.1:80", ``)
+	stateFile := filepath.Join(t.TempDir(), "state")
+	h := launchHot(t, binary, strings.Replace(stateConfig(e.endpoint(), stateFile), "[dns]\n", "[dns]\nsockets = 2\n", 1))
+	h.waitServing()
+	eventually(t, 10*time.Second, "the state file holds the table", func() error {
+		f, err := readStateFile(stateFile)
+		if err != nil {
+			return err
+		}
+		if n := len(f.Sources["etcd"].Instances); n != 1 {
+			return fmt.Errorf("%d instances of etcd in the file", n)
+		}
+		return nil
+	})
+	e.stop()
+	underLoad(t, h.dns, func() { h.hotRestart() })
+	if !strings.Contains(h.logs(), "source serves its instances from the state file") {
+		t.Errorf("the new process does not say it serves from the state file")
+	}
+	if v, err := h.metric(`discodns_source_state{source="etcd",state="stale"}`); err != nil || v != "1" {
+		t.Errorf("the new process's etcd source: stale = %q, %v", v, err)
+	}
+}
