@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/daemon"
@@ -47,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	dev := fs.Bool("dev", false, "start an embedded etcd with a demo service; no set-up needed")
 	dnsListen := fs.String("dns-listen", "", "override dns.listen with one `address` (IP:port)")
 	httpListen := fs.String("http-listen", "", "override http.listen (`address`, \"\" keeps the config's)")
+	stateFile := fs.String("state-file", "", "override state_file (`path`, \"\" keeps the config's)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: discodns [serve] -config FILE | discodns -dev | discodns register ... | discodns layouts ... | discodns version\n")
 		fs.PrintDefaults()
@@ -77,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if *httpListen != "" {
 			c.HTTP.Listen = *httpListen
+		}
+		if *stateFile != "" {
+			c.StateFile = *stateFile
 		}
 		if *dev {
 			c.Sources = []config.Source{config.DefaultSource(config.TypeEtcd)}
@@ -111,14 +116,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *configPath != "" && !*dev {
 		load = func() (*config.Config, error) { return config.LoadWith(*configPath, override) }
 	}
-	if err := (&daemon.Daemon{Config: cfg, Load: load, File: *configPath, Log: log}).Run(ctx); err != nil {
+	var handover *daemon.Handover
+	if !*dev {
+		// A hot restart waits for the new process to list its sources,
+		// and a little more.
+		var err error
+		if handover, err = daemon.NewHandover(cfg.DNS.StartupWait+30*time.Second, log); err != nil {
+			fmt.Fprintln(stderr, "discodns:", err)
+			return 1
+		}
+	}
+	if err := (&daemon.Daemon{Config: cfg, Load: load, File: *configPath, Log: log, Handover: handover, Version: version()}).Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "discodns:", err)
 		return 1
 	}
 	return 0
 }
 
+// buildVersion, when set (go build -ldflags "-X main.buildVersion=v1.2.3"),
+// is the version; otherwise the module's version from the build info.
+var buildVersion string
+
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}

@@ -121,6 +121,10 @@ type sourceJSON struct {
 	LastList  *time.Time `json:"last_list,omitempty"`
 	Services  int        `json:"services"`
 	Instances int        `json:"instances"`
+	// SeededFrom is the time of the state file the source serves from
+	// until its registry lists; SeededAge is its age in seconds.
+	SeededFrom *time.Time `json:"seeded_from_state_file,omitempty"`
+	SeededAge  float64    `json:"seeded_age_seconds,omitempty"`
 }
 
 type servicesDoc struct {
@@ -157,6 +161,10 @@ func sourcesJSON(snap *cache.Snapshot) []sourceJSON {
 		}
 		if s.Listed {
 			sj.LastList = &s.LastList
+		}
+		if !s.Seeded.IsZero() {
+			sj.SeededFrom = &s.Seeded
+			sj.SeededAge = time.Since(s.Seeded).Seconds()
 		}
 		out = append(out, sj)
 	}

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/discodns/discodns/cache"
@@ -19,6 +21,7 @@ type Collector struct {
 	collisions *prometheus.Desc
 	clashes    *prometheus.Desc
 	invalid    *prometheus.Desc
+	seeded     *prometheus.Desc
 }
 
 // NewCollector returns a collector over table; register it with a registry.
@@ -44,12 +47,14 @@ func NewCollector(table cache.Snapshots) *Collector {
 			"Instances whose DNS label was taken in their service even with its hash suffix (IDs crafted to collide); each got a further suffix.", nil, nil),
 		invalid: prometheus.NewDesc("discodns_cache_invalid_service_names",
 			"Registry service names not served because they give no usable DNS label, by source.", src, nil),
+		seeded: prometheus.NewDesc("discodns_source_seeded_age_seconds",
+			"Age of the state file the source serves its instances from, until its registry lists; 0 when it serves a live list.", src, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.services, c.instances, c.lastList, c.since, c.version, c.collisions, c.clashes, c.invalid} {
+	for _, d := range []*prometheus.Desc{c.state, c.services, c.instances, c.lastList, c.since, c.version, c.collisions, c.clashes, c.invalid, c.seeded} {
 		ch <- d
 	}
 }
@@ -73,6 +78,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.lastList, prometheus.GaugeValue, last, s.Name)
 		ch <- prometheus.MustNewConstMetric(c.since, prometheus.GaugeValue, float64(s.Since.UnixNano())/1e9, s.Name)
+		age := 0.0
+		if !s.Seeded.IsZero() {
+			age = time.Since(s.Seeded).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(c.seeded, prometheus.GaugeValue, age, s.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(snap.Version))
 	ch <- prometheus.MustNewConstMetric(c.collisions, prometheus.GaugeValue, float64(len(snap.Collisions)))

@@ -69,7 +69,11 @@ type SourceStatus struct {
 	// Listed is true once the source has completed a full list.
 	Listed bool
 	// LastList is the time of the last successful full list.
-	LastList  time.Time
+	LastList time.Time
+	// Seeded, when not zero, is the time of the state file the source's
+	// instances were seeded from at start (see Table.Seed); it is zero
+	// once the source has listed its registry.
+	Seeded    time.Time
 	Services  int
 	Instances int
 	// InvalidNames counts the source's registry service names that give
@@ -243,10 +247,15 @@ func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
 func (t *Table) Replace(source string, instances []Instance) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	src := t.source(source)
-	if src == nil {
-		return
+	if src := t.source(source); src != nil {
+		t.replace(source, src, instances)
+		t.publish()
 	}
+}
+
+// replace sets everything source holds and marks it listed and
+// connected, without publishing; the caller holds t.mu.
+func (t *Table) replace(source string, src *sourceData, instances []Instance) {
 	next := map[string]map[string]Instance{}
 	unnamed := map[string]map[string]struct{}{}
 	for _, in := range instances {
@@ -292,8 +301,8 @@ func (t *Table) Replace(source string, instances []Instance) {
 	now := t.now()
 	src.status.Listed = true
 	src.status.LastList = now
+	src.status.Seeded = time.Time{}
 	t.setState(src, StateConnected, nil, now)
-	t.publish()
 }
 
 // ReplaceService implements Sink, publishing once.

@@ -82,6 +82,10 @@ func SourceTypes() []string { return slices.Clone(sourceTypes) }
 
 // Config is the whole discodns configuration.
 type Config struct {
+	// StateFile is where the table is kept on disk, so that a restart
+	// while a registry is down serves its last known instances; "" (the
+	// default) keeps none. An absolute path whose directory exists.
+	StateFile string `toml:"state_file"`
 	// DNS is the [dns] table: listeners, zone and answer tuning.
 	DNS DNS `toml:"dns"`
 	// Forward is the [forward] table: recursion to upstream resolvers.
@@ -439,6 +443,7 @@ func (c Config) LogValue() slog.Value {
 		srcs[i] = slog.Any(fmt.Sprint(i), s)
 	}
 	return slog.GroupValue(
+		slog.String("state_file", c.StateFile),
 		slog.Group("dns",
 			slog.Any("listen", c.DNS.Listen),
 			slog.String("zone", c.DNS.Zone),

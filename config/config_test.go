@@ -241,7 +241,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		if m := header.FindStringSubmatch(line); m != nil {
 			table = m[1]
 		} else if m := setting.FindStringSubmatch(line); m != nil {
-			shown[table+"."+m[1]] = true
+			shown[strings.TrimPrefix(table+"."+m[1], ".")] = true
 		}
 	}
 	known := knownKeys()
@@ -268,6 +268,9 @@ func TestLoadErrors(t *testing.T) {
 		line int      // expected line; 0: not checked
 	}{
 		{"unknown top-level key", "bogus = 1\n", []string{"unknown key bogus"}, 1},
+		{"relative state file", "state_file = \"state\"\n", []string{"state_file", "not an absolute path"}, 1},
+		{"state file a directory", "state_file = \"/tmp\"\n", []string{"state_file", "is a directory"}, 1},
+		{"state file not a string", "state_file = 1\n", []string{"state_file"}, 1},
 		{"unknown key in dns", "[dns]\nlsten = [\"127.0.0.1:53\"]\n", []string{"unknown key dns.lsten", "did you mean dns.listen?"}, 2},
 		{"unknown table", "[dnss]\n", []string{"unknown key dnss", "did you mean dns?"}, 1},
 		{"unknown key in source", etcd + "endpoint = [\"a:1\"]\n", []string{`unknown key source[0] ("etcd").endpoint`, "did you mean"}, 3},

@@ -122,6 +122,13 @@ func (d *decoder) decode(top map[string]toml.Primitive, c *Config) *Error {
 			}
 			continue
 		}
+		if root.Field(f.index).Kind() != reflect.Struct { // a top-level key
+			if e := d.fields(map[string]toml.Primitive{f.key: p}, root, "", "", ""); e != nil {
+				e.Key, e.path = f.key, f.key
+				return e
+			}
+			continue
+		}
 		m, err := d.table(p)
 		if err != nil {
 			return keyErr(f.key, err)
@@ -418,7 +425,7 @@ func fieldsOf(t reflect.Type) []fieldInfo {
 }
 
 // knownKeys lists every key of the schema as "table.key" ("source.key" for
-// the keys of [[source]]).
+// the keys of [[source]]), and the top-level keys as "key".
 func knownKeys() []string {
 	var out []string
 	ct := reflect.TypeFor[Config]()
@@ -426,6 +433,10 @@ func knownKeys() []string {
 		t := ct.Field(tf.index).Type
 		if t.Kind() == reflect.Slice {
 			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			out = append(out, tf.key)
+			continue
 		}
 		for _, f := range fieldsOf(t) {
 			out = append(out, tf.key+"."+f.key)

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,6 +188,11 @@ func (c *Config) validate() *Error {
 	if c.HTTP.Listen != "" {
 		if err := checkHostPort(c.HTTP.Listen, false, true); err != nil {
 			return keyErr("http.listen", err)
+		}
+	}
+	if c.StateFile != "" {
+		if err := checkStateFile(c.StateFile); err != nil {
+			return keyErr("state_file", err)
 		}
 	}
 	switch c.Log.Level {
@@ -716,4 +722,17 @@ func ResolvConfServers(path string) ([]string, error) {
 		return nil, fmt.Errorf("%s lists no nameserver", path)
 	}
 	return servers, nil
+}
+
+// checkStateFile checks the state file's path: absolute, and not an
+// existing directory. The file need not exist; its directory is checked
+// when it is written (an error then is logged and counted).
+func checkStateFile(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%q is not an absolute path", path)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%q is a directory; name a file in it", path)
+	}
+	return nil
 }

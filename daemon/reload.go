@@ -143,10 +143,14 @@ func (r *reloader) apply(cfg *config.Config) error {
 
 // newReloadMetric registers discodns_config_reloads_total.
 func newReloadMetric(reg prometheus.Registerer) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "discodns_config_reloads_total",
-		Help: "Configuration reloads (SIGHUP) by result: ok, or error when the new configuration was rejected and the running one stayed.",
-	}, []string{"result"})
+	return newResultCounter(reg, "discodns_config_reloads_total",
+		"Configuration reloads (SIGHUP) by result: ok, or error when the new configuration was rejected and the running one stayed.")
+}
+
+// newResultCounter registers a counter of name by result, ok or error,
+// both shown from the start.
+func newResultCounter(reg prometheus.Registerer, name, help string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"result"})
 	c.WithLabelValues("ok")
 	c.WithLabelValues("error")
 	reg.MustRegister(c)

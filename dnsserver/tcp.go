@@ -23,6 +23,9 @@ const (
 	// tcpWriteTimeout bounds every write of an answer: a client that does
 	// not read its answers is closed, not waited on.
 	tcpWriteTimeout = 5 * time.Second
+	// tcpDrainGrace is how long, at shutdown, a connection waiting for a
+	// query is kept for one on its way.
+	tcpDrainGrace = 500 * time.Millisecond
 )
 
 // Reasons the TCP server closes a connection of its own accord, other than
@@ -188,7 +191,7 @@ func (s *tcpServer) serveConn(tc *tcpConn) {
 	for timeout := s.first; ; timeout = s.idle {
 		// The deadline covers the length and the message: a client that
 		// sends slowly idles out like one that sends nothing.
-		tc.SetReadDeadline(time.Now().Add(timeout))
+		s.setReadDeadline(tc, timeout)
 		if _, err := io.ReadFull(tc, length[:]); err != nil {
 			return
 		}
@@ -222,11 +225,12 @@ func (s *tcpServer) serveConn(tc *tcpConn) {
 }
 
 // busy marks tc as answering a query, so it is not closed to admit
-// another; false when the server is shutting down or closed tc.
+// another; false when the server closed tc. A query that arrives while
+// the server drains is answered, and the connection closed after it.
 func (s *tcpServer) busy(tc *tcpConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || tc.idle == nil {
+	if tc.idle == nil {
 		return false
 	}
 	s.idleConns.Remove(tc.idle)
@@ -234,16 +238,28 @@ func (s *tcpServer) busy(tc *tcpConn) bool {
 	return true
 }
 
-// idling marks tc as waiting for its next query; false when the server is
-// shutting down.
+// idling marks tc as waiting for its next query; false when the server
+// closed it.
 func (s *tcpServer) idling(tc *tcpConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if _, open := s.conns[tc]; !open {
 		return false
 	}
 	tc.idle = s.idleConns.PushBack(tc)
 	return true
+}
+
+// setReadDeadline gives tc timeout to send its next query, or, while the
+// server drains, tcpDrainGrace at most. Under mu, so that it never
+// undoes the shorter deadline shutdown sets.
+func (s *tcpServer) setReadDeadline(tc *tcpConn, timeout time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		timeout = min(timeout, tcpDrainGrace)
+	}
+	tc.SetReadDeadline(time.Now().Add(timeout))
 }
 
 // answer answers the message m from client, as miekg/dns's server does:
@@ -270,14 +286,17 @@ func (s *tcpServer) answer(m []byte, client netip.Addr, fast *[]byte, start time
 	return out, o, true
 }
 
-// shutdown closes the idle connections and stops taking queries; the
-// connections answering one finish it, until ctx ends, then are closed.
-// The listeners are the caller's to close first.
+// shutdown drains the connections: each is answered until it has been
+// idle for tcpDrainGrace (closing one at once would reset the queries a
+// client sent meanwhile, which a hot restart must not lose), and closed;
+// the ones still open when ctx ends are closed then. The listeners are
+// the caller's to close first.
 func (s *tcpServer) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	graceEnd := time.Now().Add(tcpDrainGrace)
 	for e := s.idleConns.Front(); e != nil; e = e.Next() {
-		e.Value.(*tcpConn).Close()
+		e.Value.(*tcpConn).SetReadDeadline(graceEnd)
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

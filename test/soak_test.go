@@ -305,7 +305,7 @@ const (
 // and checks that every dnsperf run completes, that every response is
 // NOERROR (every name queried exists throughout), that only the faults
 // that stop discodns itself lose queries, and no more than while it was
-// down; that the table equals every registry within convergeWithin after
+// down (a hot restart, SIGUSR2, does not stop it and must lose none); that the table equals every registry within convergeWithin after
 // each fault, that each fault had its effect (the SIGHUP reload changes
 // the TTL of answers, the compaction makes the etcd source re-list for
 // it), and that goroutines and memory do not grow. It prints a report;
@@ -523,6 +523,46 @@ session_timeout = "4s"
 		}
 	}
 
+	// serving is discodns's serving process: d's, until a hot restart hands
+	// over to a process that the test did not start, which the test ends.
+	servingPid := 0
+	serving := func() *os.Process {
+		if servingPid == 0 {
+			return d.cmd.Process
+		}
+		p, _ := os.FindProcess(servingPid)
+		return p
+	}
+	t.Cleanup(func() {
+		if servingPid != 0 {
+			syscall.Kill(servingPid, syscall.SIGKILL)
+		}
+	})
+	// The hot restart fault sends SIGUSR2: a new process takes over the
+	// sockets while the load goes on, and the old one exits. discodns
+	// never stops answering, so no query may be lost.
+	hotRestart := fault{name: "discodns hot restart (SIGUSR2)",
+		inject: func() interval {
+			old := serving().Pid
+			before := len(takeOver.FindAllString(d.logs(), -1))
+			serving().Signal(syscall.SIGUSR2)
+			eventually(t, 60*time.Second, "a new process takes over and the old one exits", func() error {
+				m := takeOver.FindAllStringSubmatch(d.logs(), -1)
+				if len(m) == before {
+					return errors.New("no new process yet")
+				}
+				if alive(old) {
+					return fmt.Errorf("process %d still runs", old)
+				}
+				servingPid, _ = strconv.Atoi(m[len(m)-1][1])
+				return nil
+			})
+			// The load goes on for a run's length on the new process,
+			// charged to the hot restart.
+			time.Sleep(soakRun)
+			return interval{}
+		}}
+
 	// The SIGHUP fault switches dns.ttl in the configuration file between
 	// 5 s and 7 s and reloads; answers must carry the new TTL.
 	var reloads0 float64
@@ -543,7 +583,7 @@ session_timeout = "4s"
 			if err := os.WriteFile(d.config, cfg, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			d.cmd.Process.Signal(syscall.SIGHUP)
+			serving().Signal(syscall.SIGHUP)
 			// The load goes on under the new configuration for a run's
 			// length, charged to the reload.
 			time.Sleep(soakRun)
@@ -611,9 +651,9 @@ session_timeout = "4s"
 	compaction := fault{name: "etcd compaction under a stopped discodns",
 		inject: func() interval {
 			compacted0 = scrapeMetric(t, d, compactedRelists)
-			d.cmd.Process.Signal(syscall.SIGSTOP)
+			serving().Signal(syscall.SIGSTOP)
 			stopped := time.Now()
-			defer d.cmd.Process.Signal(syscall.SIGCONT)
+			defer serving().Signal(syscall.SIGCONT)
 			fallBehind()
 			for range 20 {
 				byName["etcd"].step(ctx)
@@ -653,6 +693,7 @@ session_timeout = "4s"
 		{name: "consul SIGSTOP 6 s", pause: []string{"consul"}, inject: paused(consul, 6*time.Second)},
 		{name: "etcd SIGSTOP 6 s", pause: []string{"etcd"}, inject: paused(etcdProc, 6*time.Second)},
 		compaction,
+		hotRestart,
 	}
 
 	// strike injects f, waits until the table converged and checks f's
