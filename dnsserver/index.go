@@ -25,6 +25,9 @@ type index struct {
 
 	statsOnce sync.Once
 	stats     map[*zone]*zoneStats // the shards' statistics summed, on first use
+
+	skyOnce sync.Once
+	sky     map[string][]*compiledService // the skydns services by zone, on first use
 }
 
 // zone holds what the apex answers. The apex is its own name server
@@ -56,6 +59,9 @@ type compiledShard struct {
 
 	statsOnce sync.Once
 	stats     map[string]*zoneStats // by zone name, built on first use
+
+	skyOnce sync.Once
+	sky     map[string][]*compiledService // skydns services by zone, on first use
 }
 
 // rrsets are the records of a name that answers for a set of instances.
@@ -87,6 +93,10 @@ type compiledService struct {
 	// ports are the SRV sets of named ports (_<name>._tcp.<svc>), by port
 	// name; nil when no instance has one.
 	ports map[string]*rrsets
+	// sky is the tree of names of a service of the skydns layout, which
+	// answers every name at or below the service (see skydns.go); nil
+	// for other layouts.
+	sky *skyNode
 }
 
 // compile builds the index for snap, reusing what prev compiled: whole
@@ -119,11 +129,14 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 		}
 		sh := &compiledShard{src: src, services: make(map[string]*compiledService, src.Len())}
 		for fqdn, svc := range src.All() {
-			var cs *compiledService
+			var cs, was *compiledService
 			if old != nil {
-				if cs = old.services[fqdn]; cs != nil && cs.svc != svc {
+				if cs, was = old.services[fqdn], old.services[fqdn]; cs != nil && cs.svc != svc {
 					cs = nil
 				}
+			}
+			if cs == nil {
+				cs = compileSkyDNS(svc, ttl, was)
 			}
 			if cs == nil {
 				cs = compileService(svc, ttl)
@@ -408,6 +421,7 @@ const (
 	kindSet                  // a service or a tag: A, AAAA and SRV of its instances
 	kindSRV                  // _<svc>._tcp, _<svc>._<tag>, _<port>._tcp.<svc>: SRV only
 	kindInstance             // one instance: its address (or alias) and TXT
+	kindSky                  // a name of a skydns service: what CoreDNS answers
 )
 
 // named is what a name is, as resolve found it.
@@ -419,12 +433,14 @@ type named struct {
 	// svc is the service that holds set or inst: their answers depend on
 	// it alone.
 	svc *compiledService
+	sky *skySet // kindSky
+	idx *index  // the index that resolved the name, for the names it leads to
 }
 
 // resolve tells what name (lowercase, fully qualified) is, in one look-up.
 func (idx *index) resolve(name string) named {
 	z, labels := idx.findZone(name)
-	r := named{zone: z}
+	r := named{zone: z, idx: idx}
 	n := len(labels)
 	switch {
 	case z == nil:
@@ -432,6 +448,11 @@ func (idx *index) resolve(name string) named {
 	case n == 0:
 		r.kind = kindApex
 		return r
+	}
+	if slices.ContainsFunc(labels, isWild) {
+		if w, ok := idx.resolveWild(r, labels); ok {
+			return w
+		}
 	}
 	last := labels[n-1]
 	if proto, ok := strings.CutPrefix(last, "_"); ok {
@@ -446,6 +467,8 @@ func (idx *index) resolve(name string) named {
 		case n == 2 && strings.HasPrefix(labels[0], "_"):
 			if cs := idx.service(labels[0][1:] + "." + z.name); cs != nil {
 				switch {
+				case (proto == "tcp" || proto == "udp") && cs.sky != nil:
+					r.set = &cs.sky.answers(z.name).rrsets
 				case proto == "tcp" || proto == "udp":
 					r.set = cs.all
 				case proto == "tls" && cs.ports["tls"] != nil:
@@ -463,6 +486,8 @@ func (idx *index) resolve(name string) named {
 	}
 	cs := idx.service(last + "." + z.name)
 	switch {
+	case cs != nil && cs.sky != nil:
+		return resolveSky(r, cs, labels)
 	case cs == nil:
 	case n == 1:
 		r.kind, r.set = kindSet, cs.all
