@@ -40,10 +40,10 @@ type Instance struct {
 	AtService bool
 	// SkyDNS is what a CoreDNS etcd plugin record says beyond an
 	// instance, set for instances of the skydns layout alone: their
-	// names are answered as CoreDNS answers them, at any depth (the ID is
-	// the record's labels below the service, "a.server1" for
-	// a.server1.<svc>.<zone>). Address is empty for a record with text
-	// alone.
+	// names are answered as CoreDNS answers them, at any depth: the ID
+	// is the record's name below the zone ("a.server1" for
+	// a.server1.<zone>), and the service only groups the records of one
+	// parent name. Address is empty for a record with text alone.
 	SkyDNS *SkyDNS
 	// Source is the name of the source that reported the instance; the
 	// table sets it.

@@ -103,13 +103,13 @@ type Service struct {
 
 // InstanceName is the DNS name of the service's endpoint ep: <label>.FQDN,
 // FQDN itself for an instance at the service's own name, and a skydns
-// record's own name (<id>.FQDN).
+// record's own name (<id>.Zone: see etcd.SkyDNSSplitter).
 func (s *Service) InstanceName(ep *Endpoint) string {
 	switch {
 	case ep.AtService:
 		return s.FQDN
 	case ep.SkyDNS != nil:
-		return ep.ID + "." + s.FQDN // the record's own name
+		return ep.ID + "." + s.Zone // the record's own name
 	}
 	return ep.Label + "." + s.FQDN
 }

@@ -26,8 +26,7 @@ type index struct {
 	statsOnce sync.Once
 	stats     map[*zone]*zoneStats // the shards' statistics summed, on first use
 
-	skyOnce sync.Once
-	sky     map[string][]*compiledService // the skydns services by zone, on first use
+	skyRoots map[string]*skyNode // the trees of skydns names by zone
 }
 
 // zone holds what the apex answers. The apex is its own name server
@@ -59,9 +58,6 @@ type compiledShard struct {
 
 	statsOnce sync.Once
 	stats     map[string]*zoneStats // by zone name, built on first use
-
-	skyOnce sync.Once
-	sky     map[string][]*compiledService // skydns services by zone, on first use
 }
 
 // rrsets are the records of a name that answers for a set of instances.
@@ -93,10 +89,10 @@ type compiledService struct {
 	// ports are the SRV sets of named ports (_<name>._tcp.<svc>), by port
 	// name; nil when no instance has one.
 	ports map[string]*rrsets
-	// sky is the tree of names of a service of the skydns layout, which
-	// answers every name at or below the service (see skydns.go); nil
-	// for other layouts.
-	sky *skyNode
+	// sky are the records of a service of the skydns layout, one for
+	// each endpoint; they answer from the zone's tree of names (see
+	// skydns.go), not as a service. Nil for other layouts.
+	sky []*skyRecord
 }
 
 // compile builds the index for snap, reusing what prev compiled: whole
@@ -129,14 +125,14 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 		}
 		sh := &compiledShard{src: src, services: make(map[string]*compiledService, src.Len())}
 		for fqdn, svc := range src.All() {
-			var cs, was *compiledService
+			var cs *compiledService
 			if old != nil {
-				if cs, was = old.services[fqdn], old.services[fqdn]; cs != nil && cs.svc != svc {
+				if cs = old.services[fqdn]; cs != nil && cs.svc != svc {
 					cs = nil
 				}
 			}
 			if cs == nil {
-				cs = compileSkyDNS(svc, ttl, was)
+				cs = compileSkyDNS(svc, ttl)
 			}
 			if cs == nil {
 				cs = compileService(svc, ttl)
@@ -145,6 +141,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 		}
 		idx.shards[i] = sh
 	}
+	idx.skyRoots = skyTrees(prev, idx)
 	idx.zones = slices.SortedFunc(maps.Values(zones), func(a, b *zone) int {
 		return len(b.name) - len(a.name)
 	})
@@ -183,6 +180,9 @@ func (sh *compiledShard) zoneStats() map[string]*zoneStats {
 	sh.statsOnce.Do(func() {
 		sh.stats = map[string]*zoneStats{}
 		for _, cs := range sh.services {
+			if cs.sky != nil {
+				continue // skydns records have no _tcp, _udp or tags
+			}
 			st := sh.stats[cs.svc.Zone]
 			if st == nil {
 				st = &zoneStats{tags: map[string]int{}}
@@ -351,15 +351,25 @@ func metaTXT(meta map[string]string) []string {
 // labels are split as DNS does: x\.svc.internal. is the label "x.svc"
 // under internal., outside svc.internal.
 func (idx *index) findZone(name string) (*zone, []string) {
+	z, below := idx.zoneOf(name)
+	if below == "" {
+		return z, nil
+	}
+	return z, dns.SplitDomainName(below)
+}
+
+// zoneOf returns the zone that holds name, as findZone, and the part of
+// name below its apex, with a trailing dot ("" for the apex).
+func (idx *index) zoneOf(name string) (*zone, string) {
 	for _, z := range idx.zones {
 		if name == z.name {
-			return z, nil
+			return z, ""
 		}
 		if dot := len(name) - len(z.name) - 1; strings.HasSuffix(name, z.name) && name[dot] == '.' && !escaped(name, dot) {
-			return z, dns.SplitDomainName(name[:dot+1])
+			return z, name[:dot+1]
 		}
 	}
-	return nil, nil
+	return nil, ""
 }
 
 // escaped reports whether the character at i of a name in presentation
@@ -434,7 +444,10 @@ type named struct {
 	// it alone.
 	svc *compiledService
 	sky *skySet // kindSky
-	idx *index  // the index that resolved the name, for the names it leads to
+	// node is the skydns name whose set sky is, when its answers depend
+	// on its records alone: they hold while the zone's tree has it.
+	node *skyNode
+	idx  *index // the index that resolved the name, for the names it leads to
 }
 
 // resolve tells what name (lowercase, fully qualified) is, in one look-up.
@@ -449,9 +462,9 @@ func (idx *index) resolve(name string) named {
 		r.kind = kindApex
 		return r
 	}
-	if slices.ContainsFunc(labels, isWild) {
-		if w, ok := idx.resolveWild(r, labels); ok {
-			return w
+	if root := idx.skyRoots[z.name]; root != nil {
+		if sky, ok := resolveSky(r, root, labels); ok {
+			return sky
 		}
 	}
 	last := labels[n-1]
@@ -467,8 +480,8 @@ func (idx *index) resolve(name string) named {
 		case n == 2 && strings.HasPrefix(labels[0], "_"):
 			if cs := idx.service(labels[0][1:] + "." + z.name); cs != nil {
 				switch {
-				case (proto == "tcp" || proto == "udp") && cs.sky != nil:
-					r.set = &cs.sky.answers(z.name).rrsets
+				case cs.sky != nil:
+					// skydns records answer their own names alone
 				case proto == "tcp" || proto == "udp":
 					r.set = cs.all
 				case proto == "tls" && cs.ports["tls"] != nil:
@@ -486,9 +499,7 @@ func (idx *index) resolve(name string) named {
 	}
 	cs := idx.service(last + "." + z.name)
 	switch {
-	case cs != nil && cs.sky != nil:
-		return resolveSky(r, cs, labels)
-	case cs == nil:
+	case cs == nil || cs.sky != nil:
 	case n == 1:
 		r.kind, r.set = kindSet, cs.all
 	case n == 2 && cs.insts[labels[0]] != nil:

@@ -2,6 +2,8 @@ package dnsserver
 
 import (
 	"cmp"
+	"hash/maphash"
+	"iter"
 	"maps"
 	"math"
 	"net/netip"
@@ -14,13 +16,13 @@ import (
 	"github.com/discodns/discodns/cache"
 )
 
-// A service of the skydns layout answers every name at or below it as
-// CoreDNS's etcd plugin does: a name's answers are the records of the keys
-// below it, or its own key's when there are none, at any depth. Its
-// records live in a tree of names (skyNode) whose answers are built on a
-// name's first question; a change copies the path from the service's name
-// to the records it changed and shares the rest with the tree before it,
-// so a change costs its path, not the service.
+// The records of the skydns layout answer every name as CoreDNS's etcd
+// plugin does: a name's answers are the records of the keys below it, or
+// its own key's when there are none, at any depth. The records of a zone
+// live in a tree of names (skyNode) whose answers are built on a name's
+// first question; a change copies the path from the zone to the records
+// it changed and shares the rest with the tree before it, so a change
+// costs its path, not the zone or a top label's hierarchy.
 
 // maxCNAMEChain bounds the aliases followed for one answer, as CoreDNS
 // does: a longer chain, like a loop, is not followed.
@@ -30,14 +32,18 @@ const maxCNAMEChain = 10
 // gathers: past it, the answer holds the first ones, in key order.
 const maxWildRecords = 10000
 
-// skyRecord is one record of a skydns service, ready to answer.
+// skyRecord is one skydns record, ready to answer.
 type skyRecord struct {
-	// ref tells the record apart within its service: its source and id.
+	// ref tells the record apart in its zone: its source, service and
+	// id. A service's compilation makes records anew; the tree keeps
+	// those of endpoints that did not change, so removals go by ref.
 	ref string
-	// key is the record's labels from the service down, "/"-joined: the
-	// order of its etcd key, which CoreDNS's groups depend on.
+	// path is the record's labels below the zone, top first, and key
+	// the same "/"-joined: the order of its etcd key, which CoreDNS's
+	// groups depend on.
+	path  []string
 	key   string
-	depth int    // its labels below the zone: which group of an answer wins
+	depth int    // len(path): which group of an answer wins
 	name  string // its own name, fully qualified
 	// ip is the host when it is an address; else alias is the host name,
 	// fully qualified ("" when the record has text alone).
@@ -55,26 +61,26 @@ type skyRecord struct {
 // and CNAME questions.
 func (r *skyRecord) hasHost() bool { return r.ip.IsValid() || r.alias != "" }
 
-// skyNode is one name of a skydns service. Once in a published index it is
+// skyNode is one name of a zone's skydns tree. Once in a published index it is
 // never changed, only replaced by a copy (skyEdit).
 type skyNode struct {
-	children map[string]*skyNode // by label
-	own      []*skyRecord        // the records of this very name
-	count    int                 // records at or below the name
+	children skyChildren
+	own      []*skyRecord // the records of this very name
+	count    int          // records at or below the name
 
 	once sync.Once
 	set  *skySet // answers, built on first use
 }
 
-// answers returns the name's answers in zone (the service's zone, the same
+// answers returns the name's answers in zone (the tree's zone, the same
 // at every call): CoreDNS's prefix read gives the records below the name,
 // or its own when none are below.
 func (n *skyNode) answers(zone string) *skySet {
 	n.once.Do(func() {
 		recs := n.own
-		if len(n.children) > 0 {
+		if n.count > len(n.own) {
 			recs = nil
-			for _, c := range n.children {
+			for _, c := range n.children.all() {
 				recs = c.collect(recs, math.MaxInt)
 			}
 		}
@@ -86,7 +92,7 @@ func (n *skyNode) answers(zone string) *skySet {
 // collect appends the records at or below n to recs, up to limit in all.
 func (n *skyNode) collect(recs []*skyRecord, limit int) []*skyRecord {
 	recs = append(recs, n.own[:min(len(n.own), max(limit-len(recs), 0))]...)
-	for _, c := range n.children {
+	for _, c := range n.children.all() {
 		if len(recs) >= limit {
 			break
 		}
@@ -101,7 +107,7 @@ type skyAlias struct {
 	ttl    uint32
 }
 
-// skySet is what a name of a skydns service answers, built from the
+// skySet is what a skydns name answers, built from the
 // records of its prefix read as CoreDNS builds its answers.
 type skySet struct {
 	// rrsets are the A and AAAA records (one per address) and the SRV
@@ -256,90 +262,33 @@ func split255(s string) []string {
 	return append(out, s)
 }
 
-// compileSkyDNS compiles svc when it is a service of the skydns layout,
-// editing the tree of was (the service's previous compilation, nil for
-// none), and returns nil for any other service.
-func compileSkyDNS(svc *cache.Service, ttl uint32, was *compiledService) *compiledService {
+// compileSkyDNS compiles svc when it holds skydns records (one parent
+// name's: see etcd.SkyDNSSplitter), and returns nil for any other
+// service. Its records answer from the zone's tree (skyTrees), not as a
+// service of their own.
+func compileSkyDNS(svc *cache.Service, ttl uint32) *compiledService {
 	if !slices.ContainsFunc(svc.Endpoints, func(ep cache.Endpoint) bool { return ep.SkyDNS != nil }) {
 		return nil
 	}
 	cs := &compiledService{svc: svc, tags: map[string]*rrsets{}, insts: map[string]*instNode{}}
-	if was == nil || was.sky == nil || was.svc.Zone != svc.Zone {
-		e := newSkyEdit(&skyNode{})
-		for i := range svc.Endpoints {
-			e.add(svc, &svc.Endpoints[i], ttl)
-		}
-		cs.sky = e.root
-		return cs
+	cs.sky = make([]*skyRecord, len(svc.Endpoints))
+	for i := range svc.Endpoints {
+		cs.sky[i] = newSkyRecord(svc, &svc.Endpoints[i], ttl)
 	}
-	e := newSkyEdit(was.sky)
-	olds, news := was.svc.Endpoints, svc.Endpoints
-	for len(olds) > 0 || len(news) > 0 {
-		c := 1 // which comes first: -1 the old endpoint, 1 the new one
-		switch {
-		case len(olds) == 0:
-		case len(news) == 0:
-			c = -1
-		default:
-			c = cmp.Compare(olds[0].Label, news[0].Label)
-		}
-		if c == 0 && olds[0].Instance.Equal(&news[0].Instance) {
-			olds, news = olds[1:], news[1:]
-			continue
-		}
-		if c <= 0 {
-			e.remove(was.svc, &olds[0])
-			olds = olds[1:]
-		}
-		if c >= 0 {
-			e.add(svc, &news[0], ttl)
-			news = news[1:]
-		}
-	}
-	cs.sky = e.root
 	return cs
 }
 
-// skyEdit changes a tree by copying the nodes on the paths it changes;
-// fresh are the copies, which it may change in place.
-type skyEdit struct {
-	root  *skyNode
-	fresh map[*skyNode]bool
-}
-
-func newSkyEdit(root *skyNode) *skyEdit {
-	return &skyEdit{root: root, fresh: map[*skyNode]bool{}}
-}
-
-// mine returns n, or its copy when n is not the edit's own.
-func (e *skyEdit) mine(n *skyNode) *skyNode {
-	if e.fresh[n] {
-		return n
-	}
-	c := &skyNode{children: maps.Clone(n.children), own: slices.Clone(n.own), count: n.count}
-	e.fresh[c] = true
-	return c
-}
-
-// path returns the labels of ep's name below svc, top first.
-func skyPath(svc *cache.Service, ep *cache.Endpoint) []string {
-	rel, ok := strings.CutSuffix(svc.InstanceName(ep), "."+svc.FQDN)
-	if !ok {
-		return nil
-	}
-	labels := dns.SplitDomainName(rel)
-	slices.Reverse(labels)
-	return labels
-}
-
-// add adds the record of ep, an endpoint of svc.
-func (e *skyEdit) add(svc *cache.Service, ep *cache.Endpoint, ttl uint32) {
-	path := skyPath(svc, ep)
+// newSkyRecord returns the record of ep, an endpoint of svc.
+func newSkyRecord(svc *cache.Service, ep *cache.Endpoint, ttl uint32) *skyRecord {
+	name := svc.InstanceName(ep)
+	path := dns.SplitDomainName(strings.TrimSuffix(name, svc.Zone))
+	slices.Reverse(path)
 	rec := &skyRecord{
-		ref:      ep.Source + "/" + ep.ID,
-		key:      strings.Join(append([]string{svc.Name}, path...), "/"),
-		depth:    len(path) + 1,
-		name:     svc.InstanceName(ep),
+		ref:      ep.Source + "/" + svc.FQDN + "/" + ep.ID,
+		path:     path,
+		key:      strings.Join(path, "/"),
+		depth:    len(path),
+		name:     name,
 		port:     ep.Port,
 		priority: ep.Priority,
 		weight:   ep.Weight,
@@ -356,51 +305,282 @@ func (e *skyEdit) add(svc *cache.Service, ep *cache.Endpoint, ttl uint32) {
 			rec.ttl = sky.TTL
 		}
 	}
+	return rec
+}
+
+// skyTrees returns the trees of skydns names of idx by zone: prev's,
+// edited with the records of the services that changed since (all of
+// them when prev is nil). The shards prev shares with idx did not change.
+func skyTrees(prev, idx *index) map[string]*skyNode {
+	edits := map[string]*skyEdit{}
+	edit := func(zone string) *skyEdit {
+		e := edits[zone]
+		if e == nil {
+			root := &skyNode{}
+			if prev != nil && prev.skyRoots[zone] != nil {
+				root = prev.skyRoots[zone]
+			}
+			e = newSkyEdit(root)
+			edits[zone] = e
+		}
+		return e
+	}
+	for i, sh := range idx.shards {
+		var was, now map[string]*compiledService
+		if prev != nil && prev.shards[i] != nil {
+			if prev.shards[i] == sh {
+				continue
+			}
+			was = prev.shards[i].services
+		}
+		if sh != nil {
+			now = sh.services
+		}
+		for fqdn, cs := range now {
+			if old := was[fqdn]; old != cs {
+				skyChange(edit, old, cs)
+			}
+		}
+		for fqdn, old := range was {
+			if now[fqdn] == nil {
+				skyChange(edit, old, nil)
+			}
+		}
+	}
+	roots := map[string]*skyNode{}
+	if prev != nil {
+		maps.Copy(roots, prev.skyRoots)
+	}
+	for zone, e := range edits {
+		if e.root.count > 0 {
+			roots[zone] = e.root
+		} else {
+			delete(roots, zone)
+		}
+	}
+	return roots
+}
+
+// skyChange edits the trees (edit gives a zone's) from the records of
+// old to those of cs, either nil or of another layout for none: it
+// removes and adds the records of the endpoints that changed.
+func skyChange(edit func(zone string) *skyEdit, old, cs *compiledService) {
+	var olds, news []cache.Endpoint
+	if old != nil && old.sky != nil {
+		olds = old.svc.Endpoints
+	}
+	if cs != nil && cs.sky != nil {
+		news = cs.svc.Endpoints
+	}
+	if len(olds) > 0 && len(news) > 0 && old.svc.Zone != cs.svc.Zone {
+		skyChange(edit, old, nil)
+		skyChange(edit, nil, cs)
+		return
+	}
+	for i, j := 0, 0; i < len(olds) || j < len(news); {
+		c := 1 // which comes first: -1 the old endpoint, 1 the new one
+		switch {
+		case i == len(olds):
+		case j == len(news):
+			c = -1
+		default:
+			c = cmp.Compare(olds[i].Label, news[j].Label)
+		}
+		if c == 0 && olds[i].Instance.Equal(&news[j].Instance) {
+			i, j = i+1, j+1
+			continue
+		}
+		if c <= 0 {
+			edit(old.svc.Zone).remove(old.sky[i])
+			i++
+		}
+		if c >= 0 {
+			edit(cs.svc.Zone).add(cs.sky[j])
+			j++
+		}
+	}
+}
+
+// skyEdit changes a tree by copying the nodes on the paths it changes;
+// fresh are the copies, and the copies of shards of their children, which
+// it may change in place.
+type skyEdit struct {
+	root        *skyNode
+	fresh       map[*skyNode]bool
+	freshShards map[*skyShard]bool
+}
+
+func newSkyEdit(root *skyNode) *skyEdit {
+	return &skyEdit{root: root, fresh: map[*skyNode]bool{}, freshShards: map[*skyShard]bool{}}
+}
+
+// skyWide is how many children a node holds in one map; past it they go
+// in skyShards maps by a hash of the label, so that a copy of a wide node
+// (a zone with many names right below it) copies one of them: a change
+// costs its path, not the width of the tree.
+const (
+	skyWide   = 256
+	skyShards = 256
+)
+
+// skyShard is one map of a wide node's children.
+type skyShard struct{ m map[string]*skyNode }
+
+// skyChildren are a node's children by label.
+type skyChildren struct {
+	m      map[string]*skyNode // a narrow node's
+	shards []*skyShard         // a wide node's (then m is nil)
+	seed   maphash.Seed        // the shards' hash
+}
+
+func (c *skyChildren) shard(label string) int {
+	return int(maphash.String(c.seed, label) % skyShards)
+}
+
+// get returns the child with label, or nil.
+func (c *skyChildren) get(label string) *skyNode {
+	if c.shards != nil {
+		return c.shards[c.shard(label)].m[label]
+	}
+	return c.m[label]
+}
+
+// all yields every child, in no order.
+func (c *skyChildren) all() iter.Seq2[string, *skyNode] {
+	return func(yield func(string, *skyNode) bool) {
+		if c.shards == nil {
+			for l, n := range c.m {
+				if !yield(l, n) {
+					return
+				}
+			}
+			return
+		}
+		for _, sh := range c.shards {
+			for l, n := range sh.m {
+				if !yield(l, n) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// labels yields the children's labels, in no order.
+func (c *skyChildren) labels() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for l := range c.all() {
+			if !yield(l) {
+				return
+			}
+		}
+	}
+}
+
+// clone returns a copy of c that shares the shards of a wide node: the
+// edit copies a shard before it changes it (setChild).
+func (c *skyChildren) clone() skyChildren {
+	if c.shards != nil {
+		return skyChildren{shards: slices.Clone(c.shards), seed: c.seed}
+	}
+	return skyChildren{m: maps.Clone(c.m)}
+}
+
+// setChild sets the child of n (one of the edit's copies) with label to
+// c, or removes it when c is nil.
+func (e *skyEdit) setChild(n *skyNode, label string, c *skyNode) {
+	kids := &n.children
+	if kids.shards == nil {
+		if c == nil {
+			delete(kids.m, label)
+			return
+		}
+		if kids.m == nil {
+			kids.m = map[string]*skyNode{}
+		}
+		kids.m[label] = c
+		if len(kids.m) > skyWide {
+			kids.seed = maphash.MakeSeed()
+			kids.shards = make([]*skyShard, skyShards)
+			for i := range kids.shards {
+				kids.shards[i] = &skyShard{m: map[string]*skyNode{}}
+				e.freshShards[kids.shards[i]] = true
+			}
+			for l, k := range kids.m {
+				kids.shards[kids.shard(l)].m[l] = k
+			}
+			kids.m = nil
+		}
+		return
+	}
+	i := kids.shard(label)
+	sh := kids.shards[i]
+	if !e.freshShards[sh] {
+		sh = &skyShard{m: maps.Clone(sh.m)}
+		kids.shards[i] = sh
+		e.freshShards[sh] = true
+	}
+	if c == nil {
+		delete(sh.m, label)
+	} else {
+		sh.m[label] = c
+	}
+}
+
+// mine returns n, or its copy when n is not the edit's own.
+func (e *skyEdit) mine(n *skyNode) *skyNode {
+	if e.fresh[n] {
+		return n
+	}
+	c := &skyNode{children: n.children.clone(), own: slices.Clone(n.own), count: n.count}
+	e.fresh[c] = true
+	return c
+}
+
+// add adds rec at its name.
+func (e *skyEdit) add(rec *skyRecord) {
 	e.root = e.mine(e.root)
 	n := e.root
 	n.count++
-	for _, label := range path {
-		c := n.children[label]
+	for _, label := range rec.path {
+		c := n.children.get(label)
 		if c == nil {
 			c = &skyNode{}
 			e.fresh[c] = true
 		} else {
 			c = e.mine(c)
 		}
-		if n.children == nil {
-			n.children = map[string]*skyNode{}
-		}
-		n.children[label] = c
+		e.setChild(n, label, c)
 		c.count++
 		n = c
 	}
 	n.own = append(n.own, rec)
 }
 
-// remove removes the record of ep, an endpoint of svc.
-func (e *skyEdit) remove(svc *cache.Service, ep *cache.Endpoint) {
-	path, ref := skyPath(svc, ep), ep.Source+"/"+ep.ID
-	mine := func(r *skyRecord) bool { return r.ref == ref }
+// remove removes the record of rec's name with rec's ref, and the names
+// it leaves empty.
+func (e *skyEdit) remove(rec *skyRecord) {
+	it := func(r *skyRecord) bool { return r.ref == rec.ref }
 	n := e.root
-	for _, label := range path {
-		if n = n.children[label]; n == nil {
+	for _, label := range rec.path {
+		if n = n.children.get(label); n == nil {
 			return
 		}
 	}
-	if !slices.ContainsFunc(n.own, mine) {
+	if !slices.ContainsFunc(n.own, it) {
 		return
 	}
 	e.root = e.mine(e.root)
 	n = e.root
 	n.count--
-	for _, label := range path {
-		c := e.mine(n.children[label])
+	for _, label := range rec.path {
+		c := e.mine(n.children.get(label))
 		if c.count--; c.count == 0 {
-			delete(n.children, label) // the last record below: the name goes
+			e.setChild(n, label, nil) // the last record below: the name goes
 			return
 		}
-		n.children[label] = c
+		e.setChild(n, label, c)
 		n = c
 	}
-	n.own = slices.DeleteFunc(n.own, mine)
+	n.own = slices.DeleteFunc(n.own, it)
 }

@@ -1,8 +1,6 @@
 package dnsserver
 
 import (
-	"cmp"
-	"maps"
 	"slices"
 	"strings"
 
@@ -13,39 +11,60 @@ import (
 // match any label of a skydns name.
 func isWild(label string) bool { return label == "*" || label == "any" }
 
-// resolveSky resolves the name of labels (below r's zone, the last one
-// cs's) in the tree of cs, a skydns service.
-func resolveSky(r named, cs *compiledService, labels []string) named {
-	n := cs.sky
-	for i := len(labels) - 2; i >= 0; i-- {
-		if n = n.children[labels[i]]; n == nil {
-			return r
+// resolveSky resolves the name of labels (below r's zone) in root, the
+// zone's tree of skydns names. It reports false when the tree does not
+// have the name: another layout's services may.
+func resolveSky(r named, root *skyNode, labels []string) (named, bool) {
+	if slices.ContainsFunc(labels, isWild) {
+		return resolveWild(r, root, labels)
+	}
+	n := root
+	for i := len(labels) - 1; i >= 0; i-- {
+		if n = n.children.get(labels[i]); n == nil {
+			return r, false
 		}
 	}
 	r.kind, r.sky = kindSky, n.answers(r.zone.name)
 	if !r.sky.elsewhere() {
-		r.svc = cs // its answers depend on cs alone
+		r.node = n // its answers depend on n alone
 	}
-	return r
+	return r, true
 }
 
-// resolveWild resolves a name with wildcard labels in the skydns services
-// of its zone as CoreDNS does: it answers the records at or below every
-// name it matches, up to maxWildRecords. It reports false when the name
-// is not a skydns name: its service is of another layout.
-func (idx *index) resolveWild(r named, labels []string) (named, bool) {
+// skyNodeOf returns the node of the skydns name (lowercase, fully
+// qualified), or nil, without allocating: the wire cache asks it at every
+// answer it keeps for a skydns name.
+func (idx *index) skyNodeOf(name string) *skyNode {
+	z, below := idx.zoneOf(name)
+	if z == nil || below == "" {
+		return nil
+	}
+	n := idx.skyRoots[z.name]
+	for end := len(below) - 1; end > 0 && n != nil; {
+		start := end - 1
+		for start >= 0 && (below[start] != '.' || escaped(below, start)) {
+			start--
+		}
+		n, end = n.children.get(below[start+1:end]), start
+	}
+	return n
+}
+
+// resolveWild resolves a name with wildcard labels in root as CoreDNS
+// does: it answers the records at or below every name it matches, up to
+// maxWildRecords. It reports false when the labels above the first
+// wildcard are no name of the tree.
+func resolveWild(r named, root *skyNode, labels []string) (named, bool) {
 	path := slices.Clone(labels)
 	slices.Reverse(path) // top first
-	roots := idx.skyServices(r.zone.name)
-	if !isWild(path[0]) {
-		cs := idx.service(path[0] + "." + r.zone.name)
-		if cs == nil || cs.sky == nil {
+	top := root
+	for _, label := range path {
+		if isWild(label) {
+			break
+		}
+		if top = top.children.get(label); top == nil {
 			return r, false
 		}
-		roots = []*compiledService{cs}
-	}
-	if len(roots) == 0 {
-		return r, false
 	}
 	var recs []*skyRecord
 	var match func(n *skyNode, rest []string)
@@ -55,63 +74,18 @@ func (idx *index) resolveWild(r named, labels []string) (named, bool) {
 		case len(rest) == 0:
 			recs = n.collect(recs, maxWildRecords)
 		case isWild(rest[0]):
-			for _, label := range slices.Sorted(maps.Keys(n.children)) {
-				match(n.children[label], rest[1:])
+			for _, label := range slices.Sorted(n.children.labels()) {
+				match(n.children.get(label), rest[1:])
 			}
-		case n.children[rest[0]] != nil:
-			match(n.children[rest[0]], rest[1:])
+		case n.children.get(rest[0]) != nil:
+			match(n.children.get(rest[0]), rest[1:])
 		}
 	}
-	for _, cs := range roots {
-		match(cs.sky, path[1:])
-	}
-	if len(recs) == 0 {
-		// CoreDNS reads below the labels above the first wildcard:
-		// anything there makes the name exist, without records.
-		n := roots[0].sky
-		for _, label := range path[1:] {
-			if isWild(path[0]) || isWild(label) {
-				break
-			}
-			if n = n.children[label]; n == nil {
-				return r, true
-			}
-		}
-	}
+	match(root, path)
+	// CoreDNS reads below the labels above the first wildcard: anything
+	// there makes the name exist, with or without records.
 	r.kind, r.sky = kindSky, newSkySet(recs, nil, r.zone.name)
 	return r, true
-}
-
-// skyServices returns the skydns services of zone, sorted by name.
-func (idx *index) skyServices(zone string) []*compiledService {
-	idx.skyOnce.Do(func() {
-		idx.sky = map[string][]*compiledService{}
-		for _, sh := range idx.shards {
-			if sh == nil {
-				continue
-			}
-			for z, list := range sh.skyServices() {
-				idx.sky[z] = append(idx.sky[z], list...)
-			}
-		}
-		for _, list := range idx.sky {
-			slices.SortFunc(list, func(a, b *compiledService) int { return cmp.Compare(a.svc.Name, b.svc.Name) })
-		}
-	})
-	return idx.sky[zone]
-}
-
-// skyServices returns the shard's skydns services by zone.
-func (sh *compiledShard) skyServices() map[string][]*compiledService {
-	sh.skyOnce.Do(func() {
-		sh.sky = map[string][]*compiledService{}
-		for _, cs := range sh.services {
-			if cs.sky != nil {
-				sh.sky[cs.svc.Zone] = append(sh.sky[cs.svc.Zone], cs)
-			}
-		}
-	})
-	return sh.sky
 }
 
 // answerSky fills m for q from a skydns name's answers.
@@ -192,13 +166,16 @@ func (idx *index) chase(name string, qtype uint16, chain []string) []dns.RR {
 // apex.dns.<zone>, as CoreDNS does, when the zone has them; it reports
 // false when it has not.
 func answerSkyApex(m *dns.Msg, r named, q dns.Question) bool {
-	cs := r.idx.service("dns." + r.zone.name)
-	if cs == nil || cs.sky == nil {
+	under := r.idx.skyRoots[r.zone.name]
+	if under != nil {
+		under = under.children.get("dns")
+	}
+	if under == nil {
 		return false
 	}
 	switch q.Qtype {
 	case dns.TypeNS:
-		n := cs.sky.children["ns"]
+		n := under.children.get("ns")
 		if n == nil {
 			return false
 		}
@@ -216,7 +193,7 @@ func answerSkyApex(m *dns.Msg, r named, q dns.Question) bool {
 		}
 		return len(m.Answer) > 0
 	case dns.TypeA, dns.TypeAAAA:
-		n := cs.sky.children["apex"]
+		n := under.children.get("apex")
 		if n == nil {
 			return false
 		}

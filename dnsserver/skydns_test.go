@@ -12,12 +12,16 @@ import (
 	"github.com/discodns/discodns/cache"
 )
 
-// sky is a skydns record for the tests: name is its id and service, as
-// "a.server1.prod/region1".
-func sky(name, host string, port uint16, rec cache.SkyDNS) cache.Instance {
-	id, svc, _ := strings.Cut(name, "/")
-	return cache.Instance{Service: svc, ID: id, Address: host, Port: port, Priority: 10, Weight: 100,
-		AtService: id == "", SkyDNS: &rec}
+// sky is a skydns record for the tests, id its name below the zone; its
+// service is its parent name as one label, as the skydns layout's
+// buckets are.
+func sky(id, host string, port uint16, rec cache.SkyDNS) cache.Instance {
+	return cache.Instance{Service: skyParent(id), ID: id, Address: host, Port: port, Priority: 10, Weight: 100, SkyDNS: &rec}
+}
+
+func skyParent(id string) string {
+	_, parent, _ := strings.Cut(id, ".")
+	return "p-" + cache.Label(parent)
 }
 
 func skyHandler(tb *cache.Table) *Handler {
@@ -29,7 +33,20 @@ func skyHandler(tb *cache.Table) *Handler {
 // skyAnswer describes the answer to name and qtype: rcode, answer and
 // additional records, sorted.
 func skyAnswer(h *Handler, name string, qtype uint16) string {
-	resp := h.Answer(query(name, qtype), true, loopback)
+	return describe(h.Answer(query(name, qtype), true, loopback))
+}
+
+// skyCached is skyAnswer through the wire cache, as a server answers.
+func skyCached(h *Handler, name string, qtype uint16) string {
+	b, _ := h.Respond(query(name, qtype), true, loopback)
+	resp := new(dns.Msg)
+	if err := resp.Unpack(b); err != nil {
+		return err.Error()
+	}
+	return describe(resp)
+}
+
+func describe(resp *dns.Msg) string {
 	ans, extra := rrStrings(resp.Answer), rrStrings(resp.Extra)
 	slices.Sort(ans)
 	slices.Sort(extra)
@@ -40,16 +57,16 @@ func TestSkyDNSAnswers(t *testing.T) {
 	tb := cache.NewTable(quiet)
 	tb.AddSource("sky", testZone)
 	tb.Replace("sky", []cache.Instance{
-		sky("a.server1.prod/region1", "10.0.0.1", 8080, cache.SkyDNS{TTL: 30}),
-		sky("b.server1.prod/region1", "10.0.0.2", 8080, cache.SkyDNS{}),
-		sky("c.server1.prod/region1", "10.0.0.1", 8080, cache.SkyDNS{TargetStrip: 1}),
-		sky("t.server1.prod/region1", "", 0, cache.SkyDNS{Text: strings.Repeat("x", 300)}),
-		sky("alias.prod/region1", "b.server1.prod.region1.svc.internal", 80, cache.SkyDNS{}),
-		sky("a.g/grp", "10.0.1.1", 0, cache.SkyDNS{Group: "g1"}),
-		sky("b.sub.g/grp", "10.0.1.2", 0, cache.SkyDNS{Group: "g2"}),
-		sky("/solo", "10.0.2.1", 80, cache.SkyDNS{}),
-		sky("a/loop", "b.loop.svc.internal", 0, cache.SkyDNS{}),
-		sky("b/loop", "a.loop.svc.internal", 0, cache.SkyDNS{}),
+		sky("a.server1.prod.region1", "10.0.0.1", 8080, cache.SkyDNS{TTL: 30}),
+		sky("b.server1.prod.region1", "10.0.0.2", 8080, cache.SkyDNS{}),
+		sky("c.server1.prod.region1", "10.0.0.1", 8080, cache.SkyDNS{TargetStrip: 1}),
+		sky("t.server1.prod.region1", "", 0, cache.SkyDNS{Text: strings.Repeat("x", 300)}),
+		sky("alias.prod.region1", "b.server1.prod.region1.svc.internal", 80, cache.SkyDNS{}),
+		sky("a.g.grp", "10.0.1.1", 0, cache.SkyDNS{Group: "g1"}),
+		sky("b.sub.g.grp", "10.0.1.2", 0, cache.SkyDNS{Group: "g2"}),
+		sky("solo", "10.0.2.1", 80, cache.SkyDNS{}),
+		sky("a.loop", "b.loop.svc.internal", 0, cache.SkyDNS{}),
+		sky("b.loop", "a.loop.svc.internal", 0, cache.SkyDNS{}),
 	})
 	h := skyHandler(tb)
 	for _, tc := range []struct {
@@ -96,34 +113,60 @@ func TestSkyDNSAnswers(t *testing.T) {
 }
 
 // TestSkyDNSEditsMatchFreshBuild: a tree edited change by change answers
-// as one built afresh from the same table.
+// as one built afresh from the same table, and so do the answers the wire
+// cache keeps across changes; the index before a change answers as it did.
 func TestSkyDNSEditsMatchFreshBuild(t *testing.T) {
 	tb := cache.NewTable(quiet)
 	tb.AddSource("sky", testZone)
 	edited := skyHandler(tb)
 	names := []string{"r.svc.internal.", "p.r.svc.internal.", "s1.p.r.svc.internal.", "a.s1.p.r.svc.internal.",
-		"b.s1.p.r.svc.internal.", "s2.p.r.svc.internal.", "q.r.svc.internal.", "*.p.r.svc.internal."}
+		"b.s1.p.r.svc.internal.", "s2.p.r.svc.internal.", "q.r.svc.internal.", "*.p.r.svc.internal.",
+		"x5.wide.r.svc.internal.", "x7.wide.r.svc.internal.", "x9.wide.r.svc.internal.", "x299.wide.r.svc.internal.",
+		"y.x9.wide.r.svc.internal.", "x9.*.r.svc.internal."}
 	steps := []func(){
-		func() { tb.Put("sky", sky("a.s1.p/r", "10.0.0.1", 80, cache.SkyDNS{})) },
-		func() { tb.Put("sky", sky("b.s1.p/r", "10.0.0.2", 80, cache.SkyDNS{})) },
-		func() { tb.Put("sky", sky("a.s2.p/r", "10.0.0.3", 80, cache.SkyDNS{})) },
-		func() { tb.Put("sky", sky("s1.p/r", "10.0.0.4", 80, cache.SkyDNS{})) },
-		func() { tb.Put("sky", sky("a.s1.p/r", "10.0.0.9", 81, cache.SkyDNS{TTL: 9})) },
-		func() { tb.Put("sky", sky("x.q/r", "a.s1.p.r.svc.internal", 0, cache.SkyDNS{})) },
-		func() { tb.Delete("sky", "r", "b.s1.p") },
-		func() { tb.Delete("sky", "r", "a.s2.p") },
-		func() { tb.Delete("sky", "r", "s1.p") },
-		func() { tb.Delete("sky", "r", "nothing.p") },
-		func() { tb.Put("sky", sky("/r", "10.0.0.5", 80, cache.SkyDNS{})) },
+		func() { tb.Put("sky", sky("a.s1.p.r", "10.0.0.1", 80, cache.SkyDNS{})) },
+		func() { tb.Put("sky", sky("b.s1.p.r", "10.0.0.2", 80, cache.SkyDNS{})) },
+		func() { tb.Put("sky", sky("a.s2.p.r", "10.0.0.3", 80, cache.SkyDNS{})) },
+		func() { tb.Put("sky", sky("s1.p.r", "10.0.0.4", 80, cache.SkyDNS{})) },
+		func() { tb.Put("sky", sky("a.s1.p.r", "10.0.0.9", 81, cache.SkyDNS{TTL: 9})) },
+		func() { tb.Put("sky", sky("x.q.r", "a.s1.p.r.svc.internal", 0, cache.SkyDNS{})) },
+		func() { tb.Delete("sky", skyParent("b.s1.p.r"), "b.s1.p.r") },
+		func() { tb.Delete("sky", skyParent("a.s2.p.r"), "a.s2.p.r") },
+		func() { tb.Delete("sky", skyParent("s1.p.r"), "s1.p.r") },
+		func() { tb.Delete("sky", skyParent("nothing.p.r"), "nothing.p.r") },
+		func() { tb.Put("sky", sky("r", "10.0.0.5", 80, cache.SkyDNS{})) },
+		func() { // wide: the node's children go in shards
+			for i := range skyWide + 44 {
+				tb.Put("sky", sky(fmt.Sprintf("x%d.wide.r", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), 80, cache.SkyDNS{}))
+			}
+		},
+		func() { tb.Put("sky", sky("x5.wide.r", "10.2.0.5", 80, cache.SkyDNS{})) },
+		func() { tb.Delete("sky", skyParent("x7.wide.r"), "x7.wide.r") },
+		func() { tb.Put("sky", sky("y.x9.wide.r", "10.2.0.9", 80, cache.SkyDNS{})) },
 	}
 	for i, step := range steps {
+		before := edited.idx.Load()
+		answered := map[string]string{}
+		for _, name := range names {
+			answered[name] = describe(edited.answerFrom(before, query(name, dns.TypeSRV), true, loopback, &rotation{}))
+		}
 		step()
 		edited.Update(tb.Snapshot())
+		for _, name := range names {
+			// A published index never changes.
+			if got := describe(edited.answerFrom(before, query(name, dns.TypeSRV), true, loopback, &rotation{})); got != answered[name] {
+				t.Errorf("step %d changed the index before it: SRV %s:\nnow    %s\nbefore %s", i, name, got, answered[name])
+			}
+		}
 		fresh := skyHandler(tb)
 		for _, name := range names {
 			for _, qtype := range []uint16{dns.TypeA, dns.TypeSRV} {
-				if got, want := skyAnswer(edited, name, qtype), skyAnswer(fresh, name, qtype); got != want {
+				want := skyAnswer(fresh, name, qtype)
+				if got := skyAnswer(edited, name, qtype); got != want {
 					t.Errorf("step %d, %s %s:\nedited %s\nfresh  %s", i, dns.TypeToString[qtype], name, got, want)
+				}
+				if got := skyCached(edited, name, qtype); got != want {
+					t.Errorf("step %d, %s %s from the wire cache:\nedited %s\nfresh  %s", i, dns.TypeToString[qtype], name, got, want)
 				}
 			}
 		}
@@ -176,4 +219,44 @@ func TestTargetStrip(t *testing.T) {
 			t.Errorf("targetStrip(%q, %d) = %q, want %q", tc.name, tc.n, got, tc.want)
 		}
 	}
+}
+
+// BenchmarkSkyDNSChange measures what one new record costs the table and
+// the index (publishing and compiling), in a deep table (1,000 names five
+// levels below the zone, two records each) and in a flat one (1,000 names
+// right below it), in the same run, and reports each and the ratio
+// deep/flat: 1 when depth costs nothing.
+//
+//	go test ./dnsserver -run '^$' -bench SkyDNSChange -benchtime 2000x
+func BenchmarkSkyDNSChange(b *testing.B) {
+	names := [2]func(i int) string{
+		func(i int) string { return fmt.Sprintf("svc%d", i) },
+		func(i int) string { return fmt.Sprintf("svc%d.team%d.c%d.e%d.r%d", i%5, i/5%5, i/25%4, i/100%5, i/500) },
+	}
+	var tables [2]*cache.Table
+	var handlers [2]*Handler
+	for t, name := range names {
+		tables[t] = cache.NewTable(quiet)
+		tables[t].AddSource("sky", testZone)
+		var ins []cache.Instance
+		for i := range 1000 {
+			for k := range 2 {
+				ins = append(ins, sky(fmt.Sprintf("i%d.%s", k, name(i)), fmt.Sprintf("10.%d.%d.%d", k, i/250, i%250+1), 80, cache.SkyDNS{}))
+			}
+		}
+		tables[t].Replace("sky", ins)
+		handlers[t] = skyHandler(tables[t])
+	}
+	var took [2]time.Duration
+	for n := 0; b.Loop(); n++ {
+		for t, name := range names {
+			start := time.Now()
+			tables[t].Put("sky", sky(fmt.Sprintf("w%d.%s", n, name(n*7%1000)), "10.9.0.1", 80, cache.SkyDNS{}))
+			handlers[t].Update(tables[t].Snapshot())
+			took[t] += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(took[0].Microseconds())/float64(b.N), "flat-us")
+	b.ReportMetric(float64(took[1].Microseconds())/float64(b.N), "deep-us")
+	b.ReportMetric(float64(took[1])/float64(took[0]), "deep/flat")
 }

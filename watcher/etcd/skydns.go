@@ -3,6 +3,7 @@ package etcd
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"strings"
@@ -30,15 +31,17 @@ type skydnsRecord struct {
 }
 
 // SkyDNSSplitter returns the key splitter of the skydns layout for zone
-// under prefix (with its trailing slash):
-// the key is prefix plus the DNS name's labels reversed, so
-// <prefix>/internal/svc/web/a is a.web.svc.internal. With zone
-// svc.internal., the service is the label below the zone ("web") and the
-// id the labels below that ("a"; "x.a" for x.a.web); a record at the
-// service name itself has the empty id, which no record below the service
-// can have, and is its own SRV target (see DecodeSkyDNS). Keys outside the zone,
-// and the zone's own records, are not instances (errOtherKey); a key with
-// an empty label is malformed.
+// under prefix (with its trailing slash): the key is prefix plus the DNS
+// name's labels reversed, so <prefix>/internal/svc/web/a is a.web.svc.internal.
+// With zone svc.internal., the id is the record's name below the zone
+// ("a.web"), and the service is named after the record's parent name
+// (skydnsService), or its own for a record right below the zone: the
+// records of one name are one service of the table, so a change costs
+// that name's records, however deep the hierarchy and however many names
+// share a top label. A flat layout keeps its services: a.web and web are
+// both of service web. Keys outside the zone, and the
+// zone's own records, are not instances (errOtherKey); a key with an empty
+// label is malformed.
 func SkyDNSSplitter(prefix, zone string) func(key string) (service, id string, err error) {
 	labels := strings.Split(strings.TrimSuffix(strings.ToLower(zone), "."), ".")
 	slices.Reverse(labels)
@@ -52,14 +55,35 @@ func SkyDNSSplitter(prefix, zone string) func(key string) (service, id string, e
 		if slices.Contains(parts, "") {
 			return "", "", errors.New("key with an empty DNS label")
 		}
-		service := parts[0]
-		if len(parts) == 1 {
-			return service, "", nil
+		slices.Reverse(parts)
+		parent := parts[1:]
+		if len(parent) == 0 {
+			parent = parts // a record right below the zone: its own service
 		}
-		below := parts[1:]
-		slices.Reverse(below)
-		return service, strings.Join(below, "."), nil
+		return skydnsService(strings.Join(parent, ".")), strings.Join(parts, "."), nil
 	}
+}
+
+// skydnsService names the table service of the records whose parent name
+// (below the zone) is parent: parent itself when it is one label that is
+// its own DNS label ("web" for a.web), so that flat services keep their
+// names; else a label made of parent's labels and a hash of parent
+// ("server1-prod-0f3ac2e1" for a.server1.prod). Answers do not depend on
+// it: the DNS server names records by their id.
+func skydnsService(parent string) string {
+	if !strings.Contains(parent, ".") && cache.Label(parent) == parent {
+		return parent
+	}
+	h := fnv.New32a()
+	h.Write([]byte(parent))
+	base := cache.Label(parent)
+	if len(base) > 54 {
+		base = strings.TrimRight(base[:54], "-")
+	}
+	if base == "" {
+		base = "sky"
+	}
+	return fmt.Sprintf("%s-%08x", base, h.Sum32())
 }
 
 // errOtherKey is returned by a key splitter for a key that is not an
@@ -71,8 +95,8 @@ var errOtherKey = errors.New("not an instance key of the source")
 // that becomes the SRV target and a CNAME), port, priority (0 means 10),
 // weight (0 means 100; answers rescale it as CoreDNS does), text, ttl,
 // targetstrip and group. A record with text and no host has no address:
-// it answers TXT alone. An empty id is the record stored at the service's
-// own name: as in CoreDNS, that name is its SRV target (AtService).
+// it answers TXT alone. The id is the record's name below the zone (see
+// SkyDNSSplitter).
 func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 	var rec skydnsRecord
 	if err := watcher.DecodeObject(value, &rec, "skydns record"); err != nil {
@@ -106,9 +130,6 @@ func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 		Port:     uint16(rec.Port),
 		Priority: uint16(rec.Priority),
 		Weight:   uint16(rec.Weight),
-		// CoreDNS names a record by its key: the service's own name
-		// for a record stored at the service level.
-		AtService: id == "",
 		SkyDNS: &cache.SkyDNS{
 			Text:        rec.Text,
 			TTL:         uint32(rec.TTL),

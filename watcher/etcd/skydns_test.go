@@ -15,11 +15,13 @@ func TestSkyDNSSplitter(t *testing.T) {
 		key, service, id string
 		err              string // "": an instance key; "other": errOtherKey
 	}{
-		{"/skydns/internal/svc/web/a", "web", "a", ""},
-		{"/skydns/internal/svc/web/x/a", "web", "a.x", ""},
-		{"/skydns/internal/svc/web", "web", "", ""},
-		{"/skydns/internal/svc/web/web", "web", "web", ""},
-		{"/skydns/Internal/SVC/Web/A", "web", "a", ""},
+		{"/skydns/internal/svc/web/a", "web", "a.web", ""},
+		{"/skydns/internal/svc/web/x/a", "x-web-f2d48833", "a.x.web", ""},
+		{"/skydns/internal/svc/web", "web", "web", ""},
+		{"/skydns/internal/svc/web_1", "web-1-82e4e9a1", "web_1", ""},
+		{"/skydns/internal/svc/web/web", "web", "web.web", ""},
+		{"/skydns/Internal/SVC/Web/A", "web", "a.web", ""},
+		{"/skydns/internal/svc/_tcp/a", "tcp-59837685", "a._tcp", ""},
 		{"/skydns/internal/svc", "", "", "other"},
 		{"/skydns/internal/svc/", "", "", "other"},
 		{"/skydns/internal/other/web/a", "", "", "other"},
