@@ -442,8 +442,9 @@ type named struct {
 	inst *instNode // kindInstance
 	// svc is the service that holds set or inst: their answers depend on
 	// it alone.
-	svc *compiledService
-	sky *skySet // kindSky
+	svc     *compiledService
+	sky     *skySet // kindSky
+	wildCut bool    // sky holds the first maxWildRecords of a wildcard's records
 	// node is the skydns name whose set sky is, when its answers depend
 	// on its records alone: they hold while the zone's tree has it.
 	node *skyNode

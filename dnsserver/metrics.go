@@ -32,6 +32,8 @@ type Metrics struct {
 
 	wireRenewals prometheus.Counter // wire caches started afresh when full
 
+	skydnsCuts *prometheus.CounterVec // skydns answers cut short at a bound
+
 	tcpConns    prometheus.Gauge       // open TCP connections
 	tcpClosedBy *prometheus.CounterVec // TCP connections closed at a bound
 
@@ -105,7 +107,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "discodns_dns_wire_cache_renewals_total",
 		Help: "Times the cache of packed answers spent its 16 MiB and started afresh.",
 	})
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals)
+	m.skydnsCuts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_dns_skydns_cut_total",
+		Help: "skydns answers cut short at a bound, by bound: wildcard_records (a wildcard question matched more than 10,000 records; the first ones answer), alias_follows (an answer followed 100 aliases and left the rest unfollowed).",
+	}, []string{"bound"})
+	for _, b := range []string{cutWildRecords, cutAliasFollows} {
+		m.skydnsCuts.WithLabelValues(b)
+	}
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals, m.skydnsCuts)
 	return m
 }
 
@@ -222,6 +231,19 @@ func (m *Metrics) trackUDP(conns []*net.UDPConn) {
 		}
 	}
 	m.udpInodes.Store(&inodes)
+}
+
+// Bounds a skydns answer may be cut at (discodns_dns_skydns_cut_total).
+const (
+	cutWildRecords  = "wildcard_records"
+	cutAliasFollows = "alias_follows"
+)
+
+// skydnsCut counts a skydns answer cut short at bound.
+func (m *Metrics) skydnsCut(bound string) {
+	if m != nil {
+		m.skydnsCuts.WithLabelValues(bound).Inc()
+	}
 }
 
 // wireRenewed counts a wire cache started afresh.

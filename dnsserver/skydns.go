@@ -29,8 +29,12 @@ import (
 const maxCNAMEChain = 10
 
 // maxWildRecords bounds the records one wildcard question (*, any)
-// gathers: past it, the answer holds the first ones, in key order.
+// gathers: past it, the answer holds the first ones found.
 const maxWildRecords = 10000
+
+// maxAliasFollows bounds the aliases one answer follows inside the zone,
+// all chains together: aliases that branch cost no more than that.
+const maxAliasFollows = 100
 
 // skyRecord is one skydns record, ready to answer.
 type skyRecord struct {

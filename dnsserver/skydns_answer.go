@@ -82,26 +82,48 @@ func resolveWild(r named, root *skyNode, labels []string) (named, bool) {
 		}
 	}
 	match(root, path)
+	r.wildCut = len(recs) >= maxWildRecords
 	// CoreDNS reads below the labels above the first wildcard: anything
 	// there makes the name exist, with or without records.
 	r.kind, r.sky = kindSky, newSkySet(recs, nil, r.zone.name)
 	return r, true
 }
 
+// skyWalk is where following the aliases of one answer stands: the
+// follows left to it, and whether one was given up for want of them.
+type skyWalk struct {
+	left int
+	cut  bool
+}
+
+// newSkyWalk starts the walk of an answer: maxAliasFollows follows.
+func newSkyWalk() *skyWalk { return &skyWalk{left: maxAliasFollows} }
+
+// done counts in metrics (nil: nowhere) an answer whose walk was cut.
+func (w *skyWalk) done(metrics *Metrics) {
+	if w.cut {
+		metrics.skydnsCut(cutAliasFollows)
+	}
+}
+
 // answerSky fills m for q from a skydns name's answers.
 func answerSky(m *dns.Msg, r named, q dns.Question, rot *rotation) {
-	s := r.sky
+	s, w := r.sky, newSkyWalk()
+	defer w.done(r.idx.set.metrics)
+	if r.wildCut {
+		r.idx.set.metrics.skydnsCut(cutWildRecords)
+	}
 	switch q.Qtype {
 	case dns.TypeA:
-		m.Answer = r.idx.skyAnswer(m.Answer, r.zone, q.Name, q.Qtype, s, rot.start(len(s.a)), nil)
+		m.Answer = r.idx.skyAnswer(m.Answer, r.zone, q.Name, q.Qtype, s, rot.start(len(s.a)), nil, w)
 	case dns.TypeAAAA:
-		m.Answer = r.idx.skyAnswer(m.Answer, r.zone, q.Name, q.Qtype, s, rot.start(len(s.aaaa)), nil)
+		m.Answer = r.idx.skyAnswer(m.Answer, r.zone, q.Name, q.Qtype, s, rot.start(len(s.aaaa)), nil, w)
 	case dns.TypeTXT:
-		m.Answer = r.idx.skyAnswer(m.Answer, r.zone, q.Name, q.Qtype, s, 0, nil)
+		m.Answer = r.idx.skyAnswer(m.Answer, r.zone, q.Name, q.Qtype, s, 0, nil, w)
 	case dns.TypeSRV:
 		answerSet(m, q, &s.rrsets, rot)
 		for _, target := range s.targets {
-			m.Extra = append(m.Extra, r.idx.chase(target, dns.TypeA, nil)...)
+			m.Extra = append(m.Extra, r.idx.chase(target, dns.TypeA, nil, w)...)
 		}
 	case dns.TypeCNAME:
 		m.Answer = rotated(m.Answer, q.Name, s.cname, 0)
@@ -110,8 +132,8 @@ func answerSky(m *dns.Msg, r named, q dns.Question, rot *rotation) {
 
 // skyAnswer appends to out the answers of s, the set of name, to a
 // question of type qtype (A, AAAA or TXT): its records, its address
-// records from off, and its aliases followed as far as chain allows.
-func (idx *index) skyAnswer(out []dns.RR, z *zone, name string, qtype uint16, s *skySet, off int, chain []string) []dns.RR {
+// records from off, and its aliases followed as far as chain and w allow.
+func (idx *index) skyAnswer(out []dns.RR, z *zone, name string, qtype uint16, s *skySet, off int, chain []string, w *skyWalk) []dns.RR {
 	aliases := s.alias
 	switch qtype {
 	case dns.TypeA:
@@ -122,15 +144,16 @@ func (idx *index) skyAnswer(out []dns.RR, z *zone, name string, qtype uint16, s 
 		out = rotated(out, name, s.txt, 0)
 		aliases = s.txtAlias
 	}
-	return append(out, idx.follow(z, name, qtype, aliases, chain)...)
+	return append(out, idx.follow(z, name, qtype, aliases, chain, w)...)
 }
 
 // follow returns the CNAMEs of name (as asked) to aliases, each with the
 // records of its target inside zone z: an alias to a name inside the zone
 // answers only when its target has records, and is not followed when
 // it loops (chain holds the targets followed so far), when the chain is
-// longer than maxCNAMEChain, or when its target is name or below it.
-func (idx *index) follow(z *zone, name string, qtype uint16, aliases []skyAlias, chain []string) []dns.RR {
+// longer than maxCNAMEChain, when its target is name or below it, or when
+// the answer has followed maxAliasFollows aliases (w).
+func (idx *index) follow(z *zone, name string, qtype uint16, aliases []skyAlias, chain []string, w *skyWalk) []dns.RR {
 	var out []dns.RR
 	lower := strings.ToLower(name)
 	for _, a := range aliases {
@@ -142,7 +165,7 @@ func (idx *index) follow(z *zone, name string, qtype uint16, aliases []skyAlias,
 			out = append(out, cname) // the client's resolver follows it
 			continue
 		}
-		if next := idx.chase(a.target, qtype, append(slices.Clip(chain), a.target)); len(next) > 0 {
+		if next := idx.chase(a.target, qtype, append(slices.Clip(chain), a.target), w); len(next) > 0 {
 			out = append(append(out, cname), next...)
 		}
 	}
@@ -150,11 +173,17 @@ func (idx *index) follow(z *zone, name string, qtype uint16, aliases []skyAlias,
 }
 
 // chase returns the records of type qtype (A, AAAA or TXT) of name, a
-// name inside the zones, with its aliases followed as far as chain allows.
-func (idx *index) chase(name string, qtype uint16, chain []string) []dns.RR {
+// name inside the zones, with its aliases followed as far as chain and w
+// allow; nothing when w has no follow left.
+func (idx *index) chase(name string, qtype uint16, chain []string, w *skyWalk) []dns.RR {
+	if w.left == 0 {
+		w.cut = true
+		return nil
+	}
+	w.left--
 	r := idx.resolve(name)
 	if r.kind == kindSky {
-		return idx.skyAnswer(nil, r.zone, name, qtype, r.sky, 0, chain)
+		return idx.skyAnswer(nil, r.zone, name, qtype, r.sky, 0, chain, w)
 	}
 	m := new(dns.Msg)
 	answerName(m, r, dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}, &rotation{})
@@ -197,7 +226,9 @@ func answerSkyApex(m *dns.Msg, r named, q dns.Question) bool {
 		if n == nil {
 			return false
 		}
-		m.Answer = r.idx.skyAnswer(m.Answer, r.zone, q.Name, q.Qtype, n.answers(r.zone.name), 0, nil)
+		w := newSkyWalk()
+		defer w.done(r.idx.set.metrics)
+		m.Answer = r.idx.skyAnswer(m.Answer, r.zone, q.Name, q.Qtype, n.answers(r.zone.name), 0, nil, w)
 		return true
 	}
 	return false

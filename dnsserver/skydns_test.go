@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/discodns/discodns/cache"
 )
@@ -259,4 +261,48 @@ func BenchmarkSkyDNSChange(b *testing.B) {
 	b.ReportMetric(float64(took[0].Microseconds())/float64(b.N), "flat-us")
 	b.ReportMetric(float64(took[1].Microseconds())/float64(b.N), "deep-us")
 	b.ReportMetric(float64(took[1])/float64(took[0]), "deep/flat")
+}
+
+// TestSkyDNSBounds: a wildcard answers at most maxWildRecords records and
+// an answer follows at most maxAliasFollows aliases; each cut is counted.
+func TestSkyDNSBounds(t *testing.T) {
+	tb := cache.NewTable(quiet)
+	tb.AddSource("sky", testZone)
+	var ins []cache.Instance
+	for i := range maxWildRecords + 10 {
+		ins = append(ins, sky(fmt.Sprintf("x%d.many", i), fmt.Sprintf("10.%d.%d.%d", i/62500, i/250%250, i%250+1), 80, cache.SkyDNS{}))
+	}
+	for i := range maxAliasFollows + 20 {
+		ins = append(ins, sky(fmt.Sprintf("a%d.alias", i), fmt.Sprintf("t%d.target.svc.internal", i), 0, cache.SkyDNS{}))
+		ins = append(ins, sky(fmt.Sprintf("t%d.target", i), fmt.Sprintf("10.200.%d.%d", i/250, i%250+1), 0, cache.SkyDNS{}))
+	}
+	tb.Replace("sky", ins)
+	metrics := NewMetrics(prometheus.NewRegistry())
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second, NegativeTTL: 5 * time.Second}, metrics, quiet)
+	h.Update(tb.Snapshot())
+	cuts := func(bound string) float64 { return testutil.ToFloat64(metrics.skydnsCuts.WithLabelValues(bound)) }
+
+	if resp := h.Answer(query("*.many.svc.internal.", dns.TypeSRV), true, loopback); resp.Rcode != dns.RcodeSuccess || len(resp.Answer) == 0 {
+		t.Errorf("wildcard: %s with %d records", dns.RcodeToString[resp.Rcode], len(resp.Answer))
+	}
+	if r := h.idx.Load().resolve("*.many.svc.internal."); len(r.sky.srv) != maxWildRecords {
+		t.Errorf("wildcard gathered %d records, want %d", len(r.sky.srv), maxWildRecords)
+	}
+	if got := cuts(cutWildRecords); got != 1 {
+		t.Errorf("%v wildcard cuts counted, want 1", got)
+	}
+	if h.Answer(query("many.svc.internal.", dns.TypeA), true, loopback); cuts(cutWildRecords) != 1 {
+		t.Error("a plain name counted as a wildcard cut")
+	}
+
+	resp := h.Answer(query("alias.svc.internal.", dns.TypeA), true, loopback)
+	if n := len(resp.Answer); n != 2*maxAliasFollows && !resp.Truncated {
+		t.Errorf("aliases: %d records (truncated %v), want %d: every follow a CNAME and an A", n, resp.Truncated, 2*maxAliasFollows)
+	}
+	if got := cuts(cutAliasFollows); got != 1 {
+		t.Errorf("%v alias cuts counted, want 1", got)
+	}
+	if h.Answer(query("a1.alias.svc.internal.", dns.TypeA), true, loopback); cuts(cutAliasFollows) != 1 {
+		t.Error("one alias followed counted as a cut")
+	}
 }
