@@ -109,7 +109,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	})
 	m.skydnsCuts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "discodns_dns_skydns_cut_total",
-		Help: "skydns answers cut short at a bound, by bound: wildcard_records (a wildcard question matched more than 10,000 records; the first ones answer), alias_follows (an answer followed 100 aliases and left the rest unfollowed).",
+		Help: "skydns answers cut short at a bound, by bound: wildcard_records (a wildcard question matched more than 10,000 records, or looked at 10,000 names; the records found answer), alias_follows (an answer followed 100 aliases and left the rest unfollowed).",
 	}, []string{"bound"})
 	for _, b := range []string{cutWildRecords, cutAliasFollows} {
 		m.skydnsCuts.WithLabelValues(b)

@@ -29,8 +29,12 @@ import (
 const maxCNAMEChain = 10
 
 // maxWildRecords bounds the records one wildcard question (*, any)
-// gathers: past it, the answer holds the first ones found.
-const maxWildRecords = 10000
+// gathers, and maxWildVisits the names it looks at to find them: past
+// either, the answer holds the records found so far.
+const (
+	maxWildRecords = 10000
+	maxWildVisits  = 10000
+)
 
 // maxAliasFollows bounds the aliases one answer follows inside the zone,
 // all chains together: aliases that branch cost no more than that.
@@ -465,17 +469,6 @@ func (c *skyChildren) all() iter.Seq2[string, *skyNode] {
 				if !yield(l, n) {
 					return
 				}
-			}
-		}
-	}
-}
-
-// labels yields the children's labels, in no order.
-func (c *skyChildren) labels() iter.Seq[string] {
-	return func(yield func(string) bool) {
-		for l := range c.all() {
-			if !yield(l) {
-				return
 			}
 		}
 	}

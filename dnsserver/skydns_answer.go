@@ -52,8 +52,8 @@ func (idx *index) skyNodeOf(name string) *skyNode {
 
 // resolveWild resolves a name with wildcard labels in root as CoreDNS
 // does: it answers the records at or below every name it matches, up to
-// maxWildRecords. It reports false when the labels above the first
-// wildcard are no name of the tree.
+// maxWildRecords of them found within maxWildVisits names. It reports
+// false when the labels above the first wildcard are no name of the tree.
 func resolveWild(r named, root *skyNode, labels []string) (named, bool) {
 	path := slices.Clone(labels)
 	slices.Reverse(path) // top first
@@ -67,22 +67,30 @@ func resolveWild(r named, root *skyNode, labels []string) (named, bool) {
 		}
 	}
 	var recs []*skyRecord
+	visits := 0
 	var match func(n *skyNode, rest []string)
 	match = func(n *skyNode, rest []string) {
+		if visits++; visits > maxWildVisits || len(recs) > maxWildRecords {
+			r.wildCut = true
+			return
+		}
 		switch {
-		case len(recs) >= maxWildRecords:
 		case len(rest) == 0:
-			recs = n.collect(recs, maxWildRecords)
+			recs = n.collect(recs, maxWildRecords+1)
 		case isWild(rest[0]):
-			for _, label := range slices.Sorted(n.children.labels()) {
-				match(n.children.get(label), rest[1:])
+			for _, c := range n.children.all() {
+				if match(c, rest[1:]); r.wildCut {
+					return
+				}
 			}
 		case n.children.get(rest[0]) != nil:
 			match(n.children.get(rest[0]), rest[1:])
 		}
 	}
 	match(root, path)
-	r.wildCut = len(recs) >= maxWildRecords
+	if len(recs) > maxWildRecords {
+		recs, r.wildCut = recs[:maxWildRecords], true
+	}
 	// CoreDNS reads below the labels above the first wildcard: anything
 	// there makes the name exist, with or without records.
 	r.kind, r.sky = kindSky, newSkySet(recs, nil, r.zone.name)
