@@ -300,14 +300,15 @@ func TestSkyDNSBounds(t *testing.T) {
 		t.Error("a plain name counted as a wildcard cut")
 	}
 
+	before := cuts(cutAliasFollows) // the wildcards above may have cut some
 	resp := h.Answer(query("alias.svc.internal.", dns.TypeA), true, loopback)
 	if n := len(resp.Answer); n != 2*maxAliasFollows && !resp.Truncated {
 		t.Errorf("aliases: %d records (truncated %v), want %d: every follow a CNAME and an A", n, resp.Truncated, 2*maxAliasFollows)
 	}
-	if got := cuts(cutAliasFollows); got != 1 {
+	if got := cuts(cutAliasFollows) - before; got != 1 {
 		t.Errorf("%v alias cuts counted, want 1", got)
 	}
-	if h.Answer(query("a1.alias.svc.internal.", dns.TypeA), true, loopback); cuts(cutAliasFollows) != 1 {
+	if h.Answer(query("a1.alias.svc.internal.", dns.TypeA), true, loopback); cuts(cutAliasFollows)-before != 1 {
 		t.Error("one alias followed counted as a cut")
 	}
 }
