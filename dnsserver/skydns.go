@@ -278,8 +278,7 @@ func compileSkyDNS(svc *cache.Service, ttl uint32) *compiledService {
 	if !slices.ContainsFunc(svc.Endpoints, func(ep cache.Endpoint) bool { return ep.SkyDNS != nil }) {
 		return nil
 	}
-	cs := &compiledService{svc: svc, tags: map[string]*rrsets{}, insts: map[string]*instNode{}}
-	cs.sky = make([]*skyRecord, len(svc.Endpoints))
+	cs := &compiledService{svc: svc, sky: make([]*skyRecord, len(svc.Endpoints))}
 	for i := range svc.Endpoints {
 		cs.sky[i] = newSkyRecord(svc, &svc.Endpoints[i], ttl)
 	}
