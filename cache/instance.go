@@ -41,9 +41,30 @@ type Instance struct {
 	// skydns record stored at the service level, as CoreDNS answers it):
 	// its SRV target is <svc>.<zone>, and it has no <inst>.<svc> name.
 	AtService bool
+	// SkyDNS is what a CoreDNS etcd plugin record says beyond an
+	// instance, set for instances of the skydns layout alone: their
+	// names are answered as CoreDNS answers them, at any depth: the ID
+	// is the record's name below the zone ("a.server1" for
+	// a.server1.<zone>), and the service only groups the records of one
+	// parent name. Address is empty for a record with text alone.
+	SkyDNS *SkyDNS
 	// Source is the name of the source that reported the instance; the
 	// table sets it.
 	Source string
+}
+
+// SkyDNS is the part of a CoreDNS etcd plugin record that has no place
+// in Instance.
+type SkyDNS struct {
+	// Text is the record's TXT string.
+	Text string
+	// TTL is the record's TTL in seconds; 0 means the table's.
+	TTL uint32
+	// TargetStrip is how many leading labels its SRV and NS targets lose.
+	TargetStrip int
+	// Group limits an answer to the records of one group (see CoreDNS's
+	// etcd plugin README).
+	Group string
 }
 
 // IP returns the instance address as an IP, and false when the address is
@@ -61,7 +82,8 @@ func (in *Instance) Equal(o *Instance) bool {
 	if in.Service != o.Service || in.ID != o.ID || in.Address != o.Address ||
 		in.Port != o.Port || in.Priority != o.Priority || in.Weight != o.Weight || in.AtService != o.AtService ||
 		in.Source != o.Source || !slices.Equal(in.Tags, o.Tags) || !maps.Equal(in.Ports, o.Ports) ||
-		!maps.Equal(in.Meta, o.Meta) || !maps.Equal(in.NodeMeta, o.NodeMeta) {
+		!maps.Equal(in.Meta, o.Meta) || !maps.Equal(in.NodeMeta, o.NodeMeta) ||
+		(in.SkyDNS == nil) != (o.SkyDNS == nil) || (in.SkyDNS != nil && *in.SkyDNS != *o.SkyDNS) {
 		return false
 	}
 	return true

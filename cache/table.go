@@ -100,15 +100,20 @@ type Service struct {
 	Zone string
 	// FQDN is Name.Zone.
 	FQDN string
-	// Endpoints are sorted by Label and deduplicated by address and port.
+	// Endpoints are sorted by Label and deduplicated by address and port
+	// (skydns records by name: two names may hold one address).
 	Endpoints []Endpoint
 }
 
 // InstanceName is the DNS name of the service's endpoint ep: <label>.FQDN,
-// or FQDN itself for an instance at the service's own name.
+// FQDN itself for an instance at the service's own name, and a skydns
+// record's own name (<id>.Zone: see etcd.SkyDNSSplitter).
 func (s *Service) InstanceName(ep *Endpoint) string {
-	if ep.AtService {
+	switch {
+	case ep.AtService:
 		return s.FQDN
+	case ep.SkyDNS != nil:
+		return ep.ID + "." + s.Zone // the record's own name
 	}
 	return ep.Label + "." + s.FQDN
 }
@@ -657,12 +662,16 @@ func endpoints(insts []Instance) (eps []Endpoint, clashes []string) {
 	type hostPort struct {
 		addr string
 		port uint16
+		id   string // a skydns record's: its name tells it apart
 	}
 	seen := make(map[hostPort]struct{}, len(insts))
 	used := make(map[string]struct{}, len(insts))
 	eps = make([]Endpoint, 0, len(insts))
 	for _, in := range insts {
-		key := hostPort{foldCase(in.Address), in.Port}
+		key := hostPort{foldCase(in.Address), in.Port, ""}
+		if in.SkyDNS != nil {
+			key.id = in.Source + "/" + in.ID
+		}
 		if _, dup := seen[key]; dup {
 			continue
 		}

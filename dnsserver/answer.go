@@ -130,7 +130,11 @@ func (h *Handler) forward(set *settings, req, m *dns.Msg, client netip.Addr, tcp
 func answerName(m *dns.Msg, r named, q dns.Question, rot *rotation) {
 	switch r.kind {
 	case kindApex:
-		answerApex(m, r.zone, q)
+		if !answerSkyApex(m, r, q) {
+			answerApex(m, r.zone, q)
+		}
+	case kindSky:
+		answerSky(m, r, q, rot)
 	case kindSet:
 		answerSet(m, q, r.set, rot)
 	case kindSRV:

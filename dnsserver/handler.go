@@ -85,6 +85,7 @@ type settings struct {
 	Options
 	ttl, negTTL uint32
 	limiter     *clientLimiter // nil: no rate limit
+	metrics     *Metrics       // where answers count the bounds they hit; nil: nowhere
 }
 
 // newSettings derives the settings of opt; the rate limiter's evictions
@@ -92,7 +93,7 @@ type settings struct {
 func newSettings(opt Options, metrics *Metrics) *settings {
 	opt.UDPSize = max(opt.UDPSize, dns.MinMsgSize)
 	opt.Zone = dns.CanonicalName(opt.Zone)
-	s := &settings{Options: opt, ttl: uint32(opt.TTL / time.Second), negTTL: uint32(opt.NegativeTTL / time.Second)}
+	s := &settings{Options: opt, ttl: uint32(opt.TTL / time.Second), negTTL: uint32(opt.NegativeTTL / time.Second), metrics: metrics}
 	if opt.ClientRateLimit > 0 {
 		s.limiter = newClientLimiter(opt.ClientRateLimit, opt.ClientRateLimitClients, metrics)
 		s.limiter.spareLoopback = opt.SpareLoopback

@@ -25,6 +25,8 @@ type index struct {
 
 	statsOnce sync.Once
 	stats     map[*zone]*zoneStats // the shards' statistics summed, on first use
+
+	skyRoots map[string]*skyNode // the trees of skydns names by zone
 }
 
 // zone holds what the apex answers. The apex is its own name server
@@ -94,6 +96,10 @@ type compiledService struct {
 	// tiers are the locality tier of each endpoint; nil when locality is
 	// off or no instance has locality data.
 	tiers []tier
+	// sky are the records of a service of the skydns layout, one for
+	// each endpoint; they answer from the zone's tree of names (see
+	// skydns.go), not as a service. Nil for other layouts.
+	sky []*skyRecord
 }
 
 // compile builds the index for snap, reusing what prev compiled: whole
@@ -133,6 +139,9 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 				}
 			}
 			if cs == nil {
+				cs = compileSkyDNS(svc, ttl)
+			}
+			if cs == nil {
 				cs = compileService(svc, ttl)
 				set.Locality.localize(cs)
 			}
@@ -140,6 +149,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 		}
 		idx.shards[i] = sh
 	}
+	idx.skyRoots = skyTrees(prev, idx)
 	idx.zones = slices.SortedFunc(maps.Values(zones), func(a, b *zone) int {
 		return len(b.name) - len(a.name)
 	})
@@ -178,6 +188,9 @@ func (sh *compiledShard) zoneStats() map[string]*zoneStats {
 	sh.statsOnce.Do(func() {
 		sh.stats = map[string]*zoneStats{}
 		for _, cs := range sh.services {
+			if cs.sky != nil {
+				continue // skydns records have no _tcp, _udp or tags
+			}
 			st := sh.stats[cs.svc.Zone]
 			if st == nil {
 				st = &zoneStats{tags: map[string]int{}}
@@ -348,15 +361,25 @@ func metaTXT(meta map[string]string) []string {
 // labels are split as DNS does: x\.svc.internal. is the label "x.svc"
 // under internal., outside svc.internal.
 func (idx *index) findZone(name string) (*zone, []string) {
+	z, below := idx.zoneOf(name)
+	if below == "" {
+		return z, nil
+	}
+	return z, dns.SplitDomainName(below)
+}
+
+// zoneOf returns the zone that holds name, as findZone, and the part of
+// name below its apex, with a trailing dot ("" for the apex).
+func (idx *index) zoneOf(name string) (*zone, string) {
 	for _, z := range idx.zones {
 		if name == z.name {
-			return z, nil
+			return z, ""
 		}
 		if dot := len(name) - len(z.name) - 1; strings.HasSuffix(name, z.name) && name[dot] == '.' && !escaped(name, dot) {
-			return z, dns.SplitDomainName(name[:dot+1])
+			return z, name[:dot+1]
 		}
 	}
-	return nil, nil
+	return nil, ""
 }
 
 // escaped reports whether the character at i of a name in presentation
@@ -418,6 +441,7 @@ const (
 	kindSet                  // a service or a tag: A, AAAA and SRV of its instances
 	kindSRV                  // _<svc>._tcp, _<svc>._<tag>, _<port>._tcp.<svc>: SRV only
 	kindInstance             // one instance: its address (or alias) and TXT
+	kindSky                  // a name of a skydns service: what CoreDNS answers
 )
 
 // named is what a name is, as resolve found it.
@@ -428,14 +452,20 @@ type named struct {
 	inst *instNode // kindInstance
 	// svc is the service that holds set or inst: their answers depend on
 	// it alone.
-	svc *compiledService
+	svc     *compiledService
+	sky     *skySet // kindSky
+	wildCut bool    // sky holds the first maxWildRecords of a wildcard's records
+	// node is the skydns name whose set sky is, when its answers depend
+	// on its records alone: they hold while the zone's tree has it.
+	node *skyNode
+	idx  *index // the index that resolved the name, for the names it leads to
 }
 
 // resolvePlain tells what name (lowercase, fully qualified) is, in one
 // look-up, locality aside (resolve applies it).
 func (idx *index) resolvePlain(name string) named {
 	z, labels := idx.findZone(name)
-	r := named{zone: z}
+	r := named{zone: z, idx: idx}
 	n := len(labels)
 	switch {
 	case z == nil:
@@ -443,6 +473,11 @@ func (idx *index) resolvePlain(name string) named {
 	case n == 0:
 		r.kind = kindApex
 		return r
+	}
+	if root := idx.skyRoots[z.name]; root != nil {
+		if sky, ok := resolveSky(r, root, labels); ok {
+			return sky
+		}
 	}
 	last := labels[n-1]
 	if proto, ok := strings.CutPrefix(last, "_"); ok {
@@ -457,6 +492,8 @@ func (idx *index) resolvePlain(name string) named {
 		case n == 2 && strings.HasPrefix(labels[0], "_"):
 			if cs := idx.service(labels[0][1:] + "." + z.name); cs != nil {
 				switch {
+				case cs.sky != nil:
+					// skydns records answer their own names alone
 				case proto == "tcp" || proto == "udp":
 					r.set = cs.all
 				case proto == "tls" && cs.ports["tls"] != nil:
@@ -474,7 +511,7 @@ func (idx *index) resolvePlain(name string) named {
 	}
 	cs := idx.service(last + "." + z.name)
 	switch {
-	case cs == nil:
+	case cs == nil || cs.sky != nil:
 	case n == 1:
 		r.kind, r.set = kindSet, cs.all
 	case n == 2 && cs.insts[labels[0]] != nil:

@@ -32,7 +32,8 @@ type Metrics struct {
 
 	wireRenewals prometheus.Counter // wire caches started afresh when full
 
-	localAnswers [3]prometheus.Counter // by localResult; none is not counted
+	localAnswers [3]prometheus.Counter  // by localResult; none is not counted
+	skydnsCuts   *prometheus.CounterVec // skydns answers cut short at a bound
 
 	tcpConns    prometheus.Gauge       // open TCP connections
 	tcpClosedBy *prometheus.CounterVec // TCP connections closed at a bound
@@ -113,7 +114,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}, []string{"result"})
 	m.localAnswers[localLocal] = locality.WithLabelValues("local")
 	m.localAnswers[localSpilled] = locality.WithLabelValues("spilled")
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals, locality)
+	m.skydnsCuts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_dns_skydns_cut_total",
+		Help: "skydns answers cut short at a bound, by bound: wildcard_records (a wildcard question matched more than 10,000 records, or looked at 10,000 names; the records found answer), alias_follows (an answer followed 100 aliases and left the rest unfollowed).",
+	}, []string{"bound"})
+	for _, b := range []string{cutWildRecords, cutAliasFollows} {
+		m.skydnsCuts.WithLabelValues(b)
+	}
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals, locality, m.skydnsCuts)
 	return m
 }
 
@@ -233,6 +241,19 @@ func (m *Metrics) trackUDP(conns []*net.UDPConn) {
 		}
 	}
 	m.udpInodes.Store(&inodes)
+}
+
+// Bounds a skydns answer may be cut at (discodns_dns_skydns_cut_total).
+const (
+	cutWildRecords  = "wildcard_records"
+	cutAliasFollows = "alias_follows"
+)
+
+// skydnsCut counts a skydns answer cut short at bound.
+func (m *Metrics) skydnsCut(bound string) {
+	if m != nil {
+		m.skydnsCuts.WithLabelValues(bound).Inc()
+	}
 }
 
 // wireRenewed counts a wire cache started afresh.

@@ -57,6 +57,11 @@ type wireEntry struct {
 	fqdn  string
 	owner weak.Pointer[compiledService]
 	at    weak.Pointer[index]
+	// node, when sky is set, is the skydns name the answers depend on
+	// alone: they hold while the zone's tree has that very node, as it
+	// does at once while the tree is root, unchanged.
+	sky        bool
+	node, root weak.Pointer[skyNode]
 
 	variants []atomic.Pointer[wireVariant] // empty: not cacheable
 	next     atomic.Uint32
@@ -65,6 +70,15 @@ type wireEntry struct {
 
 // validFor reports whether e's answers are idx's.
 func (e *wireEntry) validFor(idx *index) bool {
+	if e.sky {
+		n := e.node.Value()
+		if z, _ := idx.zoneOf(e.key.name); n == nil || z == nil {
+			return false
+		} else if root := e.root.Value(); root != nil && root == idx.skyRoots[z.name] {
+			return true
+		}
+		return idx.skyNodeOf(e.key.name) == n
+	}
 	if e.fqdn == "" {
 		return e.at.Value() == idx
 	}
@@ -263,9 +277,15 @@ func (h *Handler) fillWire(c *wireCache, idx *index, key wireKey, sum uint64, tc
 		if c.reserve(e, len(v.msg)) {
 			e.variants[off%rot.period].Store(v)
 		}
-		if r.svc != nil && v.rcode == dns.RcodeSuccess && binary.BigEndian.Uint16(v.msg[6:]) > 0 {
+		switch {
+		case v.rcode != dns.RcodeSuccess || binary.BigEndian.Uint16(v.msg[6:]) == 0:
+		case r.svc != nil:
 			// Records of one service: they hold while it is unchanged.
 			e.fqdn, e.owner, e.at = r.svc.svc.FQDN, weak.Make(r.svc), weak.Pointer[index]{}
+		case r.node != nil:
+			// Records of one skydns name: they hold while it is.
+			e.sky, e.node, e.at = true, weak.Make(r.node), weak.Pointer[index]{}
+			e.root = weak.Make(idx.skyRoots[r.zone.name])
 		}
 	} else if r.svc != nil {
 		e.fqdn, e.owner, e.at = r.svc.svc.FQDN, weak.Make(r.svc), weak.Pointer[index]{}

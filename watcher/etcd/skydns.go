@@ -3,9 +3,10 @@ package etcd
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/discodns/discodns/cache"
 	"github.com/discodns/discodns/watcher"
@@ -19,23 +20,28 @@ const (
 
 // skydnsRecord is a CoreDNS etcd plugin (SkyDNS) record.
 type skydnsRecord struct {
-	Host     string `json:"host"`
-	Port     int    `json:"port"`
-	Priority int    `json:"priority"`
-	Weight   int    `json:"weight"`
-	Text     string `json:"text"`
+	Host        string `json:"host"`
+	Port        int    `json:"port"`
+	Priority    int    `json:"priority"`
+	Weight      int    `json:"weight"`
+	Text        string `json:"text"`
+	TTL         int64  `json:"ttl"`
+	TargetStrip int    `json:"targetstrip"`
+	Group       string `json:"group"`
 }
 
 // SkyDNSSplitter returns the key splitter of the skydns layout for zone
-// under prefix (with its trailing slash):
-// the key is prefix plus the DNS name's labels reversed, so
-// <prefix>/internal/svc/web/a is a.web.svc.internal. With zone
-// svc.internal., the service is the label below the zone ("web") and the
-// id the labels below that ("a"; "x.a" for x.a.web); a record at the
-// service name itself has the empty id, which no record below the service
-// can have, and is its own SRV target (see DecodeSkyDNS). Keys outside the zone,
-// and the zone's own records, are not instances (errOtherKey); a key with
-// an empty label is malformed.
+// under prefix (with its trailing slash): the key is prefix plus the DNS
+// name's labels reversed, so <prefix>/internal/svc/web/a is a.web.svc.internal.
+// With zone svc.internal., the id is the record's name below the zone
+// ("a.web"), and the service is named after the record's parent name
+// (skydnsService), or its own for a record right below the zone: the
+// records of one name are one service of the table, so a change costs
+// that name's records, however deep the hierarchy and however many names
+// share a top label. A flat layout keeps its services: a.web and web are
+// both of service web. Keys outside the zone, and the
+// zone's own records, are not instances (errOtherKey); a key with an empty
+// label is malformed.
 func SkyDNSSplitter(prefix, zone string) func(key string) (service, id string, err error) {
 	labels := strings.Split(strings.TrimSuffix(strings.ToLower(zone), "."), ".")
 	slices.Reverse(labels)
@@ -49,14 +55,35 @@ func SkyDNSSplitter(prefix, zone string) func(key string) (service, id string, e
 		if slices.Contains(parts, "") {
 			return "", "", errors.New("key with an empty DNS label")
 		}
-		service := parts[0]
-		if len(parts) == 1 {
-			return service, "", nil
+		slices.Reverse(parts)
+		parent := parts[1:]
+		if len(parent) == 0 {
+			parent = parts // a record right below the zone: its own service
 		}
-		below := parts[1:]
-		slices.Reverse(below)
-		return service, strings.Join(below, "."), nil
+		return skydnsService(strings.Join(parent, ".")), strings.Join(parts, "."), nil
 	}
+}
+
+// skydnsService names the table service of the records whose parent name
+// (below the zone) is parent: parent itself when it is one label that is
+// its own DNS label ("web" for a.web), so that flat services keep their
+// names; else a label made of parent's labels and a hash of parent
+// ("server1-prod-0f3ac2e1" for a.server1.prod). Answers do not depend on
+// it: the DNS server names records by their id.
+func skydnsService(parent string) string {
+	if !strings.Contains(parent, ".") && cache.Label(parent) == parent {
+		return parent
+	}
+	h := fnv.New32a()
+	h.Write([]byte(parent))
+	base := cache.Label(parent)
+	if len(base) > 54 {
+		base = strings.TrimRight(base[:54], "-")
+	}
+	if base == "" {
+		base = "sky"
+	}
+	return fmt.Sprintf("%s-%08x", base, h.Sum32())
 }
 
 // errOtherKey is returned by a key splitter for a key that is not an
@@ -65,33 +92,36 @@ func SkyDNSSplitter(prefix, zone string) func(key string) (service, id string, e
 var errOtherKey = errors.New("not an instance key of the source")
 
 // DecodeSkyDNS decodes a CoreDNS etcd plugin record: host (an IP, or a name
-// that becomes the SRV target), port, priority (0 means 10), weight (0
-// means 100; see rescaleWeights) and text (TXT metadata "text"). A record
-// with text and no host is a TXT record alone, not an instance
-// (watcher.ErrRemoved). An empty id is the record stored at the service's
-// own name: as in CoreDNS, that name is its SRV target (AtService).
+// that becomes the SRV target and a CNAME), port, priority (0 means 10),
+// weight (0 means 100; answers rescale it as CoreDNS does), text, ttl,
+// targetstrip and group. A record with text and no host has no address:
+// it answers TXT alone. The id is the record's name below the zone (see
+// SkyDNSSplitter).
 func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 	var rec skydnsRecord
 	if err := watcher.DecodeObject(value, &rec, "skydns record"); err != nil {
 		return cache.Instance{}, err
 	}
-	if rec.Host == "" {
-		if rec.Text != "" {
-			return cache.Instance{}, watcher.ErrRemoved
-		}
-		return cache.Instance{}, errors.New("skydns record: no host")
+	if rec.Host == "" && rec.Text == "" {
+		return cache.Instance{}, errors.New("skydns record: no host and no text")
 	}
 	if rec.Port < 0 || rec.Port > 65535 {
 		return cache.Instance{}, fmt.Errorf("skydns record: port %d out of range", rec.Port)
 	}
-	for name, v := range map[string]int{"priority": rec.Priority, "weight": rec.Weight} {
+	for name, v := range map[string]int{"priority": rec.Priority, "weight": rec.Weight, "targetstrip": rec.TargetStrip} {
 		if v < 0 || v > 65535 {
 			return cache.Instance{}, fmt.Errorf("skydns record: %s %d out of range", name, v)
 		}
 	}
-	host, err := watcher.ParseHost(rec.Host)
-	if err != nil {
-		return cache.Instance{}, fmt.Errorf("skydns record: %w", err)
+	if rec.TTL < 0 || rec.TTL > math.MaxInt32 {
+		return cache.Instance{}, fmt.Errorf("skydns record: ttl %d out of range", rec.TTL)
+	}
+	host := ""
+	if rec.Host != "" {
+		var err error
+		if host, err = watcher.ParseHost(rec.Host); err != nil {
+			return cache.Instance{}, fmt.Errorf("skydns record: %w", err)
+		}
 	}
 	in := cache.Instance{
 		Service:  service,
@@ -100,9 +130,12 @@ func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 		Port:     uint16(rec.Port),
 		Priority: uint16(rec.Priority),
 		Weight:   uint16(rec.Weight),
-		// CoreDNS names a record by its key: the service's own name
-		// for a record stored at the service level.
-		AtService: id == "",
+		SkyDNS: &cache.SkyDNS{
+			Text:        rec.Text,
+			TTL:         uint32(rec.TTL),
+			TargetStrip: rec.TargetStrip,
+			Group:       rec.Group,
+		},
 	}
 	if in.Priority == 0 {
 		in.Priority = skydnsDefaultPriority
@@ -110,102 +143,5 @@ func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 	if in.Weight == 0 {
 		in.Weight = skydnsDefaultWeight
 	}
-	if rec.Text != "" {
-		in.Meta = map[string]string{"text": rec.Text}
-	}
 	return in, nil
-}
-
-// rescalingSink gives SRV weights as CoreDNS's etcd plugin answers them:
-// within a service, each instance's weight becomes floor(100*w/sum) over
-// the instances of the same priority, at least 1. It keeps every
-// service's raw instances, and a change rewrites the service's instances
-// whose rescaled weight changed: work in proportion to the service.
-type rescalingSink struct {
-	cache.Sink
-	mu  sync.Mutex
-	raw map[string]map[string]cache.Instance // service -> id -> as decoded
-}
-
-func newRescalingSink(sink cache.Sink) *rescalingSink {
-	return &rescalingSink{Sink: sink, raw: map[string]map[string]cache.Instance{}}
-}
-
-// Replace implements cache.Sink.
-func (s *rescalingSink) Replace(source string, instances []cache.Instance) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.raw)
-	for _, in := range instances {
-		s.store(in)
-	}
-	var out []cache.Instance
-	for svc := range s.raw {
-		out = append(out, rescaleWeights(s.raw[svc])...)
-	}
-	s.Sink.Replace(source, out)
-}
-
-// Put implements cache.Sink.
-func (s *rescalingSink) Put(source string, in cache.Instance) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.store(in)
-	s.write(source, in.Service)
-}
-
-// ReplaceService implements cache.Sink.
-func (s *rescalingSink) ReplaceService(source, service string, instances []cache.Instance) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.raw, service)
-	for _, in := range instances {
-		s.store(in)
-	}
-	s.write(source, service)
-}
-
-// write sends the rescaled instances of service to the sink at once, so
-// that the weights a change rescales publish together.
-func (s *rescalingSink) write(source, service string) {
-	s.Sink.ReplaceService(source, service, rescaleWeights(s.raw[service]))
-}
-
-// Delete implements cache.Sink.
-func (s *rescalingSink) Delete(source, service, id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := s.raw[service]
-	if _, ok := ids[id]; !ok {
-		return
-	}
-	delete(ids, id)
-	if len(ids) == 0 {
-		delete(s.raw, service)
-	}
-	s.write(source, service)
-}
-
-func (s *rescalingSink) store(in cache.Instance) {
-	ids := s.raw[in.Service]
-	if ids == nil {
-		ids = map[string]cache.Instance{}
-		s.raw[in.Service] = ids
-	}
-	ids[in.ID] = in
-}
-
-// rescaleWeights returns the instances with CoreDNS's weights.
-func rescaleWeights(ids map[string]cache.Instance) []cache.Instance {
-	sums := map[uint16]int{}
-	for _, in := range ids {
-		sums[in.Priority] += int(in.Weight)
-	}
-	out := make([]cache.Instance, 0, len(ids))
-	for _, in := range ids {
-		w := 100 * int(in.Weight) / max(sums[in.Priority], 1)
-		in.Weight = uint16(max(w, 1))
-		out = append(out, in)
-	}
-	return out
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/discodns/discodns/cache"
-	"github.com/discodns/discodns/watcher"
-	"github.com/discodns/discodns/watcher/internal/watchertest"
 )
 
 func TestSkyDNSSplitter(t *testing.T) {
@@ -17,11 +15,13 @@ func TestSkyDNSSplitter(t *testing.T) {
 		key, service, id string
 		err              string // "": an instance key; "other": errOtherKey
 	}{
-		{"/skydns/internal/svc/web/a", "web", "a", ""},
-		{"/skydns/internal/svc/web/x/a", "web", "a.x", ""},
-		{"/skydns/internal/svc/web", "web", "", ""},
-		{"/skydns/internal/svc/web/web", "web", "web", ""},
-		{"/skydns/Internal/SVC/Web/A", "web", "a", ""},
+		{"/skydns/internal/svc/web/a", "web", "a.web", ""},
+		{"/skydns/internal/svc/web/x/a", "x-web-f2d48833", "a.x.web", ""},
+		{"/skydns/internal/svc/web", "web", "web", ""},
+		{"/skydns/internal/svc/web_1", "web-1-82e4e9a1", "web_1", ""},
+		{"/skydns/internal/svc/web/web", "web", "web.web", ""},
+		{"/skydns/Internal/SVC/Web/A", "web", "a.web", ""},
+		{"/skydns/internal/svc/_tcp/a", "tcp-59837685", "a._tcp", ""},
 		{"/skydns/internal/svc", "", "", "other"},
 		{"/skydns/internal/svc/", "", "", "other"},
 		{"/skydns/internal/other/web/a", "", "", "other"},
@@ -56,7 +56,9 @@ func TestDecodeSkyDNS(t *testing.T) {
 		{`{"host":"0.0.0.0","port":53}`, "unspecified"},
 		{`{"host":"255.255.255.255","port":53}`, "broadcast"},
 		{`{"host":"bad_host","port":53}`, "not an IP address or a host name"},
-		{`{"port":53}`, "no host"},
+		{`{"port":53}`, "no host and no text"},
+		{`{"host":"10.0.0.1","ttl":-1}`, "ttl -1 out of range"},
+		{`{"host":"10.0.0.1","targetstrip":-1}`, "targetstrip -1 out of range"},
 		{`{"host":"10.0.0.1","port":70000}`, "out of range"},
 		{`{"host":"10.0.0.1","weight":-1}`, "out of range"},
 		{`not json`, "not a JSON object"},
@@ -72,44 +74,9 @@ func TestDecodeSkyDNS(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.value, got, tc.want)
 		}
 	}
-	if _, err := DecodeSkyDNS("web", "a", []byte(`{"text":"hello"}`)); !errors.Is(err, watcher.ErrRemoved) {
-		t.Errorf("a TXT-only record: %v, want watcher.ErrRemoved", err)
-	}
-}
-
-func TestRescaleWeights(t *testing.T) {
-	tb := cache.NewTable(nil)
-	tb.AddSource("sky", watchertest.Zone)
-	sink := newRescalingSink(tb)
-	sink.Replace("sky", []cache.Instance{
-		{Service: "web", ID: "a", Address: "10.0.0.1", Priority: 10, Weight: 100},
-		{Service: "web", ID: "b", Address: "10.0.0.2", Priority: 10, Weight: 300},
-		{Service: "web", ID: "c", Address: "10.0.0.3", Priority: 20, Weight: 100},
-	})
-	weights := func() map[string]uint16 {
-		out := map[string]uint16{}
-		for _, ep := range tb.Snapshot().Services.Get("web." + watchertest.Zone).Endpoints {
-			out[ep.ID] = ep.Weight
-		}
-		return out
-	}
-	if w := weights(); w["a"] != 25 || w["b"] != 75 || w["c"] != 100 {
-		t.Errorf("weights %v, want a 25, b 75, c 100 (per priority)", w)
-	}
-	sink.Put("sky", cache.Instance{Service: "web", ID: "d", Address: "10.0.0.4", Priority: 10, Weight: 1})
-	if w := weights(); w["a"] != 24 || w["b"] != 74 || w["d"] != 1 {
-		t.Errorf("after a put: %v, want a 24, b 74, d 1 (at least 1)", w)
-	}
-	sink.Delete("sky", "web", "b")
-	if w := weights(); len(w) != 3 || w["a"] != 99 || w["d"] != 1 {
-		t.Errorf("after a delete: %v, want a 99, d 1, c 100", w)
-	}
-	sink.ReplaceService("sky", "web", []cache.Instance{
-		{Service: "web", ID: "e", Address: "10.0.0.5", Priority: 10, Weight: 50},
-		{Service: "web", ID: "f", Address: "10.0.0.6", Priority: 10, Weight: 150},
-	})
-	if w := weights(); len(w) != 2 || w["e"] != 25 || w["f"] != 75 {
-		t.Errorf("after a service replace: %v, want e 25, f 75", w)
+	in, err := DecodeSkyDNS("web", "a", []byte(`{"text":"hello","ttl":30,"targetstrip":1,"group":"g1"}`))
+	if want := (cache.SkyDNS{Text: "hello", TTL: 30, TargetStrip: 1, Group: "g1"}); err != nil || in.Address != "" || in.SkyDNS == nil || *in.SkyDNS != want {
+		t.Errorf("a TXT-only record: %+v %v, want no address and %+v", in, err, want)
 	}
 }
 

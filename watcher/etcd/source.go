@@ -181,9 +181,6 @@ func (e *Source) Run(ctx context.Context, sink cache.Sink) error {
 }
 
 func (e *Source) newRun(sink cache.Sink) *run {
-	if e.cfg.Format == "skydns" {
-		sink = newRescalingSink(sink)
-	}
 	return &run{
 		Source: e,
 		sink:   sink,

@@ -1,0 +1,582 @@
+package dnsserver
+
+import (
+	"cmp"
+	"hash/maphash"
+	"iter"
+	"maps"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/cache"
+)
+
+// The records of the skydns layout answer every name as CoreDNS's etcd
+// plugin does: a name's answers are the records of the keys below it, or
+// its own key's when there are none, at any depth. The records of a zone
+// live in a tree of names (skyNode) whose answers are built on a name's
+// first question; a change copies the path from the zone to the records
+// it changed and shares the rest with the tree before it, so a change
+// costs its path, not the zone or a top label's hierarchy.
+
+// maxCNAMEChain bounds the aliases followed for one answer, as CoreDNS
+// does: a longer chain, like a loop, is not followed.
+const maxCNAMEChain = 10
+
+// maxWildRecords bounds the records one wildcard question (*, any)
+// gathers, and maxWildVisits the names it looks at to find them: past
+// either, the answer holds the records found so far.
+const (
+	maxWildRecords = 10000
+	maxWildVisits  = 10000
+)
+
+// maxAliasFollows bounds the aliases one answer follows inside the zone,
+// all chains together: aliases that branch cost no more than that.
+const maxAliasFollows = 100
+
+// skyRecord is one skydns record, ready to answer.
+type skyRecord struct {
+	// ref tells the record apart in its zone: its source, service and
+	// id. A service's compilation makes records anew; the tree keeps
+	// those of endpoints that did not change, so removals go by ref.
+	ref string
+	// path is the record's labels below the zone, top first, and key
+	// the same "/"-joined: the order of its etcd key, which CoreDNS's
+	// groups depend on.
+	path  []string
+	key   string
+	depth int    // len(path): which group of an answer wins
+	name  string // its own name, fully qualified
+	// ip is the host when it is an address; else alias is the host name,
+	// fully qualified ("" when the record has text alone).
+	ip    netip.Addr
+	alias string
+	text  string
+
+	port, priority, weight uint16
+	ttl                    uint32
+	strip                  int
+	group                  string
+}
+
+// hasHost reports whether the record has a host: it answers A, AAAA, SRV
+// and CNAME questions.
+func (r *skyRecord) hasHost() bool { return r.ip.IsValid() || r.alias != "" }
+
+// skyNode is one name of a zone's skydns tree. Once in a published index it is
+// never changed, only replaced by a copy (skyEdit).
+type skyNode struct {
+	children skyChildren
+	own      []*skyRecord // the records of this very name
+	count    int          // records at or below the name
+
+	once sync.Once
+	set  *skySet // answers, built on first use
+}
+
+// answers returns the name's answers in zone (the tree's zone, the same
+// at every call): CoreDNS's prefix read gives the records below the name,
+// or its own when none are below.
+func (n *skyNode) answers(zone string) *skySet {
+	n.once.Do(func() {
+		recs := n.own
+		if n.count > len(n.own) {
+			recs = nil
+			for _, c := range n.children.all() {
+				recs = c.collect(recs, math.MaxInt)
+			}
+		}
+		n.set = newSkySet(recs, n.own, zone)
+	})
+	return n.set
+}
+
+// collect appends the records at or below n to recs, up to limit in all.
+func (n *skyNode) collect(recs []*skyRecord, limit int) []*skyRecord {
+	recs = append(recs, n.own[:min(len(n.own), max(limit-len(recs), 0))]...)
+	for _, c := range n.children.all() {
+		if len(recs) >= limit {
+			break
+		}
+		recs = c.collect(recs, limit)
+	}
+	return recs
+}
+
+// skyAlias is a record whose host is a name: a CNAME to follow.
+type skyAlias struct {
+	target string
+	ttl    uint32
+}
+
+// skySet is what a skydns name answers, built from the
+// records of its prefix read as CoreDNS builds its answers.
+type skySet struct {
+	// rrsets are the A and AAAA records (one per address) and the SRV
+	// records, their weights rescaled within each priority, with the
+	// addresses of targets that are the records' own names.
+	rrsets
+	txt []dns.TXT
+	// alias and txtAlias are the hosts that are names, CNAMEs followed
+	// inside the zone for A and AAAA, and for TXT questions.
+	alias, txtAlias []skyAlias
+	// targets are the SRV targets inside the zone that are host names:
+	// their addresses join the additional section when asked.
+	targets []string
+	// cname is the CNAME question's answer: the host of the name's own
+	// record, when it is a name.
+	cname []dns.CNAME
+	// hosts are the records with a host, after grouping: the NS set of
+	// ns.dns.<zone>.
+	hosts []*skyRecord
+}
+
+// elsewhere reports whether the set's answers depend on other names:
+// aliases and targets are followed when asked.
+func (s *skySet) elsewhere() bool {
+	return len(s.alias) > 0 || len(s.txtAlias) > 0 || len(s.targets) > 0
+}
+
+// newSkySet builds the answers of recs (in any order), and the CNAME
+// answer of own, the records of the name itself.
+func newSkySet(recs, own []*skyRecord, zone string) *skySet {
+	recs = slices.Clone(recs)
+	slices.SortFunc(recs, func(a, b *skyRecord) int { return cmp.Compare(a.key, b.key) })
+	s := &skySet{}
+	s.hosts = skyGroup(slices.DeleteFunc(slices.Clone(recs), func(r *skyRecord) bool { return !r.hasHost() }))
+	sums := map[uint16]int{}
+	for _, r := range s.hosts {
+		sums[r.priority] += int(r.weight)
+	}
+	type hostPort struct {
+		target string
+		port   uint16
+	}
+	srvAt := map[hostPort]int{}
+	seen := map[string]bool{} // addresses, and target addresses, already answered
+	targets := map[string]bool{}
+	for _, r := range s.hosts {
+		w := uint16(math.Floor(100 / float64(sums[r.priority]) * float64(r.weight)))
+		srv := dns.SRV{Hdr: hdr(dns.TypeSRV, r.ttl), Priority: r.priority, Weight: max(w, 1), Port: r.port}
+		switch {
+		case r.alias != "" && r.text == "":
+			s.alias = append(s.alias, skyAlias{r.alias, r.ttl})
+			srv.Target = targetStrip(r.alias, r.strip)
+			s.srv = append(s.srv, srv)
+			s.glue = append(s.glue, nil)
+			if dns.IsSubDomain(zone, srv.Target) && !targets[srv.Target] {
+				targets[srv.Target] = true
+				s.targets = append(s.targets, srv.Target)
+			}
+		case r.ip.IsValid():
+			if addr := r.ip.String(); !seen[addr] {
+				seen[addr] = true
+				if rr := addrRR("", r.ip, r.ttl); r.ip.Is4() {
+					s.a = append(s.a, *rr.(*dns.A))
+				} else {
+					s.aaaa = append(s.aaaa, *rr.(*dns.AAAA))
+				}
+			}
+			srv.Target = targetStrip(r.name, r.strip)
+			k := hostPort{srv.Target, srv.Port}
+			i, dup := srvAt[k]
+			if !dup {
+				i = len(s.srv)
+				srvAt[k] = i
+				s.srv = append(s.srv, srv)
+				s.glue = append(s.glue, nil)
+			}
+			if g := srv.Target + " " + r.ip.String(); !seen[g] {
+				seen[g] = true
+				s.glue[i] = append(s.glue[i], addrRR(srv.Target, r.ip, r.ttl))
+			}
+		}
+	}
+	texts := map[string]bool{}
+	for _, r := range skyGroup(slices.DeleteFunc(recs, func(r *skyRecord) bool { return !r.hasHost() && r.text == "" })) {
+		switch {
+		case r.alias != "" && r.text == "":
+			s.txtAlias = append(s.txtAlias, skyAlias{r.alias, r.ttl})
+		case !r.ip.IsValid() && !texts[r.text]:
+			texts[r.text] = true
+			s.txt = append(s.txt, dns.TXT{Hdr: hdr(dns.TypeTXT, r.ttl), Txt: split255(r.text)})
+		}
+	}
+	own = skyGroup(slices.DeleteFunc(slices.Clone(own), func(r *skyRecord) bool { return !r.hasHost() }))
+	if len(own) > 0 && own[0].alias != "" {
+		s.cname = []dns.CNAME{{Hdr: hdr(dns.TypeCNAME, own[0].ttl), Target: own[0].alias}}
+	}
+	return s
+}
+
+// skyGroup keeps the records of recs (in key order) that CoreDNS's groups
+// let answer together: the group of the shallowest grouped records wins,
+// records without a group always answer, and two groups at that depth
+// cancel grouping.
+func skyGroup(recs []*skyRecord) []*skyRecord {
+	if len(recs) == 0 {
+		return recs
+	}
+	group, depth := recs[0].group, recs[0].depth
+	for _, r := range recs[1:] {
+		if r.depth >= depth {
+			continue
+		}
+		if r.group == "" {
+			break
+		}
+		group, depth = r.group, r.depth
+	}
+	if group == "" {
+		return recs
+	}
+	kept := make([]*skyRecord, 0, len(recs))
+	for _, r := range recs {
+		switch {
+		case r.group == "" || r.group == group:
+			kept = append(kept, r)
+		case r.depth == depth:
+			return recs // two groups at the winning depth: no grouping
+		}
+	}
+	return kept
+}
+
+// targetStrip drops the first n labels of name, unless it has no more than
+// n labels.
+func targetStrip(name string, n int) string {
+	if n <= 0 {
+		return name
+	}
+	if starts := dns.Split(name); n < len(starts) {
+		return name[starts[n]:]
+	}
+	return name
+}
+
+// split255 cuts s into the strings of at most 255 octets a TXT record
+// holds.
+func split255(s string) []string {
+	var out []string
+	for len(s) > 255 {
+		out, s = append(out, s[:255]), s[255:]
+	}
+	return append(out, s)
+}
+
+// compileSkyDNS compiles svc when it holds skydns records (one parent
+// name's: see etcd.SkyDNSSplitter), and returns nil for any other
+// service. Its records answer from the zone's tree (skyTrees), not as a
+// service of their own.
+func compileSkyDNS(svc *cache.Service, ttl uint32) *compiledService {
+	if !slices.ContainsFunc(svc.Endpoints, func(ep cache.Endpoint) bool { return ep.SkyDNS != nil }) {
+		return nil
+	}
+	cs := &compiledService{svc: svc, sky: make([]*skyRecord, len(svc.Endpoints))}
+	for i := range svc.Endpoints {
+		cs.sky[i] = newSkyRecord(svc, &svc.Endpoints[i], ttl)
+	}
+	return cs
+}
+
+// newSkyRecord returns the record of ep, an endpoint of svc.
+func newSkyRecord(svc *cache.Service, ep *cache.Endpoint, ttl uint32) *skyRecord {
+	name := svc.InstanceName(ep)
+	path := dns.SplitDomainName(strings.TrimSuffix(name, svc.Zone))
+	slices.Reverse(path)
+	rec := &skyRecord{
+		ref:      ep.Source + "/" + svc.FQDN + "/" + ep.ID,
+		path:     path,
+		key:      strings.Join(path, "/"),
+		depth:    len(path),
+		name:     name,
+		port:     ep.Port,
+		priority: ep.Priority,
+		weight:   ep.Weight,
+		ttl:      ttl,
+	}
+	if ip, ok := ep.IP(); ok {
+		rec.ip = ip
+	} else if ep.Address != "" {
+		rec.alias = dns.Fqdn(strings.ToLower(ep.Address))
+	}
+	if sky := ep.SkyDNS; sky != nil {
+		rec.text, rec.strip, rec.group = sky.Text, sky.TargetStrip, sky.Group
+		if sky.TTL > 0 {
+			rec.ttl = sky.TTL
+		}
+	}
+	return rec
+}
+
+// skyTrees returns the trees of skydns names of idx by zone: prev's,
+// edited with the records of the services that changed since (all of
+// them when prev is nil). The shards prev shares with idx did not change.
+func skyTrees(prev, idx *index) map[string]*skyNode {
+	edits := map[string]*skyEdit{}
+	edit := func(zone string) *skyEdit {
+		e := edits[zone]
+		if e == nil {
+			root := &skyNode{}
+			if prev != nil && prev.skyRoots[zone] != nil {
+				root = prev.skyRoots[zone]
+			}
+			e = newSkyEdit(root)
+			edits[zone] = e
+		}
+		return e
+	}
+	for i, sh := range idx.shards {
+		var was, now map[string]*compiledService
+		if prev != nil && prev.shards[i] != nil {
+			if prev.shards[i] == sh {
+				continue
+			}
+			was = prev.shards[i].services
+		}
+		if sh != nil {
+			now = sh.services
+		}
+		for fqdn, cs := range now {
+			if old := was[fqdn]; old != cs {
+				skyChange(edit, old, cs)
+			}
+		}
+		for fqdn, old := range was {
+			if now[fqdn] == nil {
+				skyChange(edit, old, nil)
+			}
+		}
+	}
+	roots := map[string]*skyNode{}
+	if prev != nil {
+		maps.Copy(roots, prev.skyRoots)
+	}
+	for zone, e := range edits {
+		if e.root.count > 0 {
+			roots[zone] = e.root
+		} else {
+			delete(roots, zone)
+		}
+	}
+	return roots
+}
+
+// skyChange edits the trees (edit gives a zone's) from the records of
+// old to those of cs, either nil or of another layout for none: it
+// removes and adds the records of the endpoints that changed.
+func skyChange(edit func(zone string) *skyEdit, old, cs *compiledService) {
+	var olds, news []cache.Endpoint
+	if old != nil && old.sky != nil {
+		olds = old.svc.Endpoints
+	}
+	if cs != nil && cs.sky != nil {
+		news = cs.svc.Endpoints
+	}
+	if len(olds) > 0 && len(news) > 0 && old.svc.Zone != cs.svc.Zone {
+		skyChange(edit, old, nil)
+		skyChange(edit, nil, cs)
+		return
+	}
+	for i, j := 0, 0; i < len(olds) || j < len(news); {
+		c := 1 // which comes first: -1 the old endpoint, 1 the new one
+		switch {
+		case i == len(olds):
+		case j == len(news):
+			c = -1
+		default:
+			c = cmp.Compare(olds[i].Label, news[j].Label)
+		}
+		if c == 0 && olds[i].Instance.Equal(&news[j].Instance) {
+			i, j = i+1, j+1
+			continue
+		}
+		if c <= 0 {
+			edit(old.svc.Zone).remove(old.sky[i])
+			i++
+		}
+		if c >= 0 {
+			edit(cs.svc.Zone).add(cs.sky[j])
+			j++
+		}
+	}
+}
+
+// skyEdit changes a tree by copying the nodes on the paths it changes;
+// fresh are the copies, and the copies of shards of their children, which
+// it may change in place.
+type skyEdit struct {
+	root        *skyNode
+	fresh       map[*skyNode]bool
+	freshShards map[*skyShard]bool
+}
+
+func newSkyEdit(root *skyNode) *skyEdit {
+	return &skyEdit{root: root, fresh: map[*skyNode]bool{}, freshShards: map[*skyShard]bool{}}
+}
+
+// skyWide is how many children a node holds in one map; past it they go
+// in skyShards maps by a hash of the label, so that a copy of a wide node
+// (a zone with many names right below it) copies one of them: a change
+// costs its path, not the width of the tree.
+const (
+	skyWide   = 256
+	skyShards = 256
+)
+
+// skyShard is one map of a wide node's children.
+type skyShard struct{ m map[string]*skyNode }
+
+// skyChildren are a node's children by label.
+type skyChildren struct {
+	m      map[string]*skyNode // a narrow node's
+	shards []*skyShard         // a wide node's (then m is nil)
+	seed   maphash.Seed        // the shards' hash
+}
+
+func (c *skyChildren) shard(label string) int {
+	return int(maphash.String(c.seed, label) % skyShards)
+}
+
+// get returns the child with label, or nil.
+func (c *skyChildren) get(label string) *skyNode {
+	if c.shards != nil {
+		return c.shards[c.shard(label)].m[label]
+	}
+	return c.m[label]
+}
+
+// all yields every child, in no order.
+func (c *skyChildren) all() iter.Seq2[string, *skyNode] {
+	return func(yield func(string, *skyNode) bool) {
+		if c.shards == nil {
+			for l, n := range c.m {
+				if !yield(l, n) {
+					return
+				}
+			}
+			return
+		}
+		for _, sh := range c.shards {
+			for l, n := range sh.m {
+				if !yield(l, n) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// clone returns a copy of c that shares the shards of a wide node: the
+// edit copies a shard before it changes it (setChild).
+func (c *skyChildren) clone() skyChildren {
+	if c.shards != nil {
+		return skyChildren{shards: slices.Clone(c.shards), seed: c.seed}
+	}
+	return skyChildren{m: maps.Clone(c.m)}
+}
+
+// setChild sets the child of n (one of the edit's copies) with label to
+// c, or removes it when c is nil.
+func (e *skyEdit) setChild(n *skyNode, label string, c *skyNode) {
+	kids := &n.children
+	if kids.shards == nil {
+		if c == nil {
+			delete(kids.m, label)
+			return
+		}
+		if kids.m == nil {
+			kids.m = map[string]*skyNode{}
+		}
+		kids.m[label] = c
+		if len(kids.m) > skyWide {
+			kids.seed = maphash.MakeSeed()
+			kids.shards = make([]*skyShard, skyShards)
+			for i := range kids.shards {
+				kids.shards[i] = &skyShard{m: map[string]*skyNode{}}
+				e.freshShards[kids.shards[i]] = true
+			}
+			for l, k := range kids.m {
+				kids.shards[kids.shard(l)].m[l] = k
+			}
+			kids.m = nil
+		}
+		return
+	}
+	i := kids.shard(label)
+	sh := kids.shards[i]
+	if !e.freshShards[sh] {
+		sh = &skyShard{m: maps.Clone(sh.m)}
+		kids.shards[i] = sh
+		e.freshShards[sh] = true
+	}
+	if c == nil {
+		delete(sh.m, label)
+	} else {
+		sh.m[label] = c
+	}
+}
+
+// mine returns n, or its copy when n is not the edit's own.
+func (e *skyEdit) mine(n *skyNode) *skyNode {
+	if e.fresh[n] {
+		return n
+	}
+	c := &skyNode{children: n.children.clone(), own: slices.Clone(n.own), count: n.count}
+	e.fresh[c] = true
+	return c
+}
+
+// add adds rec at its name.
+func (e *skyEdit) add(rec *skyRecord) {
+	e.root = e.mine(e.root)
+	n := e.root
+	n.count++
+	for _, label := range rec.path {
+		c := n.children.get(label)
+		if c == nil {
+			c = &skyNode{}
+			e.fresh[c] = true
+		} else {
+			c = e.mine(c)
+		}
+		e.setChild(n, label, c)
+		c.count++
+		n = c
+	}
+	n.own = append(n.own, rec)
+}
+
+// remove removes the record of rec's name with rec's ref, and the names
+// it leaves empty.
+func (e *skyEdit) remove(rec *skyRecord) {
+	it := func(r *skyRecord) bool { return r.ref == rec.ref }
+	n := e.root
+	for _, label := range rec.path {
+		if n = n.children.get(label); n == nil {
+			return
+		}
+	}
+	if !slices.ContainsFunc(n.own, it) {
+		return
+	}
+	e.root = e.mine(e.root)
+	n = e.root
+	n.count--
+	for _, label := range rec.path {
+		c := e.mine(n.children.get(label))
+		if c.count--; c.count == 0 {
+			e.setChild(n, label, nil) // the last record below: the name goes
+			return
+		}
+		e.setChild(n, label, c)
+		n = c
+	}
+	n.own = slices.DeleteFunc(n.own, it)
+}
