@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // benchTable returns a table with services services of perService
@@ -36,5 +38,51 @@ func BenchmarkPutOneInstance(b *testing.B) {
 				tb.Put("etcd", in)
 			}
 		})
+	}
+}
+
+// BenchmarkPutIntoLargeService moves instances of one service of 1,000
+// and of 20,000 instances to a new port, one Put each, and publishes them
+// all (Sync), with Run publishing as the daemon has it, and with each Put
+// publishing (no Run). ns/op is per Put; x-small is that time against the
+// same Puts into a service of 10 instances, measured in the same run:
+// batched, it should not grow with the size; publishing each Put copies
+// the service, so it grows with it.
+//
+//	go test ./cache -run '^$' -bench PutIntoLargeService
+func BenchmarkPutIntoLargeService(b *testing.B) {
+	// puts times b.N Puts into a service of size instances, and their
+	// publication.
+	puts := func(b *testing.B, size int, batched, timed bool) time.Duration {
+		b.StopTimer()
+		tb := benchTable(b, 1, size)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if batched {
+			go tb.Run(ctx)
+		}
+		if timed {
+			b.StartTimer()
+		}
+		start := time.Now()
+		for n := range b.N {
+			i := n % size
+			tb.Put("etcd", inst("svc-0", fmt.Sprintf("i%d", i), fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), uint16(9000+n/size%1000))) // a new port each time
+		}
+		if err := tb.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		b.StopTimer()
+		return took
+	}
+	for _, batched := range []bool{true, false} {
+		for _, size := range []int{1000, 20000} {
+			b.Run(fmt.Sprintf("batched=%v/instances=%d", batched, size), func(b *testing.B) {
+				small := puts(b, 10, batched, false)
+				large := puts(b, size, batched, true)
+				b.ReportMetric(float64(large)/float64(small), "x-small")
+			})
+		}
 	}
 }

@@ -2,7 +2,9 @@
 // source's instances into immutable snapshots.
 //
 // Watchers write through the Sink interface; the DNS server reads the latest
-// Snapshot without locking. The package knows DNS names (labels) but not the
+// Snapshot without locking. A write costs what it changed; with the table's
+// publisher running (Table.Run), writes are published in batches, each
+// changed service built once per batch. The package knows DNS names (labels) but not the
 // DNS wire format, and no registry client.
 package cache
 

@@ -2,12 +2,11 @@ package cache
 
 import (
 	"cmp"
+	"context"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +139,10 @@ type Snapshot struct {
 	// between snapshots, never to be modified.
 	Changes []Change
 
+	// Writes is the number of writes to the table that changed it, up to
+	// this snapshot; against Version, it shows how writes are batched.
+	Writes uint64
+
 	superseded chan struct{}
 }
 
@@ -174,24 +177,59 @@ type sourceData struct {
 	unnamed map[string]map[string]struct{}
 }
 
+// group is what the table knows of one FQDN: the registry names that map
+// to it, the one served, and the endpoints of its instances.
+type group struct {
+	members map[member]struct{}
+	// name is the registry name served (see servedName), zone its zone;
+	// the other names are in Table.collided.
+	name, zone string
+	set        *endpointSet
+	// full is set when set was built anew: the next publication takes
+	// all its endpoints rather than its changes.
+	full bool
+	// clashes is the number of clashing instances as last published.
+	clashes int
+}
+
 // Table merges every source's instances and publishes snapshots. It is safe
 // for concurrent use; readers never block writers.
+//
+// A write records what changed, at the cost of the change: each service
+// keeps its endpoints change by change (see endpointSet). Publication
+// drains whatever has changed since the last one, builds each changed
+// service once (merging its changed endpoints into the last published
+// list) outside the writers' lock, and swaps in one snapshot. Until Run
+// is called, every write publishes before it returns; while Run runs,
+// writes only record and wake Run's goroutine, so a burst of writes is
+// published in a few batches, and Sync waits for a publication.
 type Table struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu       sync.Mutex
-	sources  map[string]*sourceData
-	members  map[string]map[member]struct{} // FQDN -> contributing (source, service)
-	services *Services                      // as in the last snapshot
-	dirty    map[string]struct{}            // FQDNs to rebuild
-	recent   []Change                       // the last changes, newest first, as published
-	collided map[string][]string            // FQDN -> "source/service" names not served
-	clashes  map[string]int                 // FQDN -> instances whose suffixed label was taken
-	clashed  int                            // the sum of clashes
+	// wake tells Run's goroutine that there is something to publish.
+	wake chan struct{}
+	// building, when not nil, is called as a publication starts to build,
+	// with t.mu released (tests).
+	building func()
+
+	// pubMu serializes publications; it is taken before mu.
+	pubMu sync.Mutex
+	// Owned by the publication under pubMu:
+	services *Services // as in the last snapshot
+	recent   []Change  // the last changes, newest first, as published
 	version  uint64
 
-	snap atomic.Pointer[Snapshot]
+	mu       sync.Mutex
+	sources  map[string]*sourceData
+	groups   map[string]*group   // by FQDN
+	collided map[string][]string // FQDN -> the names of its group not served, as "source/service"
+	dirty    map[string]struct{} // FQDNs changed since the last publication
+	pending  bool                // something to publish
+	written  uint64              // writes that asked for a publication
+	clashed  int                 // the sum of the groups' clashes
+	running  bool                // Run publishes
+	snapshot atomic.Pointer[Snapshot]
 }
 
 // NewTable returns an empty table with no sources.
@@ -202,64 +240,153 @@ func NewTable(log *slog.Logger) *Table {
 	t := &Table{
 		log:      log,
 		now:      time.Now,
+		wake:     make(chan struct{}, 1),
 		sources:  map[string]*sourceData{},
-		members:  map[string]map[member]struct{}{},
-		services: &Services{},
-		dirty:    map[string]struct{}{},
+		groups:   map[string]*group{},
 		collided: map[string][]string{},
-		clashes:  map[string]int{},
+		dirty:    map[string]struct{}{},
+		services: &Services{},
 	}
-	t.snap.Store(&Snapshot{Services: t.services, superseded: make(chan struct{})})
+	t.snapshot.Store(&Snapshot{Services: t.services, superseded: make(chan struct{})})
 	return t
 }
 
-// AddSource registers a source and the zone its services live in. A source
-// must be added before it writes to the table; until it lists, the table is
-// not ready.
-func (t *Table) AddSource(name, zone string) {
+// Run publishes the table's writes in batches until ctx ends: from when
+// it starts, writes return once recorded, and Run's goroutine publishes
+// what has arrived, as often as it can build it. When ctx ends, it
+// publishes what is left, and writes publish before they return again.
+func (t *Table) Run(ctx context.Context) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.sources[name]; ok {
-		return
+	t.running = true
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.running = false
+		t.mu.Unlock()
+		t.publish()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.wake:
+		}
+		start := time.Now()
+		t.publish()
+		// Pausing as long as the publication took, at most maxPause,
+		// lets a burst gather into fewer, larger batches: a burst into a
+		// large service spends at most half the time copying it, and
+		// leaves the rest to the sources and to the DNS server, which
+		// compiles each snapshot it takes. A change that arrives during
+		// a burst waits at most the publication under way, the pause and
+		// its own publication.
+		pause := time.NewTimer(min(time.Since(start), maxPause))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return
+		case <-pause.C:
+		}
 	}
-	t.sources[name] = &sourceData{
-		status:   SourceStatus{Name: name, Zone: zone, State: StateSyncing, Since: t.now()},
-		services: map[string]map[string]Instance{},
-		unnamed:  map[string]map[string]struct{}{},
-	}
-	t.publish()
 }
 
-// RemoveSource drops a source and everything it held.
-func (t *Table) RemoveSource(name string) {
+// maxPause bounds the pause between two publications (see Run): a few
+// milliseconds, next to the tens that a write takes to reach answers.
+const maxPause = 2 * time.Millisecond
+
+// Sync waits until a snapshot holds every write made before it was
+// called, or until ctx ends.
+func (t *Table) Sync(ctx context.Context) error {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	src, ok := t.sources[name]
-	if !ok {
-		return
+	want := t.written
+	t.mu.Unlock()
+	for {
+		snap := t.snapshot.Load()
+		if snap.Writes >= want {
+			return nil
+		}
+		select {
+		case <-snap.superseded:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the table to publish: %w", ctx.Err())
+		}
 	}
-	for svc := range src.services {
-		t.unlink(name, src, svc)
-	}
-	delete(t.sources, name)
-	t.publish()
 }
 
-// Snapshot returns the latest snapshot. It never blocks.
-func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
-
-// Replace implements Sink.
-func (t *Table) Replace(source string, instances []Instance) {
+// write runs f, which reports whether it changed what snapshots show,
+// under t.mu, and has a change published: by Run's goroutine while it
+// runs, unless now, else before write returns.
+func (t *Table) write(now bool, f func() bool) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if src := t.source(source); src != nil {
-		t.replace(source, src, instances)
+	changed := f()
+	if changed {
+		t.pending = true
+		t.written++
+	}
+	later := t.running && !now
+	t.mu.Unlock()
+	switch {
+	case !changed:
+	case later:
+		select {
+		case t.wake <- struct{}{}:
+		default:
+		}
+	default:
 		t.publish()
 	}
 }
 
+// AddSource registers a source and the zone its services live in. A source
+// must be added before it writes to the table; until it lists, the table is
+// not ready. The source is in the snapshot when AddSource returns.
+func (t *Table) AddSource(name, zone string) {
+	t.write(true, func() bool {
+		if _, ok := t.sources[name]; ok {
+			return false
+		}
+		t.sources[name] = &sourceData{
+			status:   SourceStatus{Name: name, Zone: zone, State: StateSyncing, Since: t.now()},
+			services: map[string]map[string]Instance{},
+			unnamed:  map[string]map[string]struct{}{},
+		}
+		return true
+	})
+}
+
+// RemoveSource drops a source and everything it held; it is gone from the
+// snapshot when RemoveSource returns.
+func (t *Table) RemoveSource(name string) {
+	t.write(true, func() bool {
+		src, ok := t.sources[name]
+		if !ok {
+			return false
+		}
+		for svc := range src.services {
+			t.unlink(name, src, svc)
+		}
+		delete(t.sources, name)
+		return true
+	})
+}
+
+// Snapshot returns the latest snapshot. It never blocks.
+func (t *Table) Snapshot() *Snapshot { return t.snapshot.Load() }
+
+// Replace implements Sink.
+func (t *Table) Replace(source string, instances []Instance) {
+	t.write(false, func() bool {
+		src := t.source(source)
+		if src == nil {
+			return false
+		}
+		t.replace(source, src, instances)
+		return true
+	})
+}
+
 // replace sets everything source holds and marks it listed and
-// connected, without publishing; the caller holds t.mu.
+// connected; the caller holds t.mu.
 func (t *Table) replace(source string, src *sourceData, instances []Instance) {
 	next := map[string]map[string]Instance{}
 	unnamed := map[string]map[string]struct{}{}
@@ -276,22 +403,13 @@ func (t *Table) replace(source string, src *sourceData, instances []Instance) {
 		}
 		ids[in.ID] = in
 	}
-	for svc, ids := range src.services {
-		nids, ok := next[svc]
-		if !ok {
+	for svc := range src.services {
+		if _, ok := next[svc]; !ok {
 			t.unlink(source, src, svc)
-			continue
-		}
-		if !maps.EqualFunc(ids, nids, func(a, b Instance) bool { return a.Equal(&b) }) {
-			src.services[svc] = nids
-			t.markDirty(source, src, svc)
 		}
 	}
 	for svc, nids := range next {
-		if _, ok := src.services[svc]; !ok {
-			src.services[svc] = nids
-			t.link(source, src, svc)
-		}
+		t.setService(source, src, svc, nids)
 	}
 	for svc := range unnamed {
 		if _, known := src.unnamed[svc]; !known {
@@ -299,10 +417,6 @@ func (t *Table) replace(source string, src *sourceData, instances []Instance) {
 		}
 	}
 	src.unnamed = unnamed
-	src.count = 0
-	for _, ids := range src.services {
-		src.count += len(ids)
-	}
 	now := t.now()
 	src.status.Listed = true
 	src.status.LastList = now
@@ -310,124 +424,154 @@ func (t *Table) replace(source string, src *sourceData, instances []Instance) {
 	t.setState(src, StateConnected, nil, now)
 }
 
-// ReplaceService implements Sink, publishing once.
+// ReplaceService implements Sink: readers see the service before or after,
+// never in between.
 func (t *Table) ReplaceService(source, service string, instances []Instance) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	src := t.source(source)
-	if src == nil {
-		return
-	}
-	if Label(service) == "" {
-		t.replaceUnnamed(source, src, service, instances)
-		return
-	}
-	next := make(map[string]Instance, len(instances))
-	for _, in := range instances {
-		in.Source = source
-		next[in.ID] = in
-	}
+	t.write(false, func() bool {
+		src := t.source(source)
+		if src == nil {
+			return false
+		}
+		if Label(service) == "" {
+			return t.replaceUnnamed(source, src, service, instances)
+		}
+		next := make(map[string]Instance, len(instances))
+		for _, in := range instances {
+			in.Source = source
+			next[in.ID] = in
+		}
+		if len(next) == 0 {
+			if _, had := src.services[service]; !had {
+				return false
+			}
+			t.unlink(source, src, service)
+			return true
+		}
+		return t.setService(source, src, service, next)
+	})
+}
+
+// setService sets the instances of service in src (at least one),
+// reporting whether anything changed. Its cost is a lookup per instance,
+// and the changes.
+func (t *Table) setService(source string, src *sourceData, service string, next map[string]Instance) bool {
 	ids, had := src.services[service]
-	src.count += len(next) - len(ids)
-	switch {
-	case len(next) == 0 && had:
-		t.unlink(source, src, service)
-	case len(next) == 0:
-		return
-	case !had:
+	if !had {
 		src.services[service] = next
+		src.count += len(next)
 		t.link(source, src, service)
-	case maps.EqualFunc(ids, next, func(a, b Instance) bool { return a.Equal(&b) }):
-		return
-	default:
-		src.services[service] = next
-		t.markDirty(source, src, service)
+		return true
 	}
-	t.publish()
+	g, fqdn := t.served(src, source, service)
+	changed := false
+	for id := range ids {
+		if _, ok := next[id]; !ok {
+			changed = true
+			if g != nil {
+				g.set.delete(instKey{source, id})
+			}
+		}
+	}
+	for id, in := range next {
+		if old, ok := ids[id]; ok && old.Equal(&in) {
+			continue
+		}
+		changed = true
+		if g != nil {
+			g.set.put(in)
+		}
+	}
+	if !changed {
+		return false
+	}
+	src.services[service] = next
+	src.count += len(next) - len(ids)
+	if g != nil {
+		t.dirty[fqdn] = struct{}{}
+	}
+	return true
 }
 
 // Put implements Sink.
 func (t *Table) Put(source string, in Instance) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	src := t.source(source)
-	if src == nil {
-		return
-	}
+	t.write(false, func() bool {
+		src := t.source(source)
+		return src != nil && t.put(source, src, in)
+	})
+}
+
+// Delete implements Sink.
+func (t *Table) Delete(source, service, id string) {
+	t.write(false, func() bool {
+		src := t.source(source)
+		return src != nil && t.delete(source, src, service, id)
+	})
+}
+
+// put adds or updates in, reporting whether anything changed.
+func (t *Table) put(source string, src *sourceData, in Instance) bool {
 	if Label(in.Service) == "" {
 		_, known := src.unnamed[in.Service]
 		addID(src.unnamed, in.Service, in.ID)
 		if !known {
 			t.logUnnamed(source, in.Service)
-			t.publish()
 		}
-		return
+		return !known
 	}
 	in.Source = source
 	ids, ok := src.services[in.Service]
 	if !ok {
-		src.services[in.Service] = map[string]Instance{in.ID: in}
-		src.count++
-		t.link(source, src, in.Service)
-		t.publish()
-		return
+		return t.setService(source, src, in.Service, map[string]Instance{in.ID: in})
 	}
 	old, had := ids[in.ID]
 	if had && old.Equal(&in) {
-		return
+		return false
 	}
 	if !had {
 		src.count++
 	}
 	ids[in.ID] = in
-	t.markDirty(source, src, in.Service)
-	t.publish()
+	if g, fqdn := t.served(src, source, in.Service); g != nil && g.set.put(in) {
+		t.dirty[fqdn] = struct{}{}
+	}
+	return true
 }
 
-// Delete implements Sink.
-func (t *Table) Delete(source, service, id string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	src := t.source(source)
-	if src == nil {
-		return
-	}
+// delete removes one instance, reporting whether anything changed.
+func (t *Table) delete(source string, src *sourceData, service, id string) bool {
 	if ids, ok := src.unnamed[service]; ok {
 		delete(ids, id)
 		if len(ids) == 0 {
 			delete(src.unnamed, service)
-			t.publish()
+			return true
 		}
-		return
+		return false
 	}
 	ids, ok := src.services[service]
 	if !ok {
-		return
+		return false
 	}
 	if _, ok := ids[id]; !ok {
-		return
+		return false
 	}
-	src.count--
 	if len(ids) == 1 {
 		t.unlink(source, src, service)
-	} else {
-		delete(ids, id)
-		t.markDirty(source, src, service)
+		return true
 	}
-	t.publish()
+	src.count--
+	delete(ids, id)
+	if g, fqdn := t.served(src, source, service); g != nil && g.set.delete(instKey{source, id}) {
+		t.dirty[fqdn] = struct{}{}
+	}
+	return true
 }
 
 // SetState implements Sink.
 func (t *Table) SetState(source string, state State, err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	src := t.source(source)
-	if src == nil {
-		return
-	}
-	if t.setState(src, state, err, t.now()) {
-		t.publish()
-	}
+	t.write(false, func() bool {
+		src := t.source(source)
+		return src != nil && t.setState(src, state, err, t.now())
+	})
 }
 
 func (t *Table) setState(src *sourceData, state State, err error, now time.Time) bool {
@@ -447,9 +591,9 @@ func (t *Table) setState(src *sourceData, state State, err error, now time.Time)
 }
 
 // replaceUnnamed sets the instances of service, a name with no usable
-// label (none forgets it), logging the name when it is new and publishing
-// when the number of such names changes.
-func (t *Table) replaceUnnamed(source string, src *sourceData, service string, instances []Instance) {
+// label (none forgets it), logging the name when it is new and reporting
+// whether the number of such names changed.
+func (t *Table) replaceUnnamed(source string, src *sourceData, service string, instances []Instance) bool {
 	_, known := src.unnamed[service]
 	delete(src.unnamed, service)
 	for _, in := range instances {
@@ -459,9 +603,7 @@ func (t *Table) replaceUnnamed(source string, src *sourceData, service string, i
 	if now && !known {
 		t.logUnnamed(source, service)
 	}
-	if now != known {
-		t.publish()
-	}
+	return now != known
 }
 
 func (t *Table) logUnnamed(source, service string) {
@@ -490,105 +632,85 @@ func (t *Table) fqdn(src *sourceData, service string) string {
 	return Label(service) + "." + src.status.Zone
 }
 
+// served returns the group of service and its FQDN when service is the
+// name served there, else nil.
+func (t *Table) served(src *sourceData, source, service string) (*group, string) {
+	fqdn := t.fqdn(src, service)
+	g := t.groups[fqdn]
+	if g == nil || g.name != service {
+		return nil, fqdn
+	}
+	return g, fqdn
+}
+
+// link makes (source, service), whose instances are in src, a member of
+// its FQDN's group.
 func (t *Table) link(source string, src *sourceData, service string) {
 	fqdn := t.fqdn(src, service)
-	m := t.members[fqdn]
-	if m == nil {
-		m = map[member]struct{}{}
-		t.members[fqdn] = m
+	g := t.groups[fqdn]
+	if g == nil {
+		g = &group{members: map[member]struct{}{}}
+		t.groups[fqdn] = g
 	}
-	m[member{source, service}] = struct{}{}
-	t.dirty[fqdn] = struct{}{}
+	g.members[member{source, service}] = struct{}{}
+	if t.choose(fqdn, g) {
+		return
+	}
+	if service == g.name {
+		for _, in := range src.services[service] {
+			g.set.put(in)
+		}
+		t.dirty[fqdn] = struct{}{}
+	}
 }
 
+// unlink drops service from src and from its FQDN's group.
 func (t *Table) unlink(source string, src *sourceData, service string) {
 	fqdn := t.fqdn(src, service)
+	ids := src.services[service]
+	src.count -= len(ids)
 	delete(src.services, service)
-	if m := t.members[fqdn]; m != nil {
-		delete(m, member{source, service})
-		if len(m) == 0 {
-			delete(t.members, fqdn)
-		}
+	g := t.groups[fqdn]
+	if g == nil {
+		return
 	}
-	t.dirty[fqdn] = struct{}{}
-}
-
-func (t *Table) markDirty(_ string, src *sourceData, service string) {
-	t.dirty[t.fqdn(src, service)] = struct{}{}
-}
-
-// publish rebuilds the dirty services and swaps in a new snapshot. The
-// caller holds t.mu.
-func (t *Table) publish() {
-	services := t.services
-	if len(t.dirty) > 0 {
-		changes := make(map[string]*Service, len(t.dirty))
-		for fqdn := range t.dirty {
-			changes[fqdn] = t.build(fqdn) // nil: gone
-		}
-		clear(t.dirty)
-		t.record(changes)
-		services = t.services.with(changes)
-		t.services = services
-	}
-	t.version++
-	snap := &Snapshot{
-		Version:    t.version,
-		Services:   services,
-		Changes:    t.recent,
-		superseded: make(chan struct{}),
-	}
-	zones := map[string]struct{}{}
-	for _, src := range t.sources {
-		st := src.status
-		st.Services = len(src.services)
-		st.Instances = src.count
-		st.InvalidNames = len(src.unnamed)
-		snap.Sources = append(snap.Sources, st)
-		zones[st.Zone] = struct{}{}
-	}
-	slices.SortFunc(snap.Sources, func(a, b SourceStatus) int { return cmp.Compare(a.Name, b.Name) })
-	snap.Zones = slices.Sorted(maps.Keys(zones))
-	for _, names := range t.collided {
-		snap.Collisions = append(snap.Collisions, names...)
-	}
-	slices.Sort(snap.Collisions)
-	snap.InstanceLabelCollisions = t.clashed
-	old := t.snap.Swap(snap)
-	close(old.superseded)
-}
-
-// build merges every contributor of fqdn into one Service, or returns nil
-// when nothing is left.
-func (t *Table) build(fqdn string) *Service {
-	m := t.members[fqdn]
-	if len(m) == 0 {
+	delete(g.members, member{source, service})
+	if len(g.members) == 0 {
+		delete(t.groups, fqdn)
 		delete(t.collided, fqdn)
-		t.setClashes(fqdn, nil)
-		return nil
+		t.clashed -= g.clashes
+		t.dirty[fqdn] = struct{}{}
+		return
 	}
-	contributors := slices.SortedFunc(maps.Keys(m), func(a, b member) int {
+	if t.choose(fqdn, g) {
+		return
+	}
+	if service == g.name {
+		for id := range ids {
+			g.set.delete(instKey{source, id})
+		}
+		t.dirty[fqdn] = struct{}{}
+	}
+}
+
+// choose picks the name g serves after its members changed, and reports
+// collisions that are new. When the name served changes, it builds g's
+// endpoints anew and reports true.
+func (t *Table) choose(fqdn string, g *group) bool {
+	contributors := slices.SortedFunc(maps.Keys(g.members), func(a, b member) int {
 		return cmp.Or(cmp.Compare(a.service, b.service), cmp.Compare(a.source, b.source))
 	})
 	chosen := servedName(contributors)
-	var insts []Instance
 	var lost []string
-	var zone string
-	before := t.collided[fqdn]
 	for _, c := range contributors {
-		if c.service != chosen {
-			key := c.source + "/" + c.service
-			lost = append(lost, key)
-			if !slices.Contains(before, key) {
-				t.log.Warn("service name collides with another after conversion to a DNS label; not served",
-					"source", c.source, "service", c.service, "label", fqdn, "served", chosen)
-			}
+		if c.service == chosen {
 			continue
 		}
-		src := t.sources[c.source]
-		zone = src.status.Zone
-		for _, in := range src.services[c.service] {
-			insts = append(insts, in)
+		key := c.source + "/" + c.service
+		lost = append(lost, key)
+		if !slices.Contains(t.collided[fqdn], key) {
+			t.log.Warn("service name collides with another after conversion to a DNS label; not served",
+				"source", c.source, "service", c.service, "label", fqdn, "served", chosen)
 		}
 	}
 	if len(lost) > 0 {
@@ -596,15 +718,28 @@ func (t *Table) build(fqdn string) *Service {
 	} else {
 		delete(t.collided, fqdn)
 	}
-	if len(insts) == 0 {
-		t.setClashes(fqdn, nil)
-		return nil
+	if g.set != nil && chosen == g.name {
+		return false
 	}
-	svc := &Service{Name: Label(chosen), Zone: zone, FQDN: fqdn}
-	var clashes []string
-	svc.Endpoints, clashes = endpoints(insts)
-	t.setClashes(fqdn, clashes)
-	return svc
+	g.name, g.set, g.full = chosen, newEndpointSet(), true
+	var insts []Instance
+	for _, c := range contributors {
+		if c.service == chosen {
+			src := t.sources[c.source]
+			g.zone = src.status.Zone
+			insts = slices.AppendSeq(insts, maps.Values(src.services[c.service]))
+		}
+	}
+	// In key order, each instance comes after those it could collide
+	// with: no label moves while the set is built.
+	slices.SortFunc(insts, func(a, b Instance) int {
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
+	})
+	for _, in := range insts {
+		g.set.add(in)
+	}
+	t.dirty[fqdn] = struct{}{}
+	return true
 }
 
 // servedName picks, among the registry names of contributors (sorted by
@@ -623,97 +758,131 @@ func servedName(contributors []member) string {
 	return contributors[0].service
 }
 
-// setClashes records the instances of fqdn, as "source/id", whose
-// suffixed label was taken, and logs the new ones.
-func (t *Table) setClashes(fqdn string, clashes []string) {
-	old := t.clashes[fqdn]
-	if len(clashes) > old {
-		t.log.Warn("instance IDs give a DNS label taken in their service even with its hash suffix; given a further suffix",
-			"service", fqdn, "instances", clashes)
-	}
-	t.clashed += len(clashes) - old
-	if len(clashes) == 0 {
-		delete(t.clashes, fqdn)
-	} else {
-		t.clashes[fqdn] = len(clashes)
-	}
+// batch is what one publication takes from the table under t.mu.
+type batch struct {
+	written  uint64
+	now      time.Time
+	services []serviceChange
+	sources  []SourceStatus
+	zones    []string
+	lost     []string
+	clashed  int
 }
 
-func foldCase(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+// serviceChange is a changed service: gone (no name), all its endpoints
+// (full), or its changed labels.
+type serviceChange struct {
+	fqdn, name, zone string
+	full             bool
+	endpoints        []Endpoint
+	changes          []labelChange
 }
 
-// endpoints deduplicates instances by address and port (first source and
-// ID win) and gives each a label unique within the service: the label of
-// its ID, or when that is taken or empty the label with a hash of source
-// and ID (see suffixed). When that too is taken, which only IDs crafted
-// to collide bring about, it hashes again until the label is free; those
-// instances are returned as clashes, "source/id".
-func endpoints(insts []Instance) (eps []Endpoint, clashes []string) {
-	slices.SortFunc(insts, func(a, b Instance) int {
-		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
-	})
-	type hostPort struct {
-		addr string
-		port uint16
-		id   string // a skydns record's: its name tells it apart
+// publish publishes what the writes recorded since the last publication,
+// if anything: it drains the changes under t.mu, builds each changed
+// service (the cost of its changes, and a copy of its endpoints) with
+// t.mu released, and swaps in one snapshot.
+func (t *Table) publish() {
+	t.pubMu.Lock()
+	defer t.pubMu.Unlock()
+	t.mu.Lock()
+	if !t.pending {
+		t.mu.Unlock()
+		return
 	}
-	seen := make(map[hostPort]struct{}, len(insts))
-	used := make(map[string]struct{}, len(insts))
-	eps = make([]Endpoint, 0, len(insts))
-	for _, in := range insts {
-		key := hostPort{foldCase(in.Address), in.Port, ""}
-		if in.SkyDNS != nil {
-			key.id = in.Source + "/" + in.ID
+	b := t.drain()
+	t.mu.Unlock()
+	if t.building != nil {
+		t.building()
+	}
+
+	changes := make(map[string]*Service, len(b.services))
+	for _, c := range b.services {
+		old := t.services.Get(c.fqdn)
+		switch {
+		case c.name == "":
+			if old == nil {
+				continue
+			}
+			changes[c.fqdn] = nil
+		case c.full || old == nil:
+			slices.SortFunc(c.endpoints, func(a, b Endpoint) int { return cmp.Compare(a.Label, b.Label) })
+			changes[c.fqdn] = &Service{Name: Label(c.name), Zone: c.zone, FQDN: c.fqdn, Endpoints: c.endpoints}
+		case len(c.changes) > 0:
+			changes[c.fqdn] = &Service{Name: Label(c.name), Zone: c.zone, FQDN: c.fqdn, Endpoints: applyChanges(old.Endpoints, c.changes)}
 		}
-		if _, dup := seen[key]; dup {
-			continue
-		}
-		seen[key] = struct{}{}
-		base := Label(in.ID)
-		label := base
-		if _, taken := used[label]; taken || label == "" {
-			id := in.Source + "/" + in.ID
-			label = suffixed(base, id)
-			// Each round hashes a new key, and at most len(used)
-			// labels are taken: a free one comes but for a hash
-			// collision.
-			for n := 1; ; n++ {
-				if _, taken := used[label]; !taken {
-					break
+	}
+	if len(changes) > 0 {
+		t.record(b.now, changes)
+		t.services = t.services.with(changes)
+	}
+	t.version++
+	snap := &Snapshot{
+		Version:                 t.version,
+		Services:                t.services,
+		Zones:                   b.zones,
+		Sources:                 b.sources,
+		Collisions:              b.lost,
+		InstanceLabelCollisions: b.clashed,
+		Changes:                 t.recent,
+		Writes:                  b.written,
+		superseded:              make(chan struct{}),
+	}
+	old := t.snapshot.Swap(snap)
+	close(old.superseded)
+}
+
+// drain takes what a publication needs from the table; the caller holds
+// t.mu and t.pubMu.
+func (t *Table) drain() *batch {
+	b := &batch{written: t.written, now: t.now()}
+	t.pending = false
+	for fqdn := range t.dirty {
+		c := serviceChange{fqdn: fqdn}
+		if g := t.groups[fqdn]; g != nil {
+			t.setClashes(fqdn, g)
+			if g.set.Len() > 0 {
+				c.name, c.zone, c.full = g.name, g.zone, g.full
+				if c.full || t.services.Get(fqdn) == nil {
+					c.endpoints = g.set.all()
+				} else {
+					c.changes = g.set.takeChanges()
 				}
-				if n == 1 {
-					clashes = append(clashes, id)
-				}
-				label = suffixed(base, id+"#"+strconv.Itoa(n))
+				g.full = false
 			}
 		}
-		used[label] = struct{}{}
-		eps = append(eps, Endpoint{Label: label, Instance: in})
+		b.services = append(b.services, c)
 	}
-	slices.SortFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Label, b.Label) })
-	return eps, clashes
+	clear(t.dirty)
+	zones := map[string]struct{}{}
+	for _, src := range t.sources {
+		st := src.status
+		st.Services = len(src.services)
+		st.Instances = src.count
+		st.InvalidNames = len(src.unnamed)
+		b.sources = append(b.sources, st)
+		zones[st.Zone] = struct{}{}
+	}
+	slices.SortFunc(b.sources, func(a, b SourceStatus) int { return cmp.Compare(a.Name, b.Name) })
+	b.zones = slices.Sorted(maps.Keys(zones))
+	for _, lost := range t.collided {
+		b.lost = append(b.lost, lost...)
+	}
+	slices.Sort(b.lost)
+	b.clashed = t.clashed
+	return b
 }
 
-// suffixed appends a short stable hash of key to label, keeping it a valid
-// label of at most 63 octets.
-func suffixed(label, key string) string {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	suffix := fmt.Sprintf("%08x", h.Sum32())
-	if label == "" {
-		return "i" + suffix
+// setClashes counts the clashing instances of g, the group of fqdn, and
+// logs them when there are more than before.
+func (t *Table) setClashes(fqdn string, g *group) {
+	n := len(g.set.clashes)
+	if n > g.clashes {
+		t.log.Warn("instance IDs give a DNS label taken in their service even with its hash suffix; given a further suffix",
+			"service", fqdn, "instances", g.set.clashIDs())
 	}
-	if len(label) > 63-9 {
-		label = label[:63-9]
-	}
-	return label + "-" + suffix
+	t.clashed += n - g.clashes
+	g.clashes = n
 }
 
 // Change is one change of a service in the table, as the status page shows
@@ -733,9 +902,8 @@ type Change struct {
 const maxRecentChanges = 100
 
 // record notes the changes about to be published, in a new slice (the
-// old one belongs to published snapshots); the caller holds t.mu.
-func (t *Table) record(changes map[string]*Service) {
-	now := t.now()
+// old one belongs to published snapshots); the caller holds t.pubMu.
+func (t *Table) record(now time.Time, changes map[string]*Service) {
 	var fresh []Change
 	for fqdn, svc := range changes {
 		c := Change{Time: now, FQDN: fqdn}

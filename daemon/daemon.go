@@ -110,6 +110,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
+	// Writes to the table are published in batches by its goroutine; once
+	// it stops, with the sources, each write publishes before it returns.
+	wg.Go(func() { table.Run(runCtx) })
 	wg.Go(func() { handler.Follow(runCtx, table) })
 	restarts := newResultCounter(reg, "discodns_hot_restarts_total",
 		"Hot restarts (SIGUSR2) by result: ok when the new process took over, error when it failed and this one kept serving.")
