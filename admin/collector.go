@@ -18,6 +18,7 @@ type Collector struct {
 	lastList   *prometheus.Desc
 	since      *prometheus.Desc
 	version    *prometheus.Desc
+	writes     *prometheus.Desc
 	collisions *prometheus.Desc
 	clashes    *prometheus.Desc
 	invalid    *prometheus.Desc
@@ -41,6 +42,8 @@ func NewCollector(table cache.Snapshots) *Collector {
 			"Unix time the source entered its current state.", src, nil),
 		version: prometheus.NewDesc("discodns_cache_snapshot_version",
 			"Version of the table snapshot being served (the SOA serial).", nil, nil),
+		writes: prometheus.NewDesc("discodns_cache_writes_total",
+			"Writes from the sources that changed the table, in the snapshot being served; a burst of them is published in fewer snapshots (discodns_cache_snapshot_version).", nil, nil),
 		collisions: prometheus.NewDesc("discodns_cache_label_collisions",
 			"Registry service names not served because their DNS label is taken by another name.", nil, nil),
 		clashes: prometheus.NewDesc("discodns_cache_instance_label_collisions",
@@ -54,7 +57,7 @@ func NewCollector(table cache.Snapshots) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.services, c.instances, c.lastList, c.since, c.version, c.collisions, c.clashes, c.invalid, c.seeded} {
+	for _, d := range []*prometheus.Desc{c.state, c.services, c.instances, c.lastList, c.since, c.version, c.writes, c.collisions, c.clashes, c.invalid, c.seeded} {
 		ch <- d
 	}
 }
@@ -85,6 +88,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.seeded, prometheus.GaugeValue, age, s.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(snap.Version))
+	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(snap.Writes))
 	ch <- prometheus.MustNewConstMetric(c.collisions, prometheus.GaugeValue, float64(len(snap.Collisions)))
 	ch <- prometheus.MustNewConstMetric(c.clashes, prometheus.GaugeValue, float64(snap.InstanceLabelCollisions))
 	for _, st := range snap.Sources {
