@@ -86,3 +86,36 @@ func BenchmarkPutIntoLargeService(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEndpointSetPut moves an instance of a service of 1,000 and of
+// 20,000 instances to a new port: what a write costs the table before
+// publication, which should not grow with the service. x-small is against
+// a service of 10, in the same run.
+//
+//	go test ./cache -run '^$' -bench EndpointSetPut
+func BenchmarkEndpointSetPut(b *testing.B) {
+	puts := func(b *testing.B, size int) time.Duration {
+		s := newEndpointSet()
+		for i := range size {
+			s.put(Instance{Source: "etcd", ID: fmt.Sprint("i", i), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), Port: 8000})
+		}
+		start := time.Now()
+		for n := range b.N {
+			i := n % size
+			s.put(Instance{Source: "etcd", ID: fmt.Sprint("i", i), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), Port: uint16(9000 + n/size%1000)})
+			if len(s.changed) > 1000 {
+				clear(s.changed) // as publication takes them
+			}
+		}
+		return time.Since(start)
+	}
+	for _, size := range []int{1000, 20000} {
+		b.Run(fmt.Sprintf("instances=%d", size), func(b *testing.B) {
+			b.StopTimer()
+			small := puts(b, 10)
+			b.StartTimer()
+			large := puts(b, size)
+			b.ReportMetric(float64(large)/float64(small), "x-small")
+		})
+	}
+}
