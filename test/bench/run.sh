@@ -50,6 +50,10 @@ echo "== Architecture: ZooKeeper initial list"
 bench ./test ZooKeeperInitialList "$(samples 10x 2x)"
 echo "== Performance: scale"
 bench ./test EtcdLargeTable "$(samples 3x 1x)"
+echo "== Changes at scale: churn in other services, one change at 1,000 and 100,000 instances, bursts"
+bench ./test 'Churn$' 1x
+bench ./test ChangeAtScale "$(samples 50x 10x)"
+bench ./test 'Burst$' 1x
 echo "== Performance: the answer path and the cost of a change"
 bench ./dnsserver 'Answer|ChangeOneInstance' "$micro"
 bench ./cache PutOneInstance "$micro"
