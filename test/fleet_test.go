@@ -429,3 +429,68 @@ func TestFleetEtcdGRPCProxy(t *testing.T) {
 		d.waitInstances("db.svc.internal.", 1)
 	}
 }
+
+// TestFleetConsulUnwatchedChange runs discodns with no service watched
+// (max_connections = 3) on 300 services of 3 instances on 3 nodes, and
+// registers then deregisters one instance: the source must find the one
+// service that changed, not read all 300 from the agent's views (twice,
+// with the settle pass) for each change, which made a new instance wait
+// for a rate-limited sweep (p50 5.2 s with 2,000 services). With more
+// services than nodes a node scan finds it: 1 + nodes requests to the
+// servers, and a read of the changed service's view and its settle.
+func TestFleetConsulUnwatchedChange(t *testing.T) {
+	need(t, "dig")
+	const services, perService = 300, 3
+	svc7 := []string{"10.9.0.8", "10.10.0.8", "10.11.0.8"}
+	agent := registries.StartConsul(t)
+	client := consulClient(t, agent)
+	registerMany(t, client, services, perService)
+	nodes, _, err := client.Catalog().Nodes(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := startConsulCounter(t, agent.Addr())
+	d := startDiscodns(t, consulConfig(counter.addr(), "max_connections = 3"))
+	waitAnswers(t, d, "A", "svc-299.svc.internal.", "10.9.1.50", "10.10.1.50", "10.11.1.50")
+
+	for i, step := range []struct {
+		what string
+		want []string
+		do   func() error
+	}{
+		{"registered", append(slices.Clone(svc7), "10.99.0.1"), func() error {
+			_, err := client.Catalog().Register(&api.CatalogRegistration{
+				Node: "node-0", Address: "10.8.0.1",
+				Service: &api.AgentService{ID: "extra", Service: "svc-7", Address: "10.99.0.1", Port: 9999},
+			}, nil)
+			return err
+		}},
+		{"deregistered", svc7, func() error {
+			_, err := client.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-0", ServiceID: "extra"}, nil)
+			return err
+		}},
+	} {
+		quiet(t, counter)
+		counter.serverPaths()
+		views, servers := counter.views.Load(), counter.servers.Load()
+		if err := step.do(); err != nil {
+			t.Fatal(err)
+		}
+		waitAnswers(t, d, "A", "svc-7.svc.internal.", step.want...)
+		quiet(t, counter)
+		views, servers = counter.views.Load()-views, counter.servers.Load()-servers
+		paths := counter.serverPaths()
+		t.Logf("change %d (%s): %d view reads, %d requests to the servers %v", i+1, step.what, views, servers, paths)
+		// The changed service and its settle pass; the service list's
+		// blocking query, the node scan, perhaps the checks' query.
+		if views > 4 {
+			t.Errorf("one instance %s among %d unwatched services: %d reads of the agent's views, want at most 4", step.what, services, views)
+		}
+		if limit := int64(len(nodes)) + 4; servers > limit {
+			t.Errorf("one instance %s on %d nodes: %d requests to the servers %v, want at most %d", step.what, len(nodes), servers, paths, limit)
+		}
+	}
+	if v := d.gauge(`discodns_watcher_consul_catalog_changes_total{lookup="node_scan",source="consul"}`); v < 2 {
+		t.Errorf("discodns_watcher_consul_catalog_changes_total{lookup=\"node_scan\"} = %v, want at least 2", v)
+	}
+}
