@@ -129,6 +129,19 @@ func (c *consulCounter) serverPaths() map[string]int {
 	return p
 }
 
+// cost runs change (which waits for its effect), waits until the agent is
+// quiet again, and returns what passed meanwhile: the answers from the
+// agent's views, and the requests to the servers, also by path.
+func (c *consulCounter) cost(t testing.TB, change func()) (views, servers int64, paths map[string]int) {
+	t.Helper()
+	quiet(t, c)
+	c.serverPaths()
+	v, s := c.views.Load(), c.servers.Load()
+	change()
+	quiet(t, c)
+	return c.views.Load() - v, c.servers.Load() - s, c.serverPaths()
+}
+
 // registerNodes registers nodes catalog nodes with an instance of web on
 // each, port 8080, and of db on every tenth, through the catalog API.
 func registerNodes(t testing.TB, client *api.Client, nodes int) {
@@ -470,16 +483,12 @@ func TestFleetConsulUnwatchedChange(t *testing.T) {
 			return err
 		}},
 	} {
-		quiet(t, counter)
-		counter.serverPaths()
-		views, servers := counter.views.Load(), counter.servers.Load()
-		if err := step.do(); err != nil {
-			t.Fatal(err)
-		}
-		waitAnswers(t, d, "A", "svc-7.svc.internal.", step.want...)
-		quiet(t, counter)
-		views, servers = counter.views.Load()-views, counter.servers.Load()-servers
-		paths := counter.serverPaths()
+		views, servers, paths := counter.cost(t, func() {
+			if err := step.do(); err != nil {
+				t.Fatal(err)
+			}
+			waitAnswers(t, d, "A", "svc-7.svc.internal.", step.want...)
+		})
 		t.Logf("change %d (%s): %d view reads, %d requests to the servers %v", i+1, step.what, views, servers, paths)
 		// The changed service and its settle pass; the service list's
 		// blocking query, the node scan, perhaps the checks' query.
@@ -492,5 +501,46 @@ func TestFleetConsulUnwatchedChange(t *testing.T) {
 	}
 	if v := d.gauge(`discodns_watcher_consul_catalog_changes_total{lookup="node_scan",source="consul"}`); v < 2 {
 		t.Errorf("discodns_watcher_consul_catalog_changes_total{lookup=\"node_scan\"} = %v, want at least 2", v)
+	}
+}
+
+// TestFleetConsulDefaultWatchesAll runs discodns with the default
+// max_connections on 60 services (and Consul's own): every one is watched,
+// so that a registration costs the servers the service list's blocking
+// query and no node scan nor sweep of the views, however many nodes. With
+// the old default (8) 56 of them were unwatched.
+func TestFleetConsulDefaultWatchesAll(t *testing.T) {
+	need(t, "dig")
+	const services = 60
+	agent := registries.StartConsul(t)
+	client := consulClient(t, agent)
+	registerMany(t, client, services, 1)
+	counter := startConsulCounter(t, agent.Addr())
+	d := startDiscodns(t, consulConfig(counter.addr(), ""))
+	waitAnswers(t, d, "A", "svc-59.svc.internal.", "10.9.0.60")
+	for followed, want := range map[string]float64{"watched": services + 1, "unwatched": 0} {
+		metric := fmt.Sprintf(`discodns_watcher_consul_services{followed=%q,source="consul"}`, followed)
+		if v := d.gauge(metric); v != want {
+			t.Errorf("%s = %v, want %v", metric, v, want)
+		}
+	}
+
+	views, servers, paths := counter.cost(t, func() {
+		_, err := client.Catalog().Register(&api.CatalogRegistration{
+			Node: "node-0", Address: "10.8.0.1",
+			Service: &api.AgentService{ID: "extra", Service: "svc-42", Address: "10.99.0.1", Port: 9999},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitAnswers(t, d, "A", "svc-42.svc.internal.", "10.9.0.43", "10.99.0.1")
+	})
+	t.Logf("one registration: %d view reads, %d requests to the servers %v", views, servers, paths)
+	// The service list's blocking query, and the answer of svc-42's watch.
+	if servers > 2 || views > 1 {
+		t.Errorf("one registration with every service watched: %d requests to the servers %v and %d answers from the views, want at most 2 and 1 (the watch's)", servers, paths, views)
+	}
+	if v := d.gauge(`discodns_watcher_consul_catalog_changes_total{lookup="none",source="consul"}`); v < 1 {
+		t.Errorf(`discodns_watcher_consul_catalog_changes_total{lookup="none"} = %v, want at least 1`, v)
 	}
 }
