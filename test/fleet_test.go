@@ -182,8 +182,9 @@ func srvPort(d *discodns, name, target string) (uint16, error) {
 // check: what reaches the Consul servers for it must not grow with the
 // nodes (the source listed every node's services on each change, 1 + nodes
 // requests), and the agent answers the service reads from its streaming
-// views. With max_connections = 3 no service is watched: the fallback
-// reads every service from the views and follows the checks.
+// views. With max_connections = 3 no service is watched: with fewer
+// services than nodes, the fallback reads every service from the views
+// (TestFleetConsulUnwatchedChange has more) and follows the checks.
 func TestFleetConsulCostPerChange(t *testing.T) {
 	for _, tc := range []struct {
 		maxConns int
