@@ -318,7 +318,9 @@ type Source struct {
 	// MaxConnections bounds the HTTP connections to the Consul agent (two
 	// long-lived blocking queries, one per watched service up to
 	// MaxConnections-3, and the workers that fetch changed services); 3 to
-	// 1000. An agent allows 200 per client by default.
+	// 1000. An agent allows 200 per client address by default, shared by
+	// every local client. What a change costs the servers does not grow
+	// with the nodes while it is at least the services + 3.
 	MaxConnections int `toml:"max_connections" source:"consul"`
 	// RateLimit bounds the requests per second to the Consul agent; 1 to
 	// 100000.
@@ -397,7 +399,7 @@ func DefaultSource(typ string) Source {
 		s.Address = "127.0.0.1:8500"
 		s.IncludeWarning = true
 		s.ResyncInterval = 5 * time.Minute
-		s.MaxConnections = 8
+		s.MaxConnections = 64
 		s.RateLimit = 200
 	case TypeZooKeeper:
 		s.Servers = []string{"127.0.0.1:2181"}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,9 +99,10 @@ func consulBench(b *testing.B) (*discodns, *api.Client, func(s int) int) {
 
 // BenchmarkConsulRegistration measures the time from registering one more
 // instance of a service (no check: passing) to the DNS answer that shows
-// it. Such a change shows only in the index of the service list, so it
-// costs a fetch of every service in the background (see consul.Source);
-// the figure is bounded by that sweep.
+// it. Such a change shows only in the index of the service list; with 5 of
+// the 2,000 services watched, the source finds the changed one by a scan of
+// the 4 nodes' services (5 requests) and fetches only it (see
+// consul.Source); it read every unwatched service before, at rate_limit.
 //
 //	go test ./test -run '^$' -bench ConsulRegistration -benchtime 100x
 func BenchmarkConsulRegistration(b *testing.B) {
@@ -146,4 +148,68 @@ func percentile(ds []time.Duration, p int) time.Duration {
 	s := slices.Sorted(slices.Values(ds))
 	i := (p*len(s) + 99) / 100
 	return s[max(i-1, 0)]
+}
+
+// BenchmarkConsulViewSweep measures what a discodns pays to find a changed
+// unwatched service without knowing which: a read of every one of 2,000
+// services from the agent's streaming views (?cached: no server request),
+// on 1 and on 4 connections, against the reference of listing every node's
+// services (1 + nodes server requests; 4 nodes here).
+//
+//	go test ./test -run '^$' -bench ConsulViewSweep -benchtime 5x
+func BenchmarkConsulViewSweep(b *testing.B) {
+	agent := registries.StartConsul(b)
+	client := consulClient(b, agent)
+	registerMany(b, client, benchServices, benchPerService)
+	names := make([]string, benchServices)
+	for i := range names {
+		names[i] = fmt.Sprintf("svc-%d", i)
+	}
+	sweep := func(conns int) time.Duration {
+		start := time.Now()
+		next := make(chan string)
+		var wg sync.WaitGroup
+		for range conns {
+			wg.Go(func() {
+				for name := range next {
+					q := (&api.QueryOptions{UseCache: true, AllowStale: true}).WithContext(context.Background())
+					if _, _, err := client.Health().Service(name, "", false, q); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		for _, n := range names {
+			next <- n
+		}
+		close(next)
+		wg.Wait()
+		return time.Since(start)
+	}
+	scan := func() time.Duration {
+		start := time.Now()
+		nodes, _, err := client.Catalog().Nodes(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, n := range nodes {
+			if _, _, err := client.Catalog().NodeServiceList(n.Node, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	sweep(4) // the agent makes its views
+	for _, conns := range []int{1, 4} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			var took, ref time.Duration
+			for b.Loop() {
+				took += sweep(conns)
+				ref += scan()
+			}
+			b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "sweep-ms")
+			b.ReportMetric(float64(ref.Microseconds())/1000/float64(b.N), "nodescan-ms")
+			b.ReportMetric(float64(took)/float64(ref), "ratio_to_nodescan")
+		})
+	}
 }

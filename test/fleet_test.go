@@ -129,6 +129,19 @@ func (c *consulCounter) serverPaths() map[string]int {
 	return p
 }
 
+// cost runs change (which waits for its effect), waits until the agent is
+// quiet again, and returns what passed meanwhile: the answers from the
+// agent's views, and the requests to the servers, also by path.
+func (c *consulCounter) cost(t testing.TB, change func()) (views, servers int64, paths map[string]int) {
+	t.Helper()
+	quiet(t, c)
+	c.serverPaths()
+	v, s := c.views.Load(), c.servers.Load()
+	change()
+	quiet(t, c)
+	return c.views.Load() - v, c.servers.Load() - s, c.serverPaths()
+}
+
 // registerNodes registers nodes catalog nodes with an instance of web on
 // each, port 8080, and of db on every tenth, through the catalog API.
 func registerNodes(t testing.TB, client *api.Client, nodes int) {
@@ -169,8 +182,9 @@ func srvPort(d *discodns, name, target string) (uint16, error) {
 // check: what reaches the Consul servers for it must not grow with the
 // nodes (the source listed every node's services on each change, 1 + nodes
 // requests), and the agent answers the service reads from its streaming
-// views. With max_connections = 3 no service is watched: the fallback
-// reads every service from the views and follows the checks.
+// views. With max_connections = 3 no service is watched: with fewer
+// services than nodes, the fallback reads every service from the views
+// (TestFleetConsulUnwatchedChange has more) and follows the checks.
 func TestFleetConsulCostPerChange(t *testing.T) {
 	for _, tc := range []struct {
 		maxConns int
@@ -427,5 +441,107 @@ func TestFleetEtcdGRPCProxy(t *testing.T) {
 	e.put("/services/db/10.0.1.2:5432", "")
 	for _, d := range ds {
 		d.waitInstances("db.svc.internal.", 1)
+	}
+}
+
+// TestFleetConsulUnwatchedChange runs discodns with no service watched
+// (max_connections = 3) on 300 services of 3 instances on 3 nodes, and
+// registers then deregisters one instance: the source must find the one
+// service that changed, not read all 300 from the agent's views (twice,
+// with the settle pass) for each change, which made a new instance wait
+// for a rate-limited sweep (p50 5.2 s with 2,000 services). With more
+// services than nodes a node scan finds it: 1 + nodes requests to the
+// servers, and a read of the changed service's view and its settle.
+func TestFleetConsulUnwatchedChange(t *testing.T) {
+	need(t, "dig")
+	const services, perService = 300, 3
+	svc7 := []string{"10.9.0.8", "10.10.0.8", "10.11.0.8"}
+	agent := registries.StartConsul(t)
+	client := consulClient(t, agent)
+	registerMany(t, client, services, perService)
+	nodes, _, err := client.Catalog().Nodes(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := startConsulCounter(t, agent.Addr())
+	d := startDiscodns(t, consulConfig(counter.addr(), "max_connections = 3"))
+	waitAnswers(t, d, "A", "svc-299.svc.internal.", "10.9.1.50", "10.10.1.50", "10.11.1.50")
+
+	for i, step := range []struct {
+		what string
+		want []string
+		do   func() error
+	}{
+		{"registered", append(slices.Clone(svc7), "10.99.0.1"), func() error {
+			_, err := client.Catalog().Register(&api.CatalogRegistration{
+				Node: "node-0", Address: "10.8.0.1",
+				Service: &api.AgentService{ID: "extra", Service: "svc-7", Address: "10.99.0.1", Port: 9999},
+			}, nil)
+			return err
+		}},
+		{"deregistered", svc7, func() error {
+			_, err := client.Catalog().Deregister(&api.CatalogDeregistration{Node: "node-0", ServiceID: "extra"}, nil)
+			return err
+		}},
+	} {
+		views, servers, paths := counter.cost(t, func() {
+			if err := step.do(); err != nil {
+				t.Fatal(err)
+			}
+			waitAnswers(t, d, "A", "svc-7.svc.internal.", step.want...)
+		})
+		t.Logf("change %d (%s): %d view reads, %d requests to the servers %v", i+1, step.what, views, servers, paths)
+		// The changed service and its settle pass; the service list's
+		// blocking query, the node scan, perhaps the checks' query.
+		if views > 4 {
+			t.Errorf("one instance %s among %d unwatched services: %d reads of the agent's views, want at most 4", step.what, services, views)
+		}
+		if limit := int64(len(nodes)) + 4; servers > limit {
+			t.Errorf("one instance %s on %d nodes: %d requests to the servers %v, want at most %d", step.what, len(nodes), servers, paths, limit)
+		}
+	}
+	if v := d.gauge(`discodns_watcher_consul_catalog_changes_total{lookup="node_scan",source="consul"}`); v < 2 {
+		t.Errorf("discodns_watcher_consul_catalog_changes_total{lookup=\"node_scan\"} = %v, want at least 2", v)
+	}
+}
+
+// TestFleetConsulDefaultWatchesAll runs discodns with the default
+// max_connections on 60 services (and Consul's own): every one is watched,
+// so that a registration costs the servers the service list's blocking
+// query and no node scan nor sweep of the views, however many nodes. With
+// the old default (8) 56 of them were unwatched.
+func TestFleetConsulDefaultWatchesAll(t *testing.T) {
+	need(t, "dig")
+	const services = 60
+	agent := registries.StartConsul(t)
+	client := consulClient(t, agent)
+	registerMany(t, client, services, 1)
+	counter := startConsulCounter(t, agent.Addr())
+	d := startDiscodns(t, consulConfig(counter.addr(), ""))
+	waitAnswers(t, d, "A", "svc-59.svc.internal.", "10.9.0.60")
+	for followed, want := range map[string]float64{"watched": services + 1, "unwatched": 0} {
+		metric := fmt.Sprintf(`discodns_watcher_consul_services{followed=%q,source="consul"}`, followed)
+		if v := d.gauge(metric); v != want {
+			t.Errorf("%s = %v, want %v", metric, v, want)
+		}
+	}
+
+	views, servers, paths := counter.cost(t, func() {
+		_, err := client.Catalog().Register(&api.CatalogRegistration{
+			Node: "node-0", Address: "10.8.0.1",
+			Service: &api.AgentService{ID: "extra", Service: "svc-42", Address: "10.99.0.1", Port: 9999},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitAnswers(t, d, "A", "svc-42.svc.internal.", "10.9.0.43", "10.99.0.1")
+	})
+	t.Logf("one registration: %d view reads, %d requests to the servers %v", views, servers, paths)
+	// The service list's blocking query, and the answer of svc-42's watch.
+	if servers > 2 || views > 1 {
+		t.Errorf("one registration with every service watched: %d requests to the servers %v and %d answers from the views, want at most 2 and 1 (the watch's)", servers, paths, views)
+	}
+	if v := d.gauge(`discodns_watcher_consul_catalog_changes_total{lookup="none",source="consul"}`); v < 1 {
+		t.Errorf(`discodns_watcher_consul_catalog_changes_total{lookup="none"} = %v, want at least 1`, v)
 	}
 }

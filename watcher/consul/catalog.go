@@ -8,13 +8,16 @@ import (
 	"time"
 )
 
-// followCatalog follows the service list. When it changes, the watches
-// follow the new list (see plan), and the workers fetch the services that
-// came, went or changed tags, and every unwatched service: the list does
-// not say which service's instances changed, and an unwatched service is
-// read from the agent's view of it, which costs the servers nothing. The
-// unwatched ones are fetched again a moment later (settle).
-func (s *session) followCatalog(ctx context.Context, index uint64, services map[string][]string) error {
+// followCatalog follows the service list from index, and seen, what the
+// last node scan saw (see scanInstances). When the list changes, the watches follow
+// the new list (see plan), and the workers fetch, from the agent's views,
+// the services that came, went or changed tags, and the unwatched ones
+// whose instances changed: the list does not say which, so while some
+// service is unwatched, each change finds them the cheaper way (see
+// lookup): a node scan compared with the previous one, or a sweep of every
+// unwatched service. What is fetched is fetched again a moment later
+// (settle): an agent's view follows the servers a moment behind.
+func (s *session) followCatalog(ctx context.Context, index uint64, services map[string][]string, seen placement, nodes int) error {
 	index = nextIndex(0, index)
 	for {
 		next, latest, err := s.c.catalogServices(ctx, index)
@@ -38,11 +41,36 @@ func (s *session) followCatalog(ctx context.Context, index uint64, services map[
 		wanted := s.c.wanted(latest)
 		s.mu.Lock()
 		s.wanted = wanted
+		nodes = max(nodes, len(s.nodes))
 		s.mu.Unlock()
 		unwatched := s.plan(ctx, wanted, false)
-		s.queue.add(true, s.unwatched(slices.Collect(maps.Keys(changed)))...)
-		s.queue.add(true, unwatched...)
-		s.settle(ctx, unwatched)
+		how := lookup(len(unwatched), nodes)
+		if how == lookupNodeScan {
+			// After plan: a service it stopped watching changes after its
+			// watch ended, so after the previous scan.
+			current, n, err := s.c.scanInstances(ctx, len(unwatched))
+			if err != nil {
+				return err
+			}
+			nodes = n
+			if seen == nil || current == nil {
+				how = lookupSweep // nothing to compare with, or more nodes than services
+			} else {
+				seen.changed(current, changed)
+			}
+			seen = current
+		} else {
+			seen = nil
+		}
+		if how == lookupSweep {
+			for _, name := range unwatched {
+				changed[name] = struct{}{}
+			}
+		}
+		s.c.agent.catalogChange(how)
+		names := s.unwatched(slices.Collect(maps.Keys(changed)))
+		s.queue.add(true, names...)
+		s.settle(ctx, names)
 		services = latest
 		index = nextIndex(index, next)
 	}

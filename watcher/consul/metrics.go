@@ -12,6 +12,8 @@ import (
 const (
 	endpointCatalogServices     = "catalog_services"
 	endpointHealthState         = "health_state"
+	endpointCatalogNodes        = "catalog_nodes"
+	endpointCatalogNodeServices = "catalog_node_services"
 	endpointHealthService       = "health_service"        // read from the servers
 	endpointHealthServiceCached = "health_service_cached" // read from the agent's view
 	endpointHealthServiceWatch  = "health_service_watch"  // blocking on the agent's view
@@ -26,6 +28,7 @@ type agentMetrics struct {
 	connections prometheus.Gauge
 	watched     prometheus.Gauge
 	unwatched   prometheus.Gauge
+	changes     *prometheus.CounterVec
 }
 
 // newAgentMetrics registers the Consul metrics with the registry of m, and
@@ -43,8 +46,16 @@ func newAgentMetrics(m *watcher.Metrics, source string) *agentMetrics {
 		Name: "discodns_watcher_consul_services",
 		Help: "Services by source and how they are followed: watched (a blocking query each on the agent's view) or unwatched (past max_connections minus 3: fetched when the catalog or their checks change).",
 	}, []string{"source", "followed"}))
+	changes := watcher.Register(m, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_watcher_consul_catalog_changes_total",
+		Help: "Changes of the service list by source and how the unwatched services they changed were found: none (every service watched), node_scan (1 + nodes requests to the servers) or view_sweep (every unwatched service read from the agent's views).",
+	}, []string{"source", "lookup"}))
+	for _, l := range []string{lookupNone, lookupNodeScan, lookupSweep} {
+		changes.WithLabelValues(source, l)
+	}
 	return &agentMetrics{
-		source: source,
+		source:  source,
+		changes: changes,
 		requests: watcher.Register(m, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "discodns_watcher_consul_request_duration_seconds",
 			Help:    "Consul HTTP API requests by source and endpoint (catalog_services and health_state block until a change; health_service does not).",
@@ -86,4 +97,13 @@ func (a *agentMetrics) watching(watched, unwatched int) {
 	}
 	a.watched.Set(float64(watched))
 	a.unwatched.Set(float64(unwatched))
+}
+
+// catalogChange counts a change of the service list, by how the unwatched
+// services it changed were found.
+func (a *agentMetrics) catalogChange(lookup string) {
+	if a == nil {
+		return
+	}
+	a.changes.WithLabelValues(a.source, lookup).Inc()
 }

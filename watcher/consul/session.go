@@ -28,6 +28,15 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 		return err
 	}
 	s.wanted = c.wanted(services)
+	// Before the list, so that a change after the scan is in the list too
+	// and the first change of the service list compares with it.
+	var seen placement
+	var nodes int
+	if unwatched := len(s.wanted) - s.watches.max; unwatched > 0 {
+		if seen, nodes, err = c.scanInstances(listCtx, unwatched); err != nil {
+			return err
+		}
+	}
 	if err := s.list(listCtx, s.wanted); err != nil {
 		return err
 	}
@@ -46,7 +55,7 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	}()
 	s.plan(ctx, s.wanted, false)
 	errc := make(chan error, 2)
-	wg.Go(func() { errc <- s.followCatalog(ctx, catalogIndex, services) })
+	wg.Go(func() { errc <- s.followCatalog(ctx, catalogIndex, services, seen, nodes) })
 	wg.Go(func() { errc <- s.followHealth(ctx, healthIndex, checks) })
 	for range c.cfg.MaxConnections - 2 {
 		wg.Go(func() { s.work(ctx) })

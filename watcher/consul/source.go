@@ -75,9 +75,14 @@ type Config struct {
 // address by default). The services past that bound are unwatched: a
 // blocking query on the checks that are not passing (/v1/health/state/any,
 // filtered, made only while some service is unwatched) has those whose
-// checks changed fetched, and a change of the service list has them all
-// fetched, from the agent's views, by a pool of workers (the remaining
-// connections), again a moment later (settle).
+// checks changed fetched, and a change of the service list has those it
+// changed fetched, from the agent's views, by a pool of workers (the
+// remaining connections), again a moment later (settle). The list does not
+// say which services changed: with more unwatched services than nodes, a
+// scan of every node's services (1 + nodes requests to the servers)
+// compared with the previous one finds them; with fewer, every unwatched
+// service is fetched (see lookup). Only then does the cost of a change to
+// the servers grow with the nodes.
 // Everything is read from the servers when a session starts and again
 // every ResyncInterval; after any error of a blocking query the source is
 // stale meanwhile and keeps its last instances.
