@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,5 +51,48 @@ func TestUDPSockets(t *testing.T) {
 			}
 			pc.Close()
 		})
+	}
+}
+
+// TestUDPBatches: queries that arrive together, on IPv4 and IPv6 sockets,
+// are read and answered in batches, each answer to its own query.
+func TestUDPBatches(t *testing.T) {
+	h, _ := fixture(t, Options{})
+	srv, err := Listen(ListenConfig{Addrs: []string{"127.0.0.1:0", "[::1]:0"}, TCPIdleTimeout: time.Second, MaxTCPConnections: 4, Sockets: 1}, h, nil, quiet)
+	if err != nil {
+		t.Fatalf("listen on IPv4 and IPv6 loopback: %v", err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	for _, a := range srv.Addrs() {
+		if _, ok := a.(*net.UDPAddr); !ok {
+			continue
+		}
+		conn, err := net.Dial("udp", a.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		const n = 3 * udpBatch
+		names := []string{"web.svc.internal.", "nope.svc.internal.", "_web._tcp.svc.internal."}
+		for i := range n {
+			q := query(names[i%len(names)], dns.TypeA)
+			q.Id = uint16(i + 1)
+			b, _ := q.Pack()
+			conn.Write(b)
+		}
+		conn.SetReadDeadline(time.Now().Add(patience))
+		seen := map[uint16]bool{}
+		buf := make([]byte, 4096)
+		for len(seen) < n {
+			k, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("%s: %d of %d answers: %v", a, len(seen), n, err)
+			}
+			m := new(dns.Msg)
+			if err := m.Unpack(buf[:k]); err != nil || m.Id == 0 || m.Id > n || m.Question[0].Name != names[(m.Id-1)%uint16(len(names))] {
+				t.Fatalf("%s: answer %v %v", a, m, err)
+			}
+			seen[m.Id] = true
+		}
 	}
 }

@@ -132,7 +132,7 @@ measure() {
 }
 
 echo "$ncpu cores; server on 1..$maxcores of them, dnsperf $([ "$loadgen" -eq 0 ] && echo "unpinned (sharing)" || echo "on $loadgen"); ${seconds}s per run"
-printf '%-6s %-22s %-22s %-22s %-22s %-16s %-14s %-14s\n' cores "raw qps (avg ms)" "batched qps (avg ms)" "discodns qps (avg ms)" "CoreDNS qps (avg ms)" discodns/CoreDNS discodns/raw batched/raw
+printf '%-6s %-22s %-22s %-22s %-22s %-16s %-14s %-16s %-14s\n' cores "raw qps (avg ms)" "batched qps (avg ms)" "discodns qps (avg ms)" "CoreDNS qps (avg ms)" discodns/CoreDNS discodns/raw discodns/batched batched/raw
 cores=1
 while [ "$cores" -le "$maxcores" ]; do
 	measure raw "$cores"
@@ -143,9 +143,10 @@ while [ "$cores" -le "$maxcores" ]; do
 	dq=$qps dl=$ms
 	measure coredns "$cores"
 	cq=$qps cl=$ms
-	printf '%-6s %-22s %-22s %-22s %-22s %-16s %-14s %-14s\n' "$cores" "$rq ($rl)" "$bq ($bl)" "$dq ($dl)" "$cq ($cl)" \
+	printf '%-6s %-22s %-22s %-22s %-22s %-16s %-14s %-16s %-14s\n' "$cores" "$rq ($rl)" "$bq ($bl)" "$dq ($dl)" "$cq ($cl)" \
 		"$(awk -v a="$dq" -v b="$cq" 'BEGIN { printf "%.2fx", a / b }')" \
 		"$(awk -v a="$dq" -v b="$rq" 'BEGIN { printf "%.2fx", a / b }')" \
+		"$(awk -v a="$dq" -v b="$bq" 'BEGIN { printf "%.2fx", a / b }')" \
 		"$(awk -v a="$bq" -v b="$rq" 'BEGIN { printf "%.2fx", a / b }')"
 	if [ "$cores" -lt "$maxcores" ] && [ $((cores * 2)) -gt "$maxcores" ]; then cores=$maxcores; else cores=$((cores * 2)); fi
 done
