@@ -33,18 +33,7 @@ func BenchmarkChurn(b *testing.B) {
 	if s := os.Getenv("DISCODNS_BENCH_SECONDS"); s != "" {
 		seconds, _ = strconv.Atoi(s)
 	}
-	e := startEtcd(b)
-	for s := range compareServices {
-		for i := range compareInstances {
-			key, addr, port := compareInstance(s, i)
-			e.put(key, fmt.Sprintf(`{"host":%q,"port":%d}`, addr, port))
-		}
-	}
-	for s := range churnServices {
-		for i := range compareInstances {
-			e.put(churnInstance(s, i, 80))
-		}
-	}
+	e := startCompareEtcd(b)
 	d := startDiscodns(b, skydnsConfig(e.endpoint()))
 	for s := range compareServices {
 		eventually(b, 30*time.Second, "svc-"+strconv.Itoa(s)+" answered", func() error { return checkAnswers(d.dns, compareZone, s) })
@@ -131,15 +120,7 @@ func BenchmarkChangeAtScale(b *testing.B) {
 	for i, size := range sizes {
 		e := startEtcd(b)
 		loadDiscox(b, e, size/perService, perService)
-		d := launchDiscodns(b, fmt.Sprintf(`
-[dns]
-listen = ["{{DNS}}"]
-[http]
-listen = "{{HTTP}}"
-[[source]]
-type = "etcd"
-endpoints = [%q]
-`, e.endpoint()))
+		d := launchDiscodns(b, discoxConfig(e.endpoint()))
 		last := fmt.Sprintf("svc-%d.svc.internal.", size/perService-1)
 		eventually(b, 2*time.Minute, last+" answered", func() error {
 			m, err := d.exchange(last, dns.TypeA, "udp")
@@ -188,6 +169,19 @@ func answersAddr(d *discodns, name, addr string) bool {
 		}
 	}
 	return false
+}
+
+// discoxConfig is a configuration of one etcd source in the discox layout.
+func discoxConfig(endpoint string) string {
+	return fmt.Sprintf(`
+[dns]
+listen = ["{{DNS}}"]
+[http]
+listen = "{{HTTP}}"
+[[source]]
+type = "etcd"
+endpoints = [%q]
+`, endpoint)
 }
 
 // loadDiscox writes services of perService instances into e in the discox

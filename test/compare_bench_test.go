@@ -214,6 +214,24 @@ func dnsperfQPS(b *testing.B, name, addr, queries string, seconds int) (float64,
 	return qps, time.Duration(lat * float64(time.Second))
 }
 
+// startCompareEtcd starts an etcd holding the compared services and the
+// churn services, in the skydns layout.
+func startCompareEtcd(b *testing.B) *etcd {
+	e := startEtcd(b)
+	for s := range compareServices {
+		for i := range compareInstances {
+			key, addr, port := compareInstance(s, i)
+			e.put(key, fmt.Sprintf(`{"host":%q,"port":%d}`, addr, port))
+		}
+	}
+	for s := range churnServices {
+		for i := range compareInstances {
+			e.put(churnInstance(s, i, 80))
+		}
+	}
+	return e
+}
+
 // churnServices are the services churn changes; no query file asks them.
 const churnServices = 10
 
@@ -283,18 +301,7 @@ func BenchmarkCompareDNS(b *testing.B) {
 	if s := os.Getenv("DISCODNS_BENCH_SECONDS"); s != "" {
 		seconds, _ = strconv.Atoi(s)
 	}
-	e := startEtcd(b)
-	for s := range compareServices {
-		for i := range compareInstances {
-			key, addr, port := compareInstance(s, i)
-			e.put(key, fmt.Sprintf(`{"host":%q,"port":%d}`, addr, port))
-		}
-	}
-	for s := range churnServices {
-		for i := range compareInstances {
-			e.put(churnInstance(s, i, 80))
-		}
-	}
+	e := startCompareEtcd(b)
 	consul := registries.StartConsulWithDNS(b)
 	registerMany(b, consulClient(b, consul), compareServices, compareInstances)
 	d := startDiscodns(b, skydnsConfig(e.endpoint()))

@@ -23,15 +23,7 @@ func BenchmarkEtcdLargeTable(b *testing.B) {
 	var rss float64
 	for b.Loop() {
 		start := time.Now()
-		d := launchDiscodns(b, fmt.Sprintf(`
-[dns]
-listen = ["{{DNS}}"]
-[http]
-listen = "{{HTTP}}"
-[[source]]
-type = "etcd"
-endpoints = [%q]
-`, e.endpoint()))
+		d := launchDiscodns(b, discoxConfig(e.endpoint()))
 		last := fmt.Sprintf("svc-%d.svc.internal.", services-1)
 		for {
 			if m, err := d.exchange(last, dns.TypeA, "udp"); err == nil && m.Rcode == dns.RcodeSuccess && len(m.Answer) == perService {
