@@ -23,6 +23,7 @@ func (h *Handler) answerPacket(msg, out []byte, tcp bool) (int, *wireVariant) {
 	arcount := binary.BigEndian.Uint16(msg[10:])
 	var buf [255]byte
 	name, off := lowerName(msg, buf[:0])
+	nameEnd := off
 	if name == nil || off+4 > len(msg) || binary.BigEndian.Uint16(msg[off+2:]) != dns.ClassINET {
 		return 0, nil
 	}
@@ -48,7 +49,7 @@ func (h *Handler) answerPacket(msg, out []byte, tcp bool) (int, *wireVariant) {
 	n := copy(out, v.msg)
 	patch(out, binary.BigEndian.Uint16(msg), msg[2]&1 != 0, msg[3]&(1<<4) != 0)
 	// The question as sent: the same octets as its lowercase form's.
-	copy(out[headerLen:], msg[headerLen:headerLen+wireNameLen(msg)])
+	copy(out[headerLen:], msg[headerLen:nameEnd])
 	return n, v
 }
 

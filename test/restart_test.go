@@ -119,16 +119,7 @@ func TestStateFileServesWhileRegistryDown(t *testing.T) {
 		"db.svc.internal.":       {"10.0.1.1"},
 	}
 	d.answersExactly(10*time.Second, before)
-	eventually(t, 10*time.Second, "the state file holds the table", func() error {
-		f, err := readStateFile(stateFile)
-		if err != nil {
-			return err
-		}
-		if n := len(f.Sources["etcd"].Instances); n != 3 {
-			return fmt.Errorf("%d instances of etcd in the file", n)
-		}
-		return nil
-	})
+	waitStateInstances(t, stateFile, 3)
 	d.stop()
 
 	// Meanwhile: one instance goes, one comes, a service comes.
@@ -745,16 +736,7 @@ func TestHotRestartRegistryDown(t *testing.T) {
 	stateFile := filepath.Join(t.TempDir(), "state")
 	h := launchHot(t, binary, strings.Replace(stateConfig(e.endpoint(), stateFile), "[dns]\n", "[dns]\nsockets = 2\n", 1))
 	h.waitServing()
-	eventually(t, 10*time.Second, "the state file holds the table", func() error {
-		f, err := readStateFile(stateFile)
-		if err != nil {
-			return err
-		}
-		if n := len(f.Sources["etcd"].Instances); n != 1 {
-			return fmt.Errorf("%d instances of etcd in the file", n)
-		}
-		return nil
-	})
+	waitStateInstances(t, stateFile, 1)
 	e.stop()
 	underLoad(t, h.dns, func() { h.hotRestart() })
 	if !strings.Contains(h.logs(), "source serves its instances from the state file") {
@@ -763,4 +745,20 @@ func TestHotRestartRegistryDown(t *testing.T) {
 	if v, err := h.metric(`discodns_source_state{source="etcd",state="stale"}`); err != nil || v != "1" {
 		t.Errorf("the new process's etcd source: stale = %q, %v", v, err)
 	}
+}
+
+// waitStateInstances waits until the state file holds n instances of the
+// source etcd.
+func waitStateInstances(t *testing.T, stateFile string, n int) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the state file holds the table", func() error {
+		f, err := readStateFile(stateFile)
+		if err != nil {
+			return err
+		}
+		if got := len(f.Sources["etcd"].Instances); got != n {
+			return fmt.Errorf("%d instances of etcd in the file", got)
+		}
+		return nil
+	})
 }

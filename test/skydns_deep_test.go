@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // skyDeepServices is how many services each table of BenchmarkSkyDNSDeep
@@ -56,21 +54,7 @@ func BenchmarkSkyDNSDeep(b *testing.B) {
 		}
 	}
 	d := startDiscodns(b, skydnsZoneConfig(e.endpoint(), zone))
-	c := &dns.Client{Timeout: time.Second}
-	shows := func(name, addr string) bool {
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		resp, _, err := c.Exchange(m, d.dns)
-		if err != nil {
-			return false
-		}
-		for _, rr := range resp.Answer {
-			if strings.HasSuffix(rr.String(), "\t"+addr) {
-				return true
-			}
-		}
-		return false
-	}
+	shows := func(name, addr string) bool { return answersAddr(d, name, addr) }
 	eventually(b, 60*time.Second, "both tables answered", func() error {
 		for t := range tables {
 			last := tables[t].names[skyDeepServices-1]
