@@ -85,6 +85,11 @@ type SourceStatus struct {
 type Endpoint struct {
 	// Label is the instance's DNS label, unique within its service.
 	Label string
+	// Version is set anew, from a counter of the table's, whenever the
+	// endpoint at Label comes or changes: two endpoints of one service
+	// with the same Label and a Version other than 0 are equal, so a
+	// reader may keep what it derived from one for the other.
+	Version uint64
 	Instance
 }
 
@@ -229,7 +234,14 @@ type Table struct {
 	written  uint64              // writes that asked for a publication
 	clashed  int                 // the sum of the groups' clashes
 	running  bool                // Run publishes
+	versions uint64              // the last Endpoint.Version given
 	snapshot atomic.Pointer[Snapshot]
+}
+
+// nextVersion returns a new Endpoint.Version; the caller holds t.mu.
+func (t *Table) nextVersion() uint64 {
+	t.versions++
+	return t.versions
 }
 
 // NewTable returns an empty table with no sources.
@@ -845,8 +857,16 @@ func (t *Table) drain() *batch {
 				c.name, c.zone, c.full = g.name, g.zone, g.full
 				if c.full || t.services.Get(fqdn) == nil {
 					c.endpoints = g.set.all()
+					for i := range c.endpoints {
+						c.endpoints[i].Version = t.nextVersion()
+					}
 				} else {
 					c.changes = g.set.takeChanges()
+					for _, ch := range c.changes {
+						if ch.ep != nil {
+							ch.ep.Version = t.nextVersion()
+						}
+					}
 				}
 				g.full = false
 			}

@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -174,6 +175,71 @@ func BenchmarkChangeOneInstance(b *testing.B) {
 			for _, st := range steps {
 				b.ReportMetric(perOp(st.took), st.metric)
 			}
+		})
+	}
+}
+
+// BenchmarkChangeInLargeService changes the port of one instance of a
+// service of 10, 1,000 and 20,000 instances (each with a tag and
+// metadata) and measures what the change costs before answers show it:
+// the table's publication (put-us: Put and Sync, which copies the
+// service's endpoints) and the compilation of the snapshot (compile-us:
+// Update, which compiles the changed service). x-small is put and compile
+// against the same in a service of 10, measured in the same run: a change
+// should cost what it changed, not the size of its service.
+//
+//	go test ./dnsserver -run '^$' -bench ChangeInLargeService
+func BenchmarkChangeInLargeService(b *testing.B) {
+	change := func(b *testing.B, size int, timed bool) (put, compile time.Duration) {
+		b.StopTimer()
+		tb := cache.NewTable(quiet)
+		tb.AddSource("etcd", testZone)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go tb.Run(ctx)
+		insts := make([]cache.Instance, size)
+		addr := func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256) }
+		for i := range insts {
+			insts[i] = cache.Instance{Service: "big", ID: fmt.Sprint("i", i), Address: addr(i), Port: 8000, Priority: 1, Weight: 1,
+				Tags: []string{fmt.Sprint("t", i%4)}, Meta: map[string]string{"version": "v1"}}
+		}
+		tb.Replace("etcd", insts)
+		h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
+		h.Update(tb.Snapshot())
+		if timed {
+			b.StartTimer()
+		}
+		for n := range b.N {
+			i := n * 7919 % size
+			in := insts[i]
+			in.Port = uint16(9000 + (n/size)%1000) // a new port each time
+			start := time.Now()
+			tb.Put("etcd", in)
+			if err := tb.Sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+			put += time.Since(start)
+			start = time.Now()
+			h.Update(tb.Snapshot())
+			compile += time.Since(start)
+		}
+		b.StopTimer()
+		w := &discard{}
+		h.ServeDNS(w, query("big.svc.internal.", dns.TypeSRV))
+		resp := new(dns.Msg)
+		if err := resp.Unpack(w.last); err != nil || !resp.Truncated && len(resp.Answer) == 0 {
+			b.Fatalf("big SRV: %v %v", err, resp)
+		}
+		return put, compile
+	}
+	for _, size := range []int{1000, 20000} {
+		b.Run(fmt.Sprintf("instances=%d", size), func(b *testing.B) {
+			smallPut, smallCompile := change(b, 10, false)
+			put, compile := change(b, size, true)
+			perOp := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(b.N) }
+			b.ReportMetric(perOp(put), "put-us")
+			b.ReportMetric(perOp(compile), "compile-us")
+			b.ReportMetric(float64(put+compile)/float64(smallPut+smallCompile), "x-small")
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -84,12 +85,15 @@ type instNode struct {
 }
 
 // compiledService holds every answer under one service name. It depends on
-// the cache.Service alone, so an unchanged service is reused as is.
+// the cache.Service alone, so an unchanged service is reused as is, and a
+// changed one reuses the records of its unchanged endpoints.
 type compiledService struct {
-	svc   *cache.Service
-	all   *rrsets
-	tags  map[string]*rrsets
-	insts map[string]*instNode
+	svc  *cache.Service
+	all  *rrsets
+	tags map[string]*rrsets
+	// eps are the records of each endpoint, aligned with svc.Endpoints
+	// (sorted by label: instance finds an instance name by binary search).
+	eps []*endpointRecords
 	// ports are the SRV sets of named ports (_<name>._tcp.<svc>), by port
 	// name; nil when no instance has one.
 	ports map[string]*rrsets
@@ -100,6 +104,24 @@ type compiledService struct {
 	// each endpoint; they answer from the zone's tree of names (see
 	// skydns.go), not as a service. Nil for other layouts.
 	sky []*skyRecord
+}
+
+// endpointRecords are what one endpoint contributes to its service's
+// answers. They depend on the endpoint alone (and the service's name and
+// the TTL), so they are compiled once and reused while the endpoint's
+// label and version stay (see cache.Endpoint.Version).
+type endpointRecords struct {
+	node  *instNode // the records at the instance's own name
+	srv   dns.SRV   // its SRV record in the service's sets
+	glue  []dns.RR  // the address record of the SRV target
+	tags  []string  // its tags' labels, each once
+	ports []namedPort
+}
+
+// namedPort is a named port of an instance, by label.
+type namedPort struct {
+	label string
+	port  uint16
 }
 
 // compile builds the index for snap, reusing what prev compiled: whole
@@ -132,17 +154,16 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 		}
 		sh := &compiledShard{src: src, services: make(map[string]*compiledService, src.Len())}
 		for fqdn, svc := range src.All() {
-			var cs *compiledService
+			var was *compiledService
 			if old != nil {
-				if cs = old.services[fqdn]; cs != nil && cs.svc != svc {
-					cs = nil
-				}
+				was = old.services[fqdn]
 			}
-			if cs == nil {
+			cs := was
+			if cs == nil || cs.svc != svc {
 				cs = compileSkyDNS(svc, ttl)
 			}
 			if cs == nil {
-				cs = compileService(svc, ttl)
+				cs = compileService(svc, ttl, was)
 				set.Locality.localize(cs)
 			}
 			sh.services[fqdn] = cs
@@ -247,86 +268,120 @@ func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
 	return &dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: net.IP(ip.AsSlice())}
 }
 
-func compileService(svc *cache.Service, ttl uint32) *compiledService {
+// compileService compiles svc, reusing the records of the endpoints that
+// prev (the service's previous compilation, or nil) compiled and that did
+// not change since: a change costs the endpoints it changed, and the
+// copying of the service's record sets.
+func compileService(svc *cache.Service, ttl uint32, prev *compiledService) *compiledService {
+	n := len(svc.Endpoints)
 	cs := &compiledService{
-		svc:   svc,
-		all:   &rrsets{},
-		tags:  map[string]*rrsets{},
-		insts: make(map[string]*instNode, len(svc.Endpoints)),
+		svc:  svc,
+		all:  &rrsets{a: make([]dns.A, 0, n), srv: make([]dns.SRV, 0, n), glue: make([][]dns.RR, 0, n), eps: make([]int32, 0, n)},
+		tags: map[string]*rrsets{},
+		eps:  make([]*endpointRecords, n),
 	}
+	var olds []cache.Endpoint
+	if prev != nil && prev.eps != nil {
+		olds = prev.svc.Endpoints
+	}
+	j := 0
 	for i := range svc.Endpoints {
 		ep := &svc.Endpoints[i]
-		target := svc.InstanceName(ep)
-		node := &instNode{}
-		var glue []dns.RR
-		ip, isIP := ep.IP()
-		if isIP {
-			glue = []dns.RR{addrRR(target, ip, ttl)}
-			if ip.Is4() {
-				node.a = []dns.A{*glue[0].(*dns.A)}
-			} else {
-				node.aaaa = []dns.AAAA{*glue[0].(*dns.AAAA)}
-			}
+		for j < len(olds) && olds[j].Label < ep.Label {
+			j++
+		}
+		var rec *endpointRecords
+		if ep.Version != 0 && j < len(olds) && olds[j].Label == ep.Label && olds[j].Version == ep.Version {
+			rec = prev.eps[j]
 		} else {
-			// A host name is its own SRV target: an alias may never be one.
-			target = dns.Fqdn(strings.ToLower(ep.Address))
-			node.cname = []dns.CNAME{{Hdr: hdr(dns.TypeCNAME, ttl), Target: target}}
+			rec = compileEndpoint(svc, ep, ttl)
 		}
-		if txt := metaTXT(ep.Meta); len(txt) > 0 {
-			node.txt = []dns.TXT{{Hdr: hdr(dns.TypeTXT, ttl), Txt: txt}}
-		}
-		srv := dns.SRV{Hdr: hdr(dns.TypeSRV, ttl), Priority: ep.Priority, Weight: ep.Weight, Port: ep.Port, Target: target}
-		if !ep.AtService {
-			// An instance answers SRV at its own name too, as CoreDNS
-			// answers a skydns record's name.
-			node.srv, node.glue = []dns.SRV{srv}, glue
-			cs.insts[ep.Label] = node
-		}
-		cs.all.add(i, node, srv, glue)
-		for j, tag := range ep.Tags {
-			label := cache.Label(tag)
-			if label == "" || slices.ContainsFunc(ep.Tags[:j], func(t string) bool { return cache.Label(t) == label }) {
-				continue // the same tag twice, or two tags with one label
-			}
+		cs.eps[i] = rec
+		cs.all.add(i, rec.node, rec.srv, rec.glue)
+		for _, label := range rec.tags {
 			set := cs.tags[label]
 			if set == nil {
 				set = &rrsets{}
 				cs.tags[label] = set
 			}
-			set.add(i, node, srv, glue)
+			set.add(i, rec.node, rec.srv, rec.glue)
 		}
-		if len(ep.Ports) > 0 {
-			cs.addPorts(i, ep.Ports, srv, glue)
+		for _, p := range rec.ports {
+			if cs.ports == nil {
+				cs.ports = map[string]*rrsets{}
+			}
+			set := cs.ports[p.label]
+			if set == nil {
+				set = &rrsets{}
+				cs.ports[p.label] = set
+			}
+			srv := rec.srv
+			srv.Port = p.port
+			set.srv = append(set.srv, srv)
+			set.glue = append(set.glue, rec.glue)
+			set.eps = append(set.eps, int32(i))
 		}
 	}
 	return cs
 }
 
-// addPorts adds an instance's named ports to their SRV sets: each a copy of
-// the instance's ordinary SRV record (same target and glue) with the named
-// port. A port 0 is no port; of two names with one label, the first in sort
-// order wins.
-func (cs *compiledService) addPorts(ep int, ports map[string]uint16, srv dns.SRV, glue []dns.RR) {
-	done := make([]string, 0, len(ports))
-	for _, name := range slices.Sorted(maps.Keys(ports)) {
+// compileEndpoint compiles the records of ep, an endpoint of svc.
+func compileEndpoint(svc *cache.Service, ep *cache.Endpoint, ttl uint32) *endpointRecords {
+	target := svc.InstanceName(ep)
+	node := &instNode{}
+	var glue []dns.RR
+	if ip, isIP := ep.IP(); isIP {
+		glue = []dns.RR{addrRR(target, ip, ttl)}
+		if ip.Is4() {
+			node.a = []dns.A{*glue[0].(*dns.A)}
+		} else {
+			node.aaaa = []dns.AAAA{*glue[0].(*dns.AAAA)}
+		}
+	} else {
+		// A host name is its own SRV target: an alias may never be one.
+		target = dns.Fqdn(strings.ToLower(ep.Address))
+		node.cname = []dns.CNAME{{Hdr: hdr(dns.TypeCNAME, ttl), Target: target}}
+	}
+	if txt := metaTXT(ep.Meta); len(txt) > 0 {
+		node.txt = []dns.TXT{{Hdr: hdr(dns.TypeTXT, ttl), Txt: txt}}
+	}
+	rec := &endpointRecords{
+		node: node,
+		srv:  dns.SRV{Hdr: hdr(dns.TypeSRV, ttl), Priority: ep.Priority, Weight: ep.Weight, Port: ep.Port, Target: target},
+		glue: glue,
+	}
+	if !ep.AtService {
+		// An instance answers SRV at its own name too, as CoreDNS
+		// answers a skydns record's name.
+		node.srv, node.glue = []dns.SRV{rec.srv}, glue
+	}
+	for j, tag := range ep.Tags {
+		label := cache.Label(tag)
+		if label == "" || slices.ContainsFunc(ep.Tags[:j], func(t string) bool { return cache.Label(t) == label }) {
+			continue // the same tag twice, or two tags with one label
+		}
+		rec.tags = append(rec.tags, label)
+	}
+	// A port 0 is no port; of two names with one label, the first in
+	// sort order wins.
+	for _, name := range slices.Sorted(maps.Keys(ep.Ports)) {
 		label := cache.Label(name)
-		if label == "" || ports[name] == 0 || slices.Contains(done, label) {
+		if label == "" || ep.Ports[name] == 0 || slices.ContainsFunc(rec.ports, func(p namedPort) bool { return p.label == label }) {
 			continue
 		}
-		done = append(done, label)
-		if cs.ports == nil {
-			cs.ports = map[string]*rrsets{}
-		}
-		set := cs.ports[label]
-		if set == nil {
-			set = &rrsets{}
-			cs.ports[label] = set
-		}
-		srv.Port = ports[name]
-		set.srv = append(set.srv, srv)
-		set.glue = append(set.glue, glue)
-		set.eps = append(set.eps, int32(ep))
+		rec.ports = append(rec.ports, namedPort{label, ep.Ports[name]})
 	}
+	return rec
+}
+
+// instance returns the records of the instance labelled label, or nil.
+func (cs *compiledService) instance(label string) *instNode {
+	eps := cs.svc.Endpoints
+	i := sort.Search(len(eps), func(i int) bool { return eps[i].Label >= label })
+	if i == len(eps) || eps[i].Label != label || eps[i].AtService {
+		return nil
+	}
+	return cs.eps[i].node
 }
 
 func (s *rrsets) add(ep int, node *instNode, srv dns.SRV, glue []dns.RR) {
@@ -510,12 +565,16 @@ func (idx *index) resolvePlain(name string) named {
 		return r
 	}
 	cs := idx.service(last + "." + z.name)
+	var inst *instNode
+	if n == 2 && cs != nil && cs.sky == nil {
+		inst = cs.instance(labels[0])
+	}
 	switch {
 	case cs == nil || cs.sky != nil:
 	case n == 1:
 		r.kind, r.set = kindSet, cs.all
-	case n == 2 && cs.insts[labels[0]] != nil:
-		r.kind, r.inst = kindInstance, cs.insts[labels[0]]
+	case inst != nil:
+		r.kind, r.inst = kindInstance, inst
 	case n == 2 && cs.tags[labels[0]] != nil:
 		r.kind, r.set = kindSet, cs.tags[labels[0]]
 	case n <= 3 && cs.ports != nil && labels[n-2] == "_tcp":

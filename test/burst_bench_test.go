@@ -132,7 +132,9 @@ var burstLayouts = []burstLayout{
 //     unrelated changes are written one after the other, each timed from
 //     its write to its answer (p50, p99, max): behind the burst into
 //     distinct services, they show the wait for the writes etcd ordered
-//     before them, which discodns cannot skip.
+//     before them, which discodns cannot skip. Each wait is split in two:
+//     etcd's (the Put's own latency, behind the burst's transactions) and
+//     discodns's (from the Put's return to the answer), both as maxima.
 //
 //   - delete-6000: a 6,000-instance service deleted instance by instance,
 //     then one instance of an unrelated service: the time from that
@@ -146,29 +148,32 @@ func BenchmarkBurst(b *testing.B) {
 				e := startEtcd(b)
 				d := startDiscodns(b, l.config(e.endpoint()))
 				var one, distinct time.Duration
-				var unrelated, unrelatedDistinct []time.Duration
+				var unrelated, unrelatedDistinct waits
 				for it := 0; b.Loop(); it++ {
 					var took time.Duration
-					unrelatedDistinct = append(unrelatedDistinct, duringBurst(b, e, d, l, fmt.Sprintf("ud%d", it), func() {
+					unrelatedDistinct.add(duringBurst(b, e, d, l, fmt.Sprintf("ud%d", it), func() {
 						took = burstInto(b, e, d, l, func(i int) string { return fmt.Sprintf("d%d-%d", it, i) }, n)
-					})...)
+					}))
 					distinct += took
-					unrelated = append(unrelated, duringBurst(b, e, d, l, fmt.Sprintf("u%d", it), func() {
+					unrelated.add(duringBurst(b, e, d, l, fmt.Sprintf("u%d", it), func() {
 						took = burstInto(b, e, d, l, func(int) string { return fmt.Sprintf("one%d", it) }, n)
-					})...)
+					}))
 					one += took
 				}
 				b.ReportMetric(float64(one.Milliseconds())/float64(b.N), "one-ms")
 				b.ReportMetric(float64(distinct.Milliseconds())/float64(b.N), "distinct-ms")
 				b.ReportMetric(float64(one)/float64(distinct), "one/distinct")
-				b.ReportMetric(float64(len(unrelated))/float64(b.N), "unrelated-changes")
-				b.ReportMetric(ms(percentile(unrelated, 50)), "unrelated-p50-ms")
-				b.ReportMetric(ms(percentile(unrelated, 99)), "unrelated-p99-ms")
-				b.ReportMetric(ms(percentile(unrelated, 100)), "unrelated-max-ms")
+				b.ReportMetric(float64(len(unrelated.total))/float64(b.N), "unrelated-changes")
+				b.ReportMetric(ms(percentile(unrelated.total, 50)), "unrelated-p50-ms")
+				b.ReportMetric(ms(percentile(unrelated.total, 99)), "unrelated-p99-ms")
+				b.ReportMetric(ms(percentile(unrelated.total, 100)), "unrelated-max-ms")
+				b.ReportMetric(ms(percentile(unrelated.put, 100)), "unrelated-etcd-max-ms")
+				b.ReportMetric(ms(percentile(unrelated.discodns, 100)), "unrelated-discodns-max-ms")
 				// The same during the burst into distinct services: what
 				// etcd's ordering of the writes costs whatever discodns does.
-				b.ReportMetric(ms(percentile(unrelatedDistinct, 50)), "unrelated-in-distinct-p50-ms")
-				b.ReportMetric(ms(percentile(unrelatedDistinct, 100)), "unrelated-in-distinct-max-ms")
+				b.ReportMetric(ms(percentile(unrelatedDistinct.total, 50)), "unrelated-in-distinct-p50-ms")
+				b.ReportMetric(ms(percentile(unrelatedDistinct.total, 100)), "unrelated-in-distinct-max-ms")
+				b.ReportMetric(ms(percentile(unrelatedDistinct.discodns, 100)), "unrelated-in-distinct-discodns-max-ms")
 			})
 		}
 		b.Run(l.name+"/delete-6000", func(b *testing.B) {
@@ -265,14 +270,24 @@ func answered(d *discodns, name, addr string, present bool, start time.Time) (ti
 	}
 }
 
+// waits are the times unrelated changes took to be answered: in all, in
+// etcd (the Put), and in discodns (from the Put's return to the answer).
+type waits struct{ total, put, discodns []time.Duration }
+
+func (w *waits) add(o waits) {
+	w.total = append(w.total, o.total...)
+	w.put = append(w.put, o.put...)
+	w.discodns = append(w.discodns, o.discodns...)
+}
+
 // duringBurst runs burst, and from its start until it returns writes one
 // unrelated instance after another (each in its own service named from
 // prefix), returning the time each took to be answered.
-func duringBurst(b *testing.B, e *etcd, d *discodns, l burstLayout, prefix string, burst func()) []time.Duration {
+func duringBurst(b *testing.B, e *etcd, d *discodns, l burstLayout, prefix string, burst func()) waits {
 	b.Helper()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	var took []time.Duration
+	var took waits
 	var failed error
 	wg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), burstWait)
@@ -289,12 +304,15 @@ func duringBurst(b *testing.B, e *etcd, d *discodns, l burstLayout, prefix strin
 				failed = err
 				return
 			}
+			put := time.Since(start)
 			t, err := answered(d, l.fqdn(svc, k), burstAddr(k), true, start)
 			if err != nil {
 				failed = err
 				return
 			}
-			took = append(took, t)
+			took.total = append(took.total, t)
+			took.put = append(took.put, put)
+			took.discodns = append(took.discodns, t-put)
 		}
 	})
 	burst()
