@@ -1,0 +1,85 @@
+package dnsserver
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/discodns/discodns/cache"
+)
+
+// TestIncrementalCompile changes a service at random, step by step
+// (instances come, go, move to another address or port, change tags,
+// named ports and metadata; IDs collide into suffixed labels), and checks
+// after each step that the service compiled from the previous one, which
+// reuses the records of unchanged endpoints, is the service compiled
+// afresh, record for record.
+func TestIncrementalCompile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	tb.AddSource("consul", testZone)
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
+	random := func(source string) cache.Instance {
+		in := cache.Instance{
+			Service: "web", Source: source,
+			ID:       []string{"a", "b", "c", "A", "a_", "d", "e", "f", "g", "h"}[rng.IntN(10)] + fmt.Sprint(rng.IntN(3)),
+			Address:  []string{"10.0.0.1", "10.0.0.2", "2001:db8::1", "host.example"}[rng.IntN(4)],
+			Port:     uint16(8000 + rng.IntN(3)),
+			Priority: 1, Weight: uint16(rng.IntN(3)),
+		}
+		for range rng.IntN(3) {
+			in.Tags = append(in.Tags, []string{"v1", "v2", "canary", "V1"}[rng.IntN(4)])
+		}
+		if rng.IntN(2) == 0 {
+			in.Meta = map[string]string{"version": fmt.Sprint(rng.IntN(3))}
+		}
+		if rng.IntN(3) == 0 {
+			in.Ports = map[string]uint16{"tls": uint16(rng.IntN(2) * 9443), "admin": 9000}
+		}
+		return in
+	}
+	var compared int
+	for step := range 2000 {
+		source := []string{"etcd", "consul"}[rng.IntN(2)]
+		in := random(source)
+		if rng.IntN(4) == 0 {
+			tb.Delete(source, in.Service, in.ID)
+		} else {
+			tb.Put(source, in)
+		}
+		h.Update(tb.Snapshot())
+		cs := h.idx.Load().service("web." + testZone)
+		if cs == nil {
+			continue
+		}
+		fresh := compileService(cs.svc, h.idx.Load().ttl, nil)
+		if !reflect.DeepEqual(cs.all, fresh.all) || !reflect.DeepEqual(cs.tags, fresh.tags) || !reflect.DeepEqual(cs.ports, fresh.ports) {
+			t.Fatalf("step %d: the compiled service differs from one compiled afresh:\n%+v\n%+v", step, cs.all, fresh.all)
+		}
+		for _, ep := range cs.svc.Endpoints {
+			if !reflect.DeepEqual(cs.instance(ep.Label), fresh.instance(ep.Label)) {
+				t.Fatalf("step %d: instance %s differs", step, ep.Label)
+			}
+			if cs.instance(ep.Label) == nil {
+				t.Fatalf("step %d: instance %s not found", step, ep.Label)
+			}
+		}
+		if cs.instance("nosuch") != nil || cs.instance("") != nil {
+			t.Fatalf("step %d: an instance that is not there is found", step)
+		}
+		compared++
+	}
+	if compared < 1000 {
+		t.Fatalf("compared %d steps only", compared)
+	}
+	// And the answers agree with the table.
+	m := h.Answer(query("web."+testZone, dns.TypeSRV), true, loopback)
+	if n := len(h.idx.Load().service("web." + testZone).svc.Endpoints); len(m.Answer) != n {
+		t.Errorf("SRV answers %d records for %d endpoints", len(m.Answer), n)
+	}
+}
