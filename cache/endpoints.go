@@ -291,7 +291,7 @@ func (s *endpointSet) all() []Endpoint {
 	for label, e := range s.byLabel {
 		eps = append(eps, Endpoint{Label: label, Instance: e.in})
 	}
-	clear(s.changed)
+	s.changed = map[string]struct{}{} // not clear: a cleared map keeps its size, and ranging over it costs that
 	return eps
 }
 
@@ -306,7 +306,7 @@ func (s *endpointSet) takeChanges() []labelChange {
 		}
 		out = append(out, c)
 	}
-	clear(s.changed)
+	s.changed = map[string]struct{}{}
 	return out
 }
 

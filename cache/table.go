@@ -873,7 +873,7 @@ func (t *Table) drain() *batch {
 		}
 		b.services = append(b.services, c)
 	}
-	clear(t.dirty)
+	t.dirty = map[string]struct{}{} // not clear: ranging over a cleared map costs its largest size
 	zones := map[string]struct{}{}
 	for _, src := range t.sources {
 		st := src.status

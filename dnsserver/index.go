@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -116,6 +117,10 @@ type endpointRecords struct {
 	glue  []dns.RR  // the address record of the SRV target
 	tags  []string  // its tags' labels, each once
 	ports []namedPort
+	// reverse is the reverse name of the instance's address, "" for a
+	// host name; ptr its PTR record.
+	reverse string
+	ptr     dns.PTR
 }
 
 // namedPort is a named port of an instance, by label.
@@ -330,7 +335,11 @@ func compileEndpoint(svc *cache.Service, ep *cache.Endpoint, ttl uint32) *endpoi
 	target := svc.InstanceName(ep)
 	node := &instNode{}
 	var glue []dns.RR
+	var reverse string
 	if ip, isIP := ep.IP(); isIP {
+		if ip.Zone() == "" {
+			reverse = reverseName(ip)
+		}
 		glue = []dns.RR{addrRR(target, ip, ttl)}
 		if ip.Is4() {
 			node.a = []dns.A{*glue[0].(*dns.A)}
@@ -349,6 +358,9 @@ func compileEndpoint(svc *cache.Service, ep *cache.Endpoint, ttl uint32) *endpoi
 		node: node,
 		srv:  dns.SRV{Hdr: hdr(dns.TypeSRV, ttl), Priority: ep.Priority, Weight: ep.Weight, Port: ep.Port, Target: target},
 		glue: glue,
+	}
+	if reverse != "" {
+		rec.reverse, rec.ptr = reverse, dns.PTR{Hdr: hdr(dns.TypePTR, ttl), Ptr: svc.InstanceName(ep)}
 	}
 	if !ep.AtService {
 		// An instance answers SRV at its own name too, as CoreDNS
@@ -372,6 +384,27 @@ func compileEndpoint(svc *cache.Service, ep *cache.Endpoint, ttl uint32) *endpoi
 		rec.ports = append(rec.ports, namedPort{label, ep.Ports[name]})
 	}
 	return rec
+}
+
+// reverseName returns the name of ip under in-addr.arpa. or ip6.arpa.
+func reverseName(ip netip.Addr) string {
+	const hex = "0123456789abcdef"
+	var b []byte
+	if ip.Is4() {
+		b = make([]byte, 0, len("255.255.255.255.in-addr.arpa."))
+		a := ip.As4()
+		for i := 3; i >= 0; i-- {
+			b = strconv.AppendUint(b, uint64(a[i]), 10)
+			b = append(b, '.')
+		}
+		return string(append(b, "in-addr.arpa."...))
+	}
+	b = make([]byte, 0, 64+len("ip6.arpa."))
+	a := ip.As16()
+	for i := 15; i >= 0; i-- {
+		b = append(b, hex[a[i]&0xf], '.', hex[a[i]>>4], '.')
+	}
+	return string(append(b, "ip6.arpa."...))
 }
 
 // instance returns the records of the instance labelled label, or nil.
@@ -469,17 +502,20 @@ func (sh *compiledShard) reverse(ttl uint32) map[string][]dns.PTR {
 	sh.ptrOnce.Do(func() {
 		sh.ptr = map[string][]dns.PTR{}
 		for _, cs := range sh.services {
+			for _, rec := range cs.eps {
+				if rec.reverse != "" {
+					sh.ptr[rec.reverse] = append(sh.ptr[rec.reverse], rec.ptr)
+				}
+			}
+			if cs.sky == nil {
+				continue
+			}
 			for i := range cs.svc.Endpoints {
 				ep := &cs.svc.Endpoints[i]
-				ip, ok := ep.IP()
-				if !ok {
-					continue
+				if ip, ok := ep.IP(); ok && ip.Zone() == "" {
+					rev := reverseName(ip)
+					sh.ptr[rev] = append(sh.ptr[rev], dns.PTR{Hdr: hdr(dns.TypePTR, ttl), Ptr: cs.svc.InstanceName(ep)})
 				}
-				rev, err := dns.ReverseAddr(ip.String())
-				if err != nil {
-					continue
-				}
-				sh.ptr[rev] = append(sh.ptr[rev], dns.PTR{Hdr: hdr(dns.TypePTR, ttl), Ptr: cs.svc.InstanceName(ep)})
 			}
 		}
 	})

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -81,5 +82,17 @@ func TestIncrementalCompile(t *testing.T) {
 	m := h.Answer(query("web."+testZone, dns.TypeSRV), true, loopback)
 	if n := len(h.idx.Load().service("web." + testZone).svc.Endpoints); len(m.Answer) != n {
 		t.Errorf("SRV answers %d records for %d endpoints", len(m.Answer), n)
+	}
+}
+
+func TestReverseName(t *testing.T) {
+	for _, addr := range []string{"10.0.0.1", "192.168.255.7", "0.0.0.0", "2001:db8::1", "::1", "fe80::a:b:c:d"} {
+		want, err := dns.ReverseAddr(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := reverseName(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("reverseName(%s) = %s, want %s", addr, got, want)
+		}
 	}
 }
