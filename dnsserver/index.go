@@ -165,7 +165,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 			}
 			cs := was
 			if cs == nil || cs.svc != svc {
-				cs = compileSkyDNS(svc, ttl)
+				cs = compileSkyDNS(svc, ttl, was)
 			}
 			if cs == nil {
 				cs = compileService(svc, ttl, was)

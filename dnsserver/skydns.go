@@ -273,14 +273,29 @@ func split255(s string) []string {
 // compileSkyDNS compiles svc when it holds skydns records (one parent
 // name's: see etcd.SkyDNSSplitter), and returns nil for any other
 // service. Its records answer from the zone's tree (skyTrees), not as a
-// service of their own.
-func compileSkyDNS(svc *cache.Service, ttl uint32) *compiledService {
+// service of their own. The records of endpoints that prev (the service's
+// previous compilation, or nil) compiled and that did not change since
+// are reused.
+func compileSkyDNS(svc *cache.Service, ttl uint32, prev *compiledService) *compiledService {
 	if !slices.ContainsFunc(svc.Endpoints, func(ep cache.Endpoint) bool { return ep.SkyDNS != nil }) {
 		return nil
 	}
 	cs := &compiledService{svc: svc, sky: make([]*skyRecord, len(svc.Endpoints))}
+	var olds []cache.Endpoint
+	if prev != nil && prev.sky != nil {
+		olds = prev.svc.Endpoints
+	}
+	j := 0
 	for i := range svc.Endpoints {
-		cs.sky[i] = newSkyRecord(svc, &svc.Endpoints[i], ttl)
+		ep := &svc.Endpoints[i]
+		for j < len(olds) && olds[j].Label < ep.Label {
+			j++
+		}
+		if ep.Version != 0 && j < len(olds) && olds[j].Label == ep.Label && olds[j].Version == ep.Version {
+			cs.sky[i] = prev.sky[j]
+		} else {
+			cs.sky[i] = newSkyRecord(svc, ep, ttl)
+		}
 	}
 	return cs
 }
@@ -393,7 +408,7 @@ func skyChange(edit func(zone string) *skyEdit, old, cs *compiledService) {
 		default:
 			c = cmp.Compare(olds[i].Label, news[j].Label)
 		}
-		if c == 0 && olds[i].Instance.Equal(&news[j].Instance) {
+		if c == 0 && (olds[i].Version != 0 && olds[i].Version == news[j].Version || olds[i].Instance.Equal(&news[j].Instance)) {
 			i, j = i+1, j+1
 			continue
 		}
