@@ -285,18 +285,14 @@ func compileService(svc *cache.Service, ttl uint32, prev *compiledService) *comp
 		tags: map[string]*rrsets{},
 		eps:  make([]*endpointRecords, n),
 	}
-	var olds []cache.Endpoint
+	var was unchanged
 	if prev != nil && prev.eps != nil {
-		olds = prev.svc.Endpoints
+		was.olds = prev.svc.Endpoints
 	}
-	j := 0
 	for i := range svc.Endpoints {
 		ep := &svc.Endpoints[i]
-		for j < len(olds) && olds[j].Label < ep.Label {
-			j++
-		}
 		var rec *endpointRecords
-		if ep.Version != 0 && j < len(olds) && olds[j].Label == ep.Label && olds[j].Version == ep.Version {
+		if j := was.find(ep); j >= 0 {
 			rec = prev.eps[j]
 		} else {
 			rec = compileEndpoint(svc, ep, ttl)
@@ -328,6 +324,26 @@ func compileService(svc *cache.Service, ttl uint32, prev *compiledService) *comp
 		}
 	}
 	return cs
+}
+
+// unchanged finds the endpoints of a new compilation of a service, taken
+// in order, among olds, the endpoints of its previous one (both sorted by
+// label).
+type unchanged struct {
+	olds []cache.Endpoint
+	next int
+}
+
+// find returns the index in olds of ep unchanged (same label and version),
+// or -1; ep must come after the endpoints asked for before it.
+func (u *unchanged) find(ep *cache.Endpoint) int {
+	for u.next < len(u.olds) && u.olds[u.next].Label < ep.Label {
+		u.next++
+	}
+	if ep.Version != 0 && u.next < len(u.olds) && u.olds[u.next].Label == ep.Label && u.olds[u.next].Version == ep.Version {
+		return u.next
+	}
+	return -1
 }
 
 // compileEndpoint compiles the records of ep, an endpoint of svc.

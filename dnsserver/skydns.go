@@ -281,20 +281,15 @@ func compileSkyDNS(svc *cache.Service, ttl uint32, prev *compiledService) *compi
 		return nil
 	}
 	cs := &compiledService{svc: svc, sky: make([]*skyRecord, len(svc.Endpoints))}
-	var olds []cache.Endpoint
+	var was unchanged
 	if prev != nil && prev.sky != nil {
-		olds = prev.svc.Endpoints
+		was.olds = prev.svc.Endpoints
 	}
-	j := 0
 	for i := range svc.Endpoints {
-		ep := &svc.Endpoints[i]
-		for j < len(olds) && olds[j].Label < ep.Label {
-			j++
-		}
-		if ep.Version != 0 && j < len(olds) && olds[j].Label == ep.Label && olds[j].Version == ep.Version {
+		if j := was.find(&svc.Endpoints[i]); j >= 0 {
 			cs.sky[i] = prev.sky[j]
 		} else {
-			cs.sky[i] = newSkyRecord(svc, ep, ttl)
+			cs.sky[i] = newSkyRecord(svc, &svc.Endpoints[i], ttl)
 		}
 	}
 	return cs
