@@ -29,6 +29,16 @@ type index struct {
 	stats     map[*zone]*zoneStats // the shards' statistics summed, on first use
 
 	skyRoots map[string]*skyNode // the trees of skydns names by zone
+
+	fresh []*compiledService // the services compiled for this index (see warm)
+}
+
+// warm builds the record sets of the services compiled for idx, which
+// queries would otherwise build on first use.
+func (idx *index) warm() {
+	for _, cs := range idx.fresh {
+		cs.sets()
+	}
 }
 
 // zone holds what the apex answers. The apex is its own name server
@@ -88,23 +98,43 @@ type instNode struct {
 // compiledService holds every answer under one service name. It depends on
 // the cache.Service alone, so an unchanged service is reused as is, and a
 // changed one reuses the records of its unchanged endpoints.
+//
+// Compiling a service costs its changed endpoints; its record sets, which
+// copy every endpoint's records, are built on first use (sets), so that a
+// burst into a large service does not hold up the snapshots that carry
+// other changes: the daemon builds them as soon as no newer snapshot
+// waits (index.warm), or the first query that needs them does.
 type compiledService struct {
-	svc  *cache.Service
-	all  *rrsets
-	tags map[string]*rrsets
+	svc *cache.Service
 	// eps are the records of each endpoint, aligned with svc.Endpoints
 	// (sorted by label: instance finds an instance name by binary search).
 	eps []*endpointRecords
+	// sky are the records of a service of the skydns layout, one for
+	// each endpoint; they answer from the zone's tree of names (see
+	// skydns.go), not as a service. Nil for other layouts.
+	sky []*skyRecord
+
+	locality *Locality // what the sets' locality views follow
+	setsOnce sync.Once
+	built    *serviceSets
+}
+
+// serviceSets are the record sets of a service.
+type serviceSets struct {
+	all  *rrsets
+	tags map[string]*rrsets
 	// ports are the SRV sets of named ports (_<name>._tcp.<svc>), by port
 	// name; nil when no instance has one.
 	ports map[string]*rrsets
 	// tiers are the locality tier of each endpoint; nil when locality is
 	// off or no instance has locality data.
 	tiers []tier
-	// sky are the records of a service of the skydns layout, one for
-	// each endpoint; they answer from the zone's tree of names (see
-	// skydns.go), not as a service. Nil for other layouts.
-	sky []*skyRecord
+}
+
+// sets returns cs's record sets, building them on first use.
+func (cs *compiledService) sets() *serviceSets {
+	cs.setsOnce.Do(func() { cs.built = cs.buildSets() })
+	return cs.built
 }
 
 // endpointRecords are what one endpoint contributes to its service's
@@ -168,8 +198,10 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 				cs = compileSkyDNS(svc, ttl, was)
 			}
 			if cs == nil {
-				cs = compileService(svc, ttl, was)
-				set.Locality.localize(cs)
+				cs = compileService(svc, ttl, was, &set.Locality)
+			}
+			if cs != was && cs.sky == nil {
+				idx.fresh = append(idx.fresh, cs)
 			}
 			sh.services[fqdn] = cs
 		}
@@ -223,10 +255,11 @@ func (sh *compiledShard) zoneStats() map[string]*zoneStats {
 				sh.stats[cs.svc.Zone] = st
 			}
 			st.svcs++
-			for tag := range cs.tags {
+			sets := cs.sets()
+			for tag := range sets.tags {
 				st.tags[tag]++
 			}
-			if cs.ports["tls"] != nil {
+			if sets.ports["tls"] != nil {
 				st.tls++
 			}
 		}
@@ -275,46 +308,51 @@ func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
 
 // compileService compiles svc, reusing the records of the endpoints that
 // prev (the service's previous compilation, or nil) compiled and that did
-// not change since: a change costs the endpoints it changed, and the
-// copying of the service's record sets.
-func compileService(svc *cache.Service, ttl uint32, prev *compiledService) *compiledService {
-	n := len(svc.Endpoints)
-	cs := &compiledService{
-		svc:  svc,
-		all:  &rrsets{a: make([]dns.A, 0, n), srv: make([]dns.SRV, 0, n), glue: make([][]dns.RR, 0, n), eps: make([]int32, 0, n)},
-		tags: map[string]*rrsets{},
-		eps:  make([]*endpointRecords, n),
-	}
+// not change since: a change costs the endpoints it changed. Its sets
+// will follow l.
+func compileService(svc *cache.Service, ttl uint32, prev *compiledService, l *Locality) *compiledService {
+	cs := &compiledService{svc: svc, eps: make([]*endpointRecords, len(svc.Endpoints)), locality: l}
 	var was unchanged
 	if prev != nil && prev.eps != nil {
 		was.olds = prev.svc.Endpoints
 	}
 	for i := range svc.Endpoints {
 		ep := &svc.Endpoints[i]
-		var rec *endpointRecords
 		if j := was.find(ep); j >= 0 {
-			rec = prev.eps[j]
+			cs.eps[i] = prev.eps[j]
 		} else {
-			rec = compileEndpoint(svc, ep, ttl)
+			cs.eps[i] = compileEndpoint(svc, ep, ttl)
 		}
-		cs.eps[i] = rec
-		cs.all.add(i, rec.node, rec.srv, rec.glue)
+	}
+	return cs
+}
+
+// buildSets builds cs's record sets from its endpoints' records, with
+// their locality views.
+func (cs *compiledService) buildSets() *serviceSets {
+	n := len(cs.eps)
+	s := &serviceSets{
+		all:  &rrsets{a: make([]dns.A, 0, n), srv: make([]dns.SRV, 0, n), glue: make([][]dns.RR, 0, n), eps: make([]int32, 0, n)},
+		tags: map[string]*rrsets{},
+	}
+	for i, rec := range cs.eps {
+		s.all.add(i, rec.node, rec.srv, rec.glue)
 		for _, label := range rec.tags {
-			set := cs.tags[label]
+			set := s.tags[label]
 			if set == nil {
 				set = &rrsets{}
-				cs.tags[label] = set
+				s.tags[label] = set
 			}
 			set.add(i, rec.node, rec.srv, rec.glue)
 		}
 		for _, p := range rec.ports {
-			if cs.ports == nil {
-				cs.ports = map[string]*rrsets{}
+			if s.ports == nil {
+				s.ports = map[string]*rrsets{}
 			}
-			set := cs.ports[p.label]
+			set := s.ports[p.label]
 			if set == nil {
 				set = &rrsets{}
-				cs.ports[p.label] = set
+				s.ports[p.label] = set
 			}
 			srv := rec.srv
 			srv.Port = p.port
@@ -323,7 +361,10 @@ func compileService(svc *cache.Service, ttl uint32, prev *compiledService) *comp
 			set.eps = append(set.eps, int32(i))
 		}
 	}
-	return cs
+	if cs.locality != nil {
+		cs.locality.localize(cs.svc, s)
+	}
+	return s
 }
 
 // unchanged finds the endpoints of a new compilation of a service, taken
@@ -602,11 +643,11 @@ func (idx *index) resolvePlain(name string) named {
 				case cs.sky != nil:
 					// skydns records answer their own names alone
 				case proto == "tcp" || proto == "udp":
-					r.set = cs.all
-				case proto == "tls" && cs.ports["tls"] != nil:
-					r.set = cs.ports["tls"]
+					r.set = cs.sets().all
+				case proto == "tls" && cs.sets().ports["tls"] != nil:
+					r.set = cs.sets().ports["tls"]
 				default:
-					r.set = cs.tags[proto]
+					r.set = cs.sets().tags[proto]
 				}
 				r.svc = cs
 			}
@@ -624,17 +665,17 @@ func (idx *index) resolvePlain(name string) named {
 	switch {
 	case cs == nil || cs.sky != nil:
 	case n == 1:
-		r.kind, r.set = kindSet, cs.all
+		r.kind, r.set = kindSet, cs.sets().all
 	case inst != nil:
 		r.kind, r.inst = kindInstance, inst
-	case n == 2 && cs.tags[labels[0]] != nil:
-		r.kind, r.set = kindSet, cs.tags[labels[0]]
-	case n <= 3 && cs.ports != nil && labels[n-2] == "_tcp":
+	case n == 2 && cs.sets().tags[labels[0]] != nil:
+		r.kind, r.set = kindSet, cs.sets().tags[labels[0]]
+	case n <= 3 && cs.sets().ports != nil && labels[n-2] == "_tcp":
 		// _<name>._tcp.<svc>, and _tcp.<svc> as its empty non-terminal.
 		if n == 2 {
 			r.kind = kindEmpty
-		} else if port, ok := strings.CutPrefix(labels[0], "_"); ok && cs.ports[port] != nil {
-			r.kind, r.set = kindSRV, cs.ports[port]
+		} else if port, ok := strings.CutPrefix(labels[0], "_"); ok && cs.sets().ports[port] != nil {
+			r.kind, r.set = kindSRV, cs.sets().ports[port]
 		}
 	}
 	if r.set != nil || r.inst != nil {

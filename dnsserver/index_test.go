@@ -58,9 +58,9 @@ func TestIncrementalCompile(t *testing.T) {
 		if cs == nil {
 			continue
 		}
-		fresh := compileService(cs.svc, h.idx.Load().ttl, nil)
-		if !reflect.DeepEqual(cs.all, fresh.all) || !reflect.DeepEqual(cs.tags, fresh.tags) || !reflect.DeepEqual(cs.ports, fresh.ports) {
-			t.Fatalf("step %d: the compiled service differs from one compiled afresh:\n%+v\n%+v", step, cs.all, fresh.all)
+		fresh := compileService(cs.svc, h.idx.Load().ttl, nil, cs.locality)
+		if !reflect.DeepEqual(cs.sets(), fresh.sets()) {
+			t.Fatalf("step %d: the compiled service differs from one compiled afresh:\n%+v\n%+v", step, cs.sets().all, fresh.sets().all)
 		}
 		for _, ep := range cs.svc.Endpoints {
 			if !reflect.DeepEqual(cs.instance(ep.Label), fresh.instance(ep.Label)) {

@@ -127,21 +127,21 @@ func (l *Locality) enough(local, total int) bool {
 	return local > 0 && local >= l.MinLocalCount && float64(local) >= l.MinLocalFraction*float64(total)-1e-9
 }
 
-// localize gives cs's sets their locality views, when l is on and any of
-// cs's instances has locality data.
-func (l *Locality) localize(cs *compiledService) {
+// localize gives the sets of svc their locality views, when l is on and
+// any of svc's instances has locality data.
+func (l *Locality) localize(svc *cache.Service, s *serviceSets) {
 	if !l.on() {
 		return
 	}
-	if cs.tiers = l.tiers(cs.svc); cs.tiers == nil {
+	if s.tiers = l.tiers(svc); s.tiers == nil {
 		return
 	}
-	l.view(cs.all, cs.tiers)
-	for _, set := range cs.tags {
-		l.view(set, cs.tiers)
+	l.view(s.all, s.tiers)
+	for _, set := range s.tags {
+		l.view(set, s.tiers)
 	}
-	for _, set := range cs.ports {
-		l.view(set, cs.tiers)
+	for _, set := range s.ports {
+		l.view(set, s.tiers)
 	}
 }
 
@@ -288,12 +288,13 @@ func (idx *index) resolveTags(name string) named {
 // tags (labels), with its locality view; nil when a tag is not one of
 // cs's, or when no instance carries them all: the name does not exist,
 // as a tag that no instance carries does not. It walks the tags' sets,
-// whose endpoints are in ascending order, as cs.all's are (the i-th of
-// cs.all is endpoint i).
+// whose endpoints are in ascending order, as the set of all instances'
+// are (its i-th is endpoint i).
 func (cs *compiledService) intersect(tags []string, l *Locality) *rrsets {
+	sets := cs.sets()
 	var eps []int32
 	for i, t := range tags {
-		set := cs.tags[t]
+		set := sets.tags[t]
 		if set == nil {
 			return nil
 		}
@@ -320,11 +321,11 @@ func (cs *compiledService) intersect(tags []string, l *Locality) *rrsets {
 	}
 	set := &rrsets{eps: eps, srv: make([]dns.SRV, len(eps)), glue: make([][]dns.RR, len(eps))}
 	for i, e := range eps {
-		set.srv[i], set.glue[i] = cs.all.srv[e], cs.all.glue[e]
+		set.srv[i], set.glue[i] = sets.all.srv[e], sets.all.glue[e]
 		set.addAddrs(set.glue[i])
 	}
-	if cs.tiers != nil {
-		l.view(set, cs.tiers)
+	if sets.tiers != nil {
+		l.view(set, sets.tiers)
 	}
 	return set
 }
