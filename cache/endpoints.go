@@ -289,7 +289,8 @@ func (s *endpointSet) clashIDs() []string {
 func (s *endpointSet) all() []Endpoint {
 	eps := make([]Endpoint, 0, len(s.byLabel))
 	for label, e := range s.byLabel {
-		eps = append(eps, Endpoint{Label: label, Instance: e.in})
+		in := e.in // a copy: e.in changes with the instance
+		eps = append(eps, Endpoint{Label: label, Instance: &in})
 	}
 	s.changed = map[string]struct{}{} // not clear: a cleared map keeps its size, and ranging over it costs that
 	return eps
@@ -302,7 +303,8 @@ func (s *endpointSet) takeChanges() []labelChange {
 	for label := range s.changed {
 		c := labelChange{label: label}
 		if e := s.byLabel[label]; e != nil {
-			c.ep = &Endpoint{Label: label, Instance: e.in}
+			in := e.in
+			c.ep = &Endpoint{Label: label, Instance: &in}
 		}
 		out = append(out, c)
 	}

@@ -42,7 +42,7 @@ func referenceEndpoints(insts []Instance) (eps []Endpoint, clashes []string) {
 			}
 		}
 		used[label] = true
-		eps = append(eps, Endpoint{Label: label, Instance: in})
+		eps = append(eps, Endpoint{Label: label, Instance: &in})
 	}
 	slices.SortFunc(eps, func(a, b Endpoint) int { return cmp.Compare(a.Label, b.Label) })
 	slices.Sort(clashes)
@@ -153,7 +153,7 @@ func mapsValues(m map[instKey]Instance) func(func(Instance) bool) {
 }
 
 func equalEndpoints(a, b []Endpoint) bool {
-	return slices.EqualFunc(a, b, func(x, y Endpoint) bool { return x.Label == y.Label && x.Instance.Equal(&y.Instance) })
+	return slices.EqualFunc(a, b, func(x, y Endpoint) bool { return x.Label == y.Label && x.Instance.Equal(y.Instance) })
 }
 
 func show(eps []Endpoint) string {

@@ -90,7 +90,7 @@ type Endpoint struct {
 	// with the same Label and a Version other than 0 are equal, so a
 	// reader may keep what it derived from one for the other.
 	Version uint64
-	Instance
+	*Instance
 }
 
 // Service is one DNS service: the union of every source's instances of

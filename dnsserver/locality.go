@@ -85,7 +85,7 @@ func (l *Locality) tiers(svc *cache.Service) []tier {
 	out := make([]tier, len(svc.Endpoints))
 	known := false
 	for i := range svc.Endpoints {
-		ep := &svc.Endpoints[i].Instance
+		ep := svc.Endpoints[i].Instance
 		keys, ok := l.Keys[ep.Source]
 		if !ok {
 			keys = l.DefaultKeys

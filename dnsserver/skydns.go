@@ -403,7 +403,7 @@ func skyChange(edit func(zone string) *skyEdit, old, cs *compiledService) {
 		default:
 			c = cmp.Compare(olds[i].Label, news[j].Label)
 		}
-		if c == 0 && (olds[i].Version != 0 && olds[i].Version == news[j].Version || olds[i].Instance.Equal(&news[j].Instance)) {
+		if c == 0 && (olds[i].Version != 0 && olds[i].Version == news[j].Version || olds[i].Instance.Equal(news[j].Instance)) {
 			i, j = i+1, j+1
 			continue
 		}

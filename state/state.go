@@ -77,7 +77,7 @@ func FromSnapshot(snap *cache.Snapshot, now time.Time) *File {
 	for _, svc := range snap.Services.All() {
 		for _, ep := range svc.Endpoints {
 			if s, ok := f.Sources[ep.Source]; ok {
-				in := ep.Instance
+				in := *ep.Instance
 				in.Source = ""
 				s.Instances = append(s.Instances, in)
 				f.Sources[ep.Source] = s

@@ -124,7 +124,7 @@ func (h *Harness) Instance(service, id string) (cache.Instance, bool) {
 	}
 	for _, ep := range svc.Endpoints {
 		if ep.ID == id {
-			return ep.Instance, true
+			return *ep.Instance, true
 		}
 	}
 	return cache.Instance{}, false
