@@ -226,7 +226,7 @@ func BenchmarkChangeInLargeService(b *testing.B) {
 			h.Update(tb.Snapshot())
 			compile += time.Since(start)
 			start = time.Now()
-			h.idx.Load().warm()
+			h.idx.Load().warm(nil)
 			sets += time.Since(start)
 		}
 		b.StopTimer()

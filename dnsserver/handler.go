@@ -139,18 +139,14 @@ func (h *Handler) SetOptions(opt Options) {
 }
 
 // Follow keeps the handler on the latest snapshot of table until ctx ends.
-// When no newer snapshot waits, it builds the record sets of the services
+// Until a newer snapshot comes, it builds the record sets of the services
 // just compiled, which a query would otherwise build on first use.
 func (h *Handler) Follow(ctx context.Context, table cache.Snapshots) {
 	for {
 		snap := table.Snapshot()
 		h.Update(snap)
-		select {
-		case <-snap.Superseded():
-			continue // the newer snapshot first; queries build what they need
-		default:
-		}
-		h.idx.Load().warm()
+		// A newer snapshot goes first: queries build what they need.
+		h.idx.Load().warm(snap.Superseded())
 		select {
 		case <-snap.Superseded():
 		case <-ctx.Done():

@@ -34,9 +34,14 @@ type index struct {
 }
 
 // warm builds the record sets of the services compiled for idx, which
-// queries would otherwise build on first use.
-func (idx *index) warm() {
+// queries would otherwise build on first use, until stop is closed.
+func (idx *index) warm(stop <-chan struct{}) {
 	for _, cs := range idx.fresh {
+		select {
+		case <-stop:
+			return
+		default:
+		}
 		cs.sets()
 	}
 }
