@@ -3,6 +3,7 @@ package cache
 import (
 	"hash/maphash"
 	"iter"
+	"maps"
 )
 
 // serviceShards is the number of shards of Services: a change copies one
@@ -41,6 +42,14 @@ func (s *ServiceShard) All() iter.Seq2[string, *Service] {
 	}
 }
 
+// Get returns the service with fqdn in the shard, or nil.
+func (s *ServiceShard) Get(fqdn string) *Service {
+	if s == nil {
+		return nil
+	}
+	return s.m[fqdn]
+}
+
 // Len is the number of services in the shard.
 func (s *ServiceShard) Len() int {
 	if s == nil {
@@ -54,11 +63,7 @@ func (s *Services) Get(fqdn string) *Service {
 	if s == nil {
 		return nil
 	}
-	sh := s.shards[ShardOf(fqdn)]
-	if sh == nil {
-		return nil
-	}
-	return sh.m[fqdn]
+	return s.shards[ShardOf(fqdn)].Get(fqdn)
 }
 
 // Len is the number of services.
@@ -113,10 +118,7 @@ func (s *Services) with(changes map[string]*Service) *Services {
 			copied[i] = true
 			m := map[string]*Service{}
 			if old := next.shards[i]; old != nil {
-				m = make(map[string]*Service, len(old.m)+1)
-				for k, v := range old.m {
-					m[k] = v
-				}
+				m = maps.Clone(old.m) // copies the map's groups whole: far cheaper than inserting anew
 			}
 			next.shards[i] = &ServiceShard{m: m}
 		}

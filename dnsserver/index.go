@@ -192,23 +192,30 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 			idx.shards[i] = old
 			continue
 		}
-		sh := &compiledShard{src: src, services: make(map[string]*compiledService, src.Len())}
+		// The old shard's map, cloned whole (far cheaper than inserting
+		// every service anew), then changed where the snapshot changed.
+		sh := &compiledShard{src: src, services: map[string]*compiledService{}}
+		if old != nil {
+			sh.services = maps.Clone(old.services)
+		}
 		for fqdn, svc := range src.All() {
-			var was *compiledService
-			if old != nil {
-				was = old.services[fqdn]
+			was := sh.services[fqdn]
+			if was != nil && was.svc == svc {
+				continue
 			}
-			cs := was
-			if cs == nil || cs.svc != svc {
-				cs = compileSkyDNS(svc, ttl, was)
-			}
+			cs := compileSkyDNS(svc, ttl, was)
 			if cs == nil {
 				cs = compileService(svc, ttl, was, &set.Locality)
-			}
-			if cs != was && cs.sky == nil {
 				idx.fresh = append(idx.fresh, cs)
 			}
 			sh.services[fqdn] = cs
+		}
+		if len(sh.services) != src.Len() {
+			for fqdn := range sh.services {
+				if src.Get(fqdn) == nil {
+					delete(sh.services, fqdn)
+				}
+			}
 		}
 		idx.shards[i] = sh
 	}
