@@ -107,8 +107,8 @@ type instNode struct {
 // Compiling a service costs its changed endpoints; its record sets, which
 // copy every endpoint's records, are built on first use (sets), so that a
 // burst into a large service does not hold up the snapshots that carry
-// other changes: the daemon builds them as soon as no newer snapshot
-// waits (index.warm), or the first query that needs them does.
+// other changes: Follow builds them until a newer snapshot comes
+// (index.warm), else the first query that needs them does.
 type compiledService struct {
 	svc *cache.Service
 	// eps are the records of each endpoint, aligned with svc.Endpoints
@@ -679,15 +679,19 @@ func (idx *index) resolvePlain(name string) named {
 	case n == 1:
 		r.kind, r.set = kindSet, cs.sets().all
 	case inst != nil:
-		r.kind, r.inst = kindInstance, inst
-	case n == 2 && cs.sets().tags[labels[0]] != nil:
-		r.kind, r.set = kindSet, cs.sets().tags[labels[0]]
-	case n <= 3 && cs.sets().ports != nil && labels[n-2] == "_tcp":
-		// _<name>._tcp.<svc>, and _tcp.<svc> as its empty non-terminal.
-		if n == 2 {
-			r.kind = kindEmpty
-		} else if port, ok := strings.CutPrefix(labels[0], "_"); ok && cs.sets().ports[port] != nil {
-			r.kind, r.set = kindSRV, cs.sets().ports[port]
+		r.kind, r.inst = kindInstance, inst // no need of the sets
+	default:
+		sets := cs.sets()
+		switch {
+		case n == 2 && sets.tags[labels[0]] != nil:
+			r.kind, r.set = kindSet, sets.tags[labels[0]]
+		case n <= 3 && sets.ports != nil && labels[n-2] == "_tcp":
+			// _<name>._tcp.<svc>, and _tcp.<svc> as its empty non-terminal.
+			if n == 2 {
+				r.kind = kindEmpty
+			} else if port, ok := strings.CutPrefix(labels[0], "_"); ok && sets.ports[port] != nil {
+				r.kind, r.set = kindSRV, sets.ports[port]
+			}
 		}
 	}
 	if r.set != nil || r.inst != nil {

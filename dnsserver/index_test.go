@@ -96,3 +96,36 @@ func TestReverseName(t *testing.T) {
 		}
 	}
 }
+
+// TestSetsBuiltOnFirstUse: compiling a changed service leaves its record
+// sets to its first use; an instance name does not need them, the service
+// name does, and warm builds them for the services compiled.
+func TestSetsBuiltOnFirstUse(t *testing.T) {
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	for i := range 3 {
+		tb.Put("etcd", cache.Instance{Service: "web", ID: fmt.Sprint("i", i), Address: fmt.Sprint("10.0.0.", i+1), Port: 80})
+	}
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
+	h.Update(tb.Snapshot())
+	cs := h.idx.Load().service("web." + testZone)
+	if cs == nil || cs.built != nil {
+		t.Fatalf("compiled service %v: want its sets not built", cs)
+	}
+	if m := h.Answer(query("i1.web."+testZone, dns.TypeA), false, loopback); len(m.Answer) != 1 || cs.built != nil {
+		t.Fatalf("instance answer %v; sets built %v: want one A, no sets", m.Answer, cs.built != nil)
+	}
+	if m := h.Answer(query("web."+testZone, dns.TypeA), false, loopback); len(m.Answer) != 3 || cs.built == nil {
+		t.Fatalf("service answer %v; sets built %v: want three A, the sets", m.Answer, cs.built != nil)
+	}
+	tb.Put("etcd", cache.Instance{Service: "web", ID: "i3", Address: "10.0.0.4", Port: 80})
+	h.Update(tb.Snapshot())
+	idx := h.idx.Load()
+	if cs := idx.service("web." + testZone); len(idx.fresh) != 1 || idx.fresh[0] != cs || cs.built != nil {
+		t.Fatalf("after a change: fresh %v, want the changed service alone, unbuilt", idx.fresh)
+	}
+	idx.warm(nil)
+	if idx.fresh[0].built == nil || len(idx.fresh[0].built.all.a) != 4 {
+		t.Fatalf("warm did not build the sets of the changed service")
+	}
+}
