@@ -149,6 +149,47 @@ type Snapshot struct {
 	Writes uint64
 
 	superseded chan struct{}
+	table      *Table     // the table that published it
+	log        *changeLog // the services this and earlier publications changed
+}
+
+// changeLog is what one publication changed: the FQDNs of the services it
+// added, changed or removed, linked to the earlier publication's log for
+// at most maxChangeLog publications, so that a reader that skipped some
+// snapshots still learns what changed (see ChangedSince) while the logs
+// kept stay few.
+type changeLog struct {
+	version uint64
+	fqdns   []string
+	earlier *changeLog
+	depth   int
+}
+
+// maxChangeLog bounds the publications a snapshot can tell the changes
+// of (ChangedSince).
+const maxChangeLog = 64
+
+// ChangedSince returns the FQDNs of the services added, changed or
+// removed by the publications after earlier, up to and including s, in no
+// order and possibly repeated, and true; or false when s does not know
+// them (earlier is more than 64 publications older, or not an earlier
+// snapshot of the same table), and the caller must compare every service.
+func (s *Snapshot) ChangedSince(earlier *Snapshot) ([]string, bool) {
+	if earlier == s {
+		return nil, true
+	}
+	if earlier == nil || earlier.table != s.table || s.table == nil {
+		return nil, false
+	}
+	v := earlier.Version
+	var fqdns []string
+	for l := s.log; l != nil && l.version > v; l = l.earlier {
+		fqdns = append(fqdns, l.fqdns...)
+		if l.version == v+1 {
+			return fqdns, true
+		}
+	}
+	return nil, false
 }
 
 // Snapshots hands out the latest snapshot of a table: the read-only view
@@ -259,7 +300,7 @@ func NewTable(log *slog.Logger) *Table {
 		dirty:    map[string]struct{}{},
 		services: &Services{},
 	}
-	t.snapshot.Store(&Snapshot{Services: t.services, superseded: make(chan struct{})})
+	t.snapshot.Store(&Snapshot{Services: t.services, superseded: make(chan struct{}), table: t})
 	return t
 }
 
@@ -829,6 +870,10 @@ func (t *Table) publish() {
 		t.services = t.services.with(changes)
 	}
 	t.version++
+	log := &changeLog{version: t.version, fqdns: slices.Collect(maps.Keys(changes)), depth: 1}
+	if prev := t.snapshot.Load().log; prev != nil && prev.depth < maxChangeLog {
+		log.earlier, log.depth = prev, prev.depth+1
+	}
 	snap := &Snapshot{
 		Version:                 t.version,
 		Services:                t.services,
@@ -839,6 +884,8 @@ func (t *Table) publish() {
 		Changes:                 t.recent,
 		Writes:                  b.written,
 		superseded:              make(chan struct{}),
+		table:                   t,
+		log:                     log,
 	}
 	old := t.snapshot.Swap(snap)
 	close(old.superseded)

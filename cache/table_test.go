@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -303,5 +304,37 @@ func TestUnusableNamesForgotten(t *testing.T) {
 	tb.Replace("etcd", []Instance{inst("web", "a", "10.0.0.1", 80)})
 	if n := invalid(); n != 0 {
 		t.Fatalf("invalid names after a list without them = %d, want 0", n)
+	}
+}
+
+func TestSnapshotChangedSince(t *testing.T) {
+	tb := newTable(t, "etcd")
+	put := func(svc string) {
+		tb.Put("etcd", Instance{Service: svc, ID: "a", Address: "10.0.0.1", Port: uint16(len(svc))})
+	}
+	first := tb.Snapshot()
+	put("web")
+	put("api")
+	tb.Delete("etcd", "web", "a")
+	last := tb.Snapshot()
+	got, ok := last.ChangedSince(first)
+	slices.Sort(got)
+	if !ok || !slices.Equal(slices.Compact(got), []string{"api." + zone, "web." + zone}) {
+		t.Errorf("ChangedSince = %v, %v; want api and web", got, ok)
+	}
+	if got, ok := last.ChangedSince(last); !ok || len(got) != 0 {
+		t.Errorf("ChangedSince itself = %v, %v; want none, true", got, ok)
+	}
+	if _, ok := first.ChangedSince(last); ok {
+		t.Error("ChangedSince a later snapshot: want false")
+	}
+	if _, ok := last.ChangedSince(newTable(t).Snapshot()); ok {
+		t.Error("ChangedSince another table's snapshot: want false")
+	}
+	for i := range maxChangeLog + 1 {
+		put(fmt.Sprint("s", i))
+	}
+	if _, ok := tb.Snapshot().ChangedSince(last); ok {
+		t.Errorf("ChangedSince %d publications ago: want false", maxChangeLog+1)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // index is the answer table compiled from one cache snapshot. It is
 // immutable once published; the hot path reads it without locks.
 type index struct {
-	set     *settings // the options answers follow
+	set     *settings       // the options answers follow
+	snap    *cache.Snapshot // the snapshot compiled
 	version uint64
 	ready   bool // every source had listed in the snapshot
 	ttl     uint32
@@ -172,18 +173,28 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	if prev != nil && (prev.set.ttl != ttl || prev.set != set && !prev.set.Locality.equal(&set.Locality)) {
 		prev = nil // records carry the TTL, sets the locality: compile everything again
 	}
-	idx := &index{set: set, version: snap.Version, ready: snap.Ready(), ttl: ttl}
+	idx := &index{set: set, snap: snap, version: snap.Version, ready: snap.Ready(), ttl: ttl}
 	zones := map[string]*zone{defaultZone: newZone(defaultZone, uint32(snap.Version), ttl, negTTL, nsAddrs)}
 	for _, name := range snap.Zones {
 		if zones[name] == nil {
 			zones[name] = newZone(name, uint32(snap.Version), ttl, negTTL, nsAddrs)
 		}
 	}
+	// What changed since prev, by shard, when the snapshot can tell;
+	// else every service of a changed shard is compared.
+	var changed map[int][]string
+	if prev != nil {
+		if fqdns, ok := snap.ChangedSince(prev.snap); ok {
+			changed = map[int][]string{}
+			for _, fqdn := range fqdns {
+				i := cache.ShardOf(fqdn)
+				changed[i] = append(changed[i], fqdn)
+			}
+		}
+	}
+	var swaps []swap // the services replaced, for the skydns trees
 	for i := range cache.NumShards {
 		src := snap.Services.Shard(i)
-		if src == nil {
-			continue
-		}
 		var old *compiledShard
 		if prev != nil {
 			old = prev.shards[i]
@@ -192,16 +203,29 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 			idx.shards[i] = old
 			continue
 		}
+		if src == nil { // the shard's services are gone
+			if old != nil {
+				for _, was := range old.services {
+					swaps = append(swaps, swap{was, nil})
+				}
+			}
+			continue
+		}
 		// The old shard's map, cloned whole (far cheaper than inserting
 		// every service anew), then changed where the snapshot changed.
 		sh := &compiledShard{src: src, services: map[string]*compiledService{}}
 		if old != nil {
 			sh.services = maps.Clone(old.services)
 		}
-		for fqdn, svc := range src.All() {
+		update := func(fqdn string, svc *cache.Service) {
 			was := sh.services[fqdn]
-			if was != nil && was.svc == svc {
-				continue
+			switch {
+			case was != nil && was.svc == svc, was == nil && svc == nil:
+				return
+			case svc == nil:
+				delete(sh.services, fqdn)
+				swaps = append(swaps, swap{was, nil})
+				return
 			}
 			cs := compileSkyDNS(svc, ttl, was)
 			if cs == nil {
@@ -209,17 +233,27 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 				idx.fresh = append(idx.fresh, cs)
 			}
 			sh.services[fqdn] = cs
+			swaps = append(swaps, swap{was, cs})
 		}
-		if len(sh.services) != src.Len() {
-			for fqdn := range sh.services {
-				if src.Get(fqdn) == nil {
-					delete(sh.services, fqdn)
+		if changed != nil && old != nil {
+			for _, fqdn := range changed[i] {
+				update(fqdn, src.Get(fqdn))
+			}
+		} else {
+			for fqdn, svc := range src.All() {
+				update(fqdn, svc)
+			}
+			if len(sh.services) != src.Len() {
+				for fqdn := range sh.services {
+					if src.Get(fqdn) == nil {
+						update(fqdn, nil)
+					}
 				}
 			}
 		}
 		idx.shards[i] = sh
 	}
-	idx.skyRoots = skyTrees(prev, idx)
+	idx.skyRoots = skyTrees(prev, swaps)
 	idx.zones = slices.SortedFunc(maps.Values(zones), func(a, b *zone) int {
 		return len(b.name) - len(a.name)
 	})

@@ -129,3 +129,49 @@ func TestSetsBuiltOnFirstUse(t *testing.T) {
 		t.Fatalf("warm did not build the sets of the changed service")
 	}
 }
+
+// TestCompileFollowsChanges: compiling from the previous index visits
+// only the services the snapshots since changed (cache.Snapshot.
+// ChangedSince); after random changes to many services, with snapshots
+// skipped between compilations (as Follow skips them), and more than the
+// change log holds at times, the index holds exactly the table's
+// services, each compiled from the table's current service.
+func TestCompileFollowsChanges(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
+	for step := range 300 {
+		writes := 1 + rng.IntN(4)
+		if step%50 == 49 {
+			writes = 100 // more publications than a snapshot's change log tells
+		}
+		for range writes {
+			svc := fmt.Sprint("svc-", rng.IntN(60))
+			id := fmt.Sprint("i", rng.IntN(3))
+			if rng.IntN(3) == 0 {
+				tb.Delete("etcd", svc, id)
+			} else {
+				tb.Put("etcd", cache.Instance{Service: svc, ID: id, Address: fmt.Sprint("10.0.0.", 1+rng.IntN(200)), Port: 80})
+			}
+		}
+		snap := tb.Snapshot()
+		h.Update(snap)
+		idx := h.idx.Load()
+		n := 0
+		for _, sh := range idx.shards {
+			if sh == nil {
+				continue
+			}
+			for fqdn, cs := range sh.services {
+				n++
+				if got := snap.Services.Get(fqdn); got == nil || got != cs.svc {
+					t.Fatalf("step %d: %s compiled from %p, the table has %p", step, fqdn, cs.svc, got)
+				}
+			}
+		}
+		if want := snap.Services.Len(); n != want {
+			t.Fatalf("step %d: the index holds %d services, the table %d", step, n, want)
+		}
+	}
+}

@@ -325,10 +325,13 @@ func newSkyRecord(svc *cache.Service, ep *cache.Endpoint, ttl uint32) *skyRecord
 	return rec
 }
 
-// skyTrees returns the trees of skydns names of idx by zone: prev's,
-// edited with the records of the services that changed since (all of
-// them when prev is nil). The shards prev shares with idx did not change.
-func skyTrees(prev, idx *index) map[string]*skyNode {
+// swap is a service that a compilation replaced: was by now, either
+// nil for none.
+type swap struct{ was, now *compiledService }
+
+// skyTrees returns the trees of skydns names by zone: prev's (none when
+// prev is nil), edited with the records of the services swapped since.
+func skyTrees(prev *index, swaps []swap) map[string]*skyNode {
 	edits := map[string]*skyEdit{}
 	edit := func(zone string) *skyEdit {
 		e := edits[zone]
@@ -342,27 +345,8 @@ func skyTrees(prev, idx *index) map[string]*skyNode {
 		}
 		return e
 	}
-	for i, sh := range idx.shards {
-		var was, now map[string]*compiledService
-		if prev != nil && prev.shards[i] != nil {
-			if prev.shards[i] == sh {
-				continue
-			}
-			was = prev.shards[i].services
-		}
-		if sh != nil {
-			now = sh.services
-		}
-		for fqdn, cs := range now {
-			if old := was[fqdn]; old != cs {
-				skyChange(edit, old, cs)
-			}
-		}
-		for fqdn, old := range was {
-			if now[fqdn] == nil {
-				skyChange(edit, old, nil)
-			}
-		}
+	for _, sw := range swaps {
+		skyChange(edit, sw.was, sw.now)
 	}
 	roots := map[string]*skyNode{}
 	if prev != nil {
