@@ -161,8 +161,9 @@ type Snapshot struct {
 type changeLog struct {
 	version uint64
 	fqdns   []string
-	earlier *changeLog
-	depth   int
+	// earlier is the previous publication's log; the publisher cuts it
+	// once the log is maxChangeLog publications old.
+	earlier atomic.Pointer[changeLog]
 }
 
 // maxChangeLog bounds the publications a snapshot can tell the changes
@@ -183,7 +184,7 @@ func (s *Snapshot) ChangedSince(earlier *Snapshot) ([]string, bool) {
 	}
 	v := earlier.Version
 	var fqdns []string
-	for l := s.log; l != nil && l.version > v; l = l.earlier {
+	for l := s.log; l != nil && l.version > v; l = l.earlier.Load() {
 		fqdns = append(fqdns, l.fqdns...)
 		if l.version == v+1 {
 			return fqdns, true
@@ -265,6 +266,7 @@ type Table struct {
 	services *Services // as in the last snapshot
 	recent   []Change  // the last changes, newest first, as published
 	version  uint64
+	logs     [maxChangeLog]*changeLog // the last publications' change logs, by version
 
 	mu       sync.Mutex
 	sources  map[string]*sourceData
@@ -870,9 +872,13 @@ func (t *Table) publish() {
 		t.services = t.services.with(changes)
 	}
 	t.version++
-	log := &changeLog{version: t.version, fqdns: slices.Collect(maps.Keys(changes)), depth: 1}
-	if prev := t.snapshot.Load().log; prev != nil && prev.depth < maxChangeLog {
-		log.earlier, log.depth = prev, prev.depth+1
+	log := &changeLog{version: t.version, fqdns: slices.Collect(maps.Keys(changes))}
+	log.earlier.Store(t.snapshot.Load().log)
+	// The logs of the last maxChangeLog publications stay linked; the
+	// oldest lets go of the ones before it.
+	t.logs[t.version%maxChangeLog] = log
+	if oldest := t.logs[(t.version+1)%maxChangeLog]; oldest != nil {
+		oldest.earlier.Store(nil)
 	}
 	snap := &Snapshot{
 		Version:                 t.version,

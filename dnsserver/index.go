@@ -184,13 +184,15 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	// else every service of a changed shard is compared.
 	var changed map[int][]string
 	if prev != nil {
-		if fqdns, ok := snap.ChangedSince(prev.snap); ok {
+		fqdns, ok := snap.ChangedSince(prev.snap)
+		if ok {
 			changed = map[int][]string{}
 			for _, fqdn := range fqdns {
 				i := cache.ShardOf(fqdn)
 				changed[i] = append(changed[i], fqdn)
 			}
 		}
+		set.metrics.compiled(ok)
 	}
 	var swaps []swap // the services replaced, for the skydns trees
 	for i := range cache.NumShards {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/discodns/discodns/cache"
 )
@@ -140,7 +142,10 @@ func TestCompileFollowsChanges(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	tb := cache.NewTable(quiet)
 	tb.AddSource("etcd", testZone)
-	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
+	metrics := NewMetrics(prometheus.NewRegistry())
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, metrics, quiet)
+	wantCompared := 1.0 // the first: the handler starts from no table's snapshot
+	last := tb.Snapshot().Version
 	for step := range 300 {
 		writes := 1 + rng.IntN(4)
 		if step%50 == 49 {
@@ -156,6 +161,10 @@ func TestCompileFollowsChanges(t *testing.T) {
 			}
 		}
 		snap := tb.Snapshot()
+		if snap.Version-last > 64 {
+			wantCompared++ // more publications than the change log tells
+		}
+		last = snap.Version
 		h.Update(snap)
 		idx := h.idx.Load()
 		n := 0
@@ -173,5 +182,11 @@ func TestCompileFollowsChanges(t *testing.T) {
 		if want := snap.Services.Len(); n != want {
 			t.Fatalf("step %d: the index holds %d services, the table %d", step, n, want)
 		}
+	}
+	// A snapshot more than 64 publications after the last compiled was
+	// compared; the others followed their changes.
+	followed, compared := testutil.ToFloat64(metrics.compiles[0]), testutil.ToFloat64(metrics.compiles[1])
+	if compared != wantCompared || followed != 300-wantCompared || wantCompared == 0 {
+		t.Errorf("compiles: %v following the changes, %v compared; want %v and %v", followed, compared, 300-wantCompared, wantCompared)
 	}
 }

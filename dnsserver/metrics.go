@@ -34,6 +34,7 @@ type Metrics struct {
 
 	localAnswers [3]prometheus.Counter  // by localResult; none is not counted
 	skydnsCuts   *prometheus.CounterVec // skydns answers cut short at a bound
+	compiles     [2]prometheus.Counter  // snapshots compiled: following the changes, comparing
 
 	tcpConns    prometheus.Gauge       // open TCP connections
 	tcpClosedBy *prometheus.CounterVec // TCP connections closed at a bound
@@ -121,7 +122,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, b := range []string{cutWildRecords, cutAliasFollows} {
 		m.skydnsCuts.WithLabelValues(b)
 	}
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals, locality, m.skydnsCuts)
+	compiles := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_dns_compiles_total",
+		Help: "Snapshots compiled into answers, by how the changed services were found: changes (the snapshot listed them), compared (more than 64 publications since the last compiled snapshot, or another table's: every service of a changed shard compared).",
+	}, []string{"how"})
+	m.compiles[0] = compiles.WithLabelValues("changes")
+	m.compiles[1] = compiles.WithLabelValues("compared")
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals, locality, m.skydnsCuts, compiles)
 	return m
 }
 
@@ -248,6 +255,18 @@ const (
 	cutWildRecords  = "wildcard_records"
 	cutAliasFollows = "alias_follows"
 )
+
+// compiled counts a snapshot compiled from an earlier one, following its
+// list of changes or comparing.
+func (m *Metrics) compiled(followed bool) {
+	switch {
+	case m == nil:
+	case followed:
+		m.compiles[0].Inc()
+	default:
+		m.compiles[1].Inc()
+	}
+}
 
 // skydnsCut counts a skydns answer cut short at bound.
 func (m *Metrics) skydnsCut(bound string) {
