@@ -161,14 +161,21 @@ type Snapshot struct {
 type changeLog struct {
 	version uint64
 	fqdns   []string
+	many    bool // more than maxLoggedChanges services changed: fqdns not kept
 	// earlier is the previous publication's log; the publisher cuts it
 	// once the log is maxChangeLog publications old.
 	earlier atomic.Pointer[changeLog]
 }
 
 // maxChangeLog bounds the publications a snapshot can tell the changes
-// of (ChangedSince).
-const maxChangeLog = 64
+// of (ChangedSince), and maxLoggedChanges the services one publication's
+// log lists: a publication that changed more (a relist of a large table)
+// tells nothing, and its readers compare, so that the logs kept stay
+// small whatever the sources do.
+const (
+	maxChangeLog     = 64
+	maxLoggedChanges = 4096
+)
 
 // ChangedSince returns the FQDNs of the services added, changed or
 // removed by the publications after earlier, up to and including s, in no
@@ -185,6 +192,9 @@ func (s *Snapshot) ChangedSince(earlier *Snapshot) ([]string, bool) {
 	v := earlier.Version
 	var fqdns []string
 	for l := s.log; l != nil && l.version > v; l = l.earlier.Load() {
+		if l.many {
+			return nil, false
+		}
 		fqdns = append(fqdns, l.fqdns...)
 		if l.version == v+1 {
 			return fqdns, true
@@ -872,7 +882,10 @@ func (t *Table) publish() {
 		t.services = t.services.with(changes)
 	}
 	t.version++
-	log := &changeLog{version: t.version, fqdns: slices.Collect(maps.Keys(changes))}
+	log := &changeLog{version: t.version, many: len(changes) > maxLoggedChanges}
+	if !log.many {
+		log.fqdns = slices.Collect(maps.Keys(changes))
+	}
 	log.earlier.Store(t.snapshot.Load().log)
 	// The logs of the last maxChangeLog publications stay linked; the
 	// oldest lets go of the ones before it.

@@ -337,4 +337,19 @@ func TestSnapshotChangedSince(t *testing.T) {
 	if _, ok := tb.Snapshot().ChangedSince(last); ok {
 		t.Errorf("ChangedSince %d publications ago: want false", maxChangeLog+1)
 	}
+	// A publication that changed more services than a log lists tells
+	// nothing.
+	before := tb.Snapshot()
+	many := make([]Instance, maxLoggedChanges+1)
+	for i := range many {
+		many[i] = Instance{Service: fmt.Sprint("m", i), ID: "a", Address: "10.0.0.1", Port: 1}
+	}
+	tb.Replace("etcd", many)
+	if _, ok := tb.Snapshot().ChangedSince(before); ok {
+		t.Errorf("ChangedSince a publication of %d changes: want false", len(many))
+	}
+	put("after")
+	if got, ok := tb.Snapshot().ChangedSince(tb.Snapshot()); !ok || len(got) != 0 {
+		t.Errorf("ChangedSince itself after many: %v, %v", got, ok)
+	}
 }

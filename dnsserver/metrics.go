@@ -124,7 +124,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	compiles := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "discodns_dns_compiles_total",
-		Help: "Snapshots compiled into answers, by how the changed services were found: changes (the snapshot listed them), compared (more than 64 publications since the last compiled snapshot, or another table's: every service of a changed shard compared).",
+		Help: "Snapshots compiled into answers, by how the changed services were found: changes (the snapshot listed them), compared (more than 64 publications since the last compiled snapshot, one that changed more than 4,096 services, or another table's: every service of a changed shard compared).",
 	}, []string{"how"})
 	m.compiles[0] = compiles.WithLabelValues("changes")
 	m.compiles[1] = compiles.WithLabelValues("compared")
