@@ -195,20 +195,15 @@ func BenchmarkChangeOneInstance(b *testing.B) {
 func BenchmarkChangeInLargeService(b *testing.B) {
 	change := func(b *testing.B, size int, timed bool) (put, compile, sets time.Duration) {
 		b.StopTimer()
-		tb := cache.NewTable(quiet)
-		tb.AddSource("etcd", testZone)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		go tb.Run(ctx)
 		insts := make([]cache.Instance, size)
 		addr := func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256) }
 		for i := range insts {
 			insts[i] = cache.Instance{Service: "big", ID: fmt.Sprint("i", i), Address: addr(i), Port: 8000, Priority: 1, Weight: 1,
 				Tags: []string{fmt.Sprint("t", i%4)}, Meta: map[string]string{"version": "v1"}}
 		}
-		tb.Replace("etcd", insts)
-		h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
-		h.Update(tb.Snapshot())
+		tb, h := runningTable(b, ctx, insts)
 		if timed {
 			b.StartTimer()
 		}
@@ -265,11 +260,8 @@ func BenchmarkChangeManyServices(b *testing.B) {
 	const batch = 128
 	change := func(b *testing.B, services int, timed bool) (put, compile time.Duration) {
 		b.StopTimer()
-		tb := cache.NewTable(quiet)
-		tb.AddSource("etcd", testZone)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		go tb.Run(ctx)
 		inst := func(s, port int) cache.Instance {
 			return cache.Instance{Service: fmt.Sprint("svc-", s), ID: "i0", Address: fmt.Sprintf("10.%d.%d.%d", s/65536, s/256%256, s%256), Port: uint16(port), Priority: 1, Weight: 1}
 		}
@@ -277,9 +269,7 @@ func BenchmarkChangeManyServices(b *testing.B) {
 		for s := range insts {
 			insts[s] = inst(s, 8000)
 		}
-		tb.Replace("etcd", insts)
-		h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
-		h.Update(tb.Snapshot())
+		tb, h := runningTable(b, ctx, insts)
 		if timed {
 			b.StartTimer()
 		}
@@ -307,4 +297,19 @@ func BenchmarkChangeManyServices(b *testing.B) {
 		b.ReportMetric(perOp(compile), "compile-us")
 		b.ReportMetric(float64(put+compile)/float64(smallPut+smallCompile), "x-small")
 	})
+}
+
+// runningTable returns a table that publishes as the daemon's does (Run,
+// until ctx ends), holding insts, and a handler on its snapshot.
+func runningTable(b *testing.B, ctx context.Context, insts []cache.Instance) (*cache.Table, *Handler) {
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	go tb.Run(ctx)
+	tb.Replace("etcd", insts)
+	if err := tb.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
+	h.Update(tb.Snapshot())
+	return tb, h
 }
