@@ -43,7 +43,7 @@ func (idx *index) warm(stop <-chan struct{}) {
 			return
 		default:
 		}
-		cs.sets()
+		cs.setsBy(byFollow)
 	}
 }
 
@@ -121,6 +121,7 @@ type compiledService struct {
 	sky []*skyRecord
 
 	locality *Locality // what the sets' locality views follow
+	metrics  *Metrics  // counts the sets built
 	setsOnce sync.Once
 	built    *serviceSets
 }
@@ -138,8 +139,15 @@ type serviceSets struct {
 }
 
 // sets returns cs's record sets, building them on first use.
-func (cs *compiledService) sets() *serviceSets {
-	cs.setsOnce.Do(func() { cs.built = cs.buildSets() })
+func (cs *compiledService) sets() *serviceSets { return cs.setsBy(byQuery) }
+
+// setsBy is sets, counting the sets built by who builds them: a query
+// (byQuery) or Follow (byFollow).
+func (cs *compiledService) setsBy(who int) *serviceSets {
+	cs.setsOnce.Do(func() {
+		cs.built = cs.buildSets()
+		cs.metrics.setsBuilt(who)
+	})
 	return cs.built
 }
 
@@ -231,7 +239,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 			}
 			cs := compileSkyDNS(svc, ttl, was)
 			if cs == nil {
-				cs = compileService(svc, ttl, was, &set.Locality)
+				cs = compileService(svc, was, set)
 				idx.fresh = append(idx.fresh, cs)
 			}
 			sh.services[fqdn] = cs
@@ -356,10 +364,11 @@ func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
 
 // compileService compiles svc, reusing the records of the endpoints that
 // prev (the service's previous compilation, or nil) compiled and that did
-// not change since: a change costs the endpoints it changed. Its sets
-// will follow l.
-func compileService(svc *cache.Service, ttl uint32, prev *compiledService, l *Locality) *compiledService {
-	cs := &compiledService{svc: svc, eps: make([]*endpointRecords, len(svc.Endpoints)), locality: l}
+// not change since: a change costs the endpoints it changed. Its records
+// and sets follow set.
+func compileService(svc *cache.Service, prev *compiledService, set *settings) *compiledService {
+	ttl := set.ttl
+	cs := &compiledService{svc: svc, eps: make([]*endpointRecords, len(svc.Endpoints)), locality: &set.Locality, metrics: set.metrics}
 	var was unchanged
 	if prev != nil && prev.eps != nil {
 		was.olds = prev.svc.Endpoints

@@ -60,7 +60,7 @@ func TestIncrementalCompile(t *testing.T) {
 		if cs == nil {
 			continue
 		}
-		fresh := compileService(cs.svc, h.idx.Load().ttl, nil, cs.locality)
+		fresh := compileService(cs.svc, nil, h.idx.Load().set)
 		if !reflect.DeepEqual(cs.sets(), fresh.sets()) {
 			t.Fatalf("step %d: the compiled service differs from one compiled afresh:\n%+v\n%+v", step, cs.sets().all, fresh.sets().all)
 		}
@@ -108,7 +108,8 @@ func TestSetsBuiltOnFirstUse(t *testing.T) {
 	for i := range 3 {
 		tb.Put("etcd", cache.Instance{Service: "web", ID: fmt.Sprint("i", i), Address: fmt.Sprint("10.0.0.", i+1), Port: 80})
 	}
-	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
+	metrics := NewMetrics(prometheus.NewRegistry())
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, metrics, quiet)
 	h.Update(tb.Snapshot())
 	cs := h.idx.Load().service("web." + testZone)
 	if cs == nil || cs.built != nil {
@@ -129,6 +130,10 @@ func TestSetsBuiltOnFirstUse(t *testing.T) {
 	idx.warm(nil)
 	if idx.fresh[0].built == nil || len(idx.fresh[0].built.all.a) != 4 {
 		t.Fatalf("warm did not build the sets of the changed service")
+	}
+	queries, follows := testutil.ToFloat64(metrics.setsBuilds[byQuery]), testutil.ToFloat64(metrics.setsBuilds[byFollow])
+	if queries != 1 || follows != 1 {
+		t.Errorf("discodns_dns_record_sets_built_total: query %v, follow %v; want 1 and 1", queries, follows)
 	}
 }
 

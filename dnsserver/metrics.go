@@ -35,6 +35,7 @@ type Metrics struct {
 	localAnswers [3]prometheus.Counter  // by localResult; none is not counted
 	skydnsCuts   *prometheus.CounterVec // skydns answers cut short at a bound
 	compiles     [2]prometheus.Counter  // snapshots compiled: following the changes, comparing
+	setsBuilds   [2]prometheus.Counter  // services' record sets built, by byQuery, byFollow
 
 	tcpConns    prometheus.Gauge       // open TCP connections
 	tcpClosedBy *prometheus.CounterVec // TCP connections closed at a bound
@@ -128,7 +129,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}, []string{"how"})
 	m.compiles[0] = compiles.WithLabelValues("changes")
 	m.compiles[1] = compiles.WithLabelValues("compared")
-	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals, locality, m.skydnsCuts, compiles)
+	setsBuilds := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "discodns_dns_record_sets_built_total",
+		Help: "Services' record sets (their A, AAAA and SRV answers, by tag and named port) built after a change, by who built them: follow (after the snapshot was in force, before a newer one came) or query (the first query that needed them, which waited for them).",
+	}, []string{"by"})
+	m.setsBuilds[byQuery] = setsBuilds.WithLabelValues("query")
+	m.setsBuilds[byFollow] = setsBuilds.WithLabelValues("follow")
+	reg.MustRegister(m.requests, duration, truncated, m.rejected, m.evictions, m.clients, m.tcpConns, m.tcpClosedBy, udpDropped, m.wireRenewals, locality, m.skydnsCuts, compiles, setsBuilds)
 	return m
 }
 
@@ -265,6 +272,19 @@ func (m *Metrics) compiled(followed bool) {
 		m.compiles[0].Inc()
 	default:
 		m.compiles[1].Inc()
+	}
+}
+
+// Who builds a service's record sets (setsBuilt).
+const (
+	byQuery = iota
+	byFollow
+)
+
+// setsBuilt counts a service's record sets built by who.
+func (m *Metrics) setsBuilt(who int) {
+	if m != nil {
+		m.setsBuilds[who].Inc()
 	}
 }
 
