@@ -91,6 +91,7 @@ func TestBurstIntoOneService(t *testing.T) {
 // and the DNS name that answers it.
 type burstLayout struct {
 	name   string
+	prefix string // what discodns watches
 	config func(endpoint string) string
 	key    func(svc string, i int) string
 	value  func(i int) string
@@ -100,7 +101,8 @@ type burstLayout struct {
 var burstLayouts = []burstLayout{
 	{
 		// discox: each event is a Put or Delete of one instance.
-		name: "discox",
+		name:   "discox",
+		prefix: "/services/",
 		config: func(endpoint string) string {
 			return fmt.Sprintf("[dns]\nlisten = [\"{{DNS}}\"]\n[http]\nlisten = \"{{HTTP}}\"\n[[source]]\ntype = \"etcd\"\nendpoints = [%q]\n", endpoint)
 		},
@@ -114,6 +116,7 @@ var burstLayouts = []burstLayout{
 		// skydns: weights are relative within a service, so each event
 		// rewrites its service (the watcher's rescaling).
 		name:   "skydns",
+		prefix: "/skydns/",
 		config: skydnsConfig,
 		key:    func(svc string, i int) string { return fmt.Sprintf("/skydns/internal/svc/%s/i%d", svc, i) },
 		value:  func(i int) string { return fmt.Sprintf(`{"host":%q,"port":80}`, burstAddr(i)) },
@@ -135,6 +138,11 @@ var burstLayouts = []burstLayout{
 //     before them, which discodns cannot skip. Each wait is split in two:
 //     etcd's (the Put's own latency, behind the burst's transactions) and
 //     discodns's (from the Put's return to the answer), both as maxima.
+//     A plain etcd watcher of discodns's prefix, on its own connection,
+//     notes when each change reached it: unrelated-watcher is etcd's
+//     delivery behind the burst, which no watcher can shorten, and
+//     beyond-watcher is what discodns adds to it (from the watcher's
+//     receipt to discodns's answer; p50, p99, max).
 //
 //   - delete-6000: a 6,000-instance service deleted instance by instance,
 //     then one instance of an unrelated service: the time from that
@@ -147,15 +155,16 @@ func BenchmarkBurst(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/n=%d", l.name, n), func(b *testing.B) {
 				e := startEtcd(b)
 				d := startDiscodns(b, l.config(e.endpoint()))
+				a := watchArrivals(b, e, l.prefix)
 				var one, distinct time.Duration
 				var unrelated, unrelatedDistinct waits
 				for it := 0; b.Loop(); it++ {
 					var took time.Duration
-					unrelatedDistinct.add(duringBurst(b, e, d, l, fmt.Sprintf("ud%d", it), func() {
+					unrelatedDistinct.add(duringBurst(b, e, d, a, l, fmt.Sprintf("ud%d", it), func() {
 						took = burstInto(b, e, d, l, func(i int) string { return fmt.Sprintf("d%d-%d", it, i) }, n)
 					}))
 					distinct += took
-					unrelated.add(duringBurst(b, e, d, l, fmt.Sprintf("u%d", it), func() {
+					unrelated.add(duringBurst(b, e, d, a, l, fmt.Sprintf("u%d", it), func() {
 						took = burstInto(b, e, d, l, func(int) string { return fmt.Sprintf("one%d", it) }, n)
 					}))
 					one += took
@@ -169,11 +178,16 @@ func BenchmarkBurst(b *testing.B) {
 				b.ReportMetric(ms(percentile(unrelated.total, 100)), "unrelated-max-ms")
 				b.ReportMetric(ms(percentile(unrelated.put, 100)), "unrelated-etcd-max-ms")
 				b.ReportMetric(ms(percentile(unrelated.discodns, 100)), "unrelated-discodns-max-ms")
+				b.ReportMetric(ms(percentile(unrelated.watcher, 100)), "unrelated-watcher-max-ms")
+				b.ReportMetric(ms(percentile(unrelated.beyond, 50)), "unrelated-beyond-watcher-p50-ms")
+				b.ReportMetric(ms(percentile(unrelated.beyond, 99)), "unrelated-beyond-watcher-p99-ms")
+				b.ReportMetric(ms(percentile(unrelated.beyond, 100)), "unrelated-beyond-watcher-max-ms")
 				// The same during the burst into distinct services: what
 				// etcd's ordering of the writes costs whatever discodns does.
 				b.ReportMetric(ms(percentile(unrelatedDistinct.total, 50)), "unrelated-in-distinct-p50-ms")
 				b.ReportMetric(ms(percentile(unrelatedDistinct.total, 100)), "unrelated-in-distinct-max-ms")
 				b.ReportMetric(ms(percentile(unrelatedDistinct.discodns, 100)), "unrelated-in-distinct-discodns-max-ms")
+				b.ReportMetric(ms(percentile(unrelatedDistinct.beyond, 100)), "unrelated-in-distinct-beyond-watcher-max-ms")
 			})
 		}
 		b.Run(l.name+"/delete-6000", func(b *testing.B) {
@@ -271,23 +285,94 @@ func answered(d *discodns, name, addr string, present bool, start time.Time) (ti
 }
 
 // waits are the times unrelated changes took to be answered: in all, in
-// etcd (the Put), and in discodns (from the Put's return to the answer).
-type waits struct{ total, put, discodns []time.Duration }
+// etcd (the Put), in discodns (from the Put's return to the answer), until
+// a plain etcd watcher of the same prefix received the change, and in
+// discodns beyond that watcher (from its receipt to the answer).
+type waits struct{ total, put, discodns, watcher, beyond []time.Duration }
 
 func (w *waits) add(o waits) {
 	w.total = append(w.total, o.total...)
 	w.put = append(w.put, o.put...)
 	w.discodns = append(w.discodns, o.discodns...)
+	w.watcher = append(w.watcher, o.watcher...)
+	w.beyond = append(w.beyond, o.beyond...)
+}
+
+// arrivals is a plain etcd watch of a prefix, on its own connection as
+// discodns's is, that notes when each key's event arrived: the reference
+// for how long etcd took to deliver a change to any watcher, so the
+// benchmark can tell etcd's delivery from discodns's own work.
+type arrivals struct {
+	mu   sync.Mutex
+	at   map[string]time.Time
+	more chan struct{} // closed and renewed at each response
+}
+
+// watchArrivals starts watching prefix on e; it stops with the benchmark.
+func watchArrivals(b *testing.B, e *etcd, prefix string) *arrivals {
+	b.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: e.srv.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &arrivals{at: map[string]time.Time{}, more: make(chan struct{})}
+	ch := cli.Watch(ctx, prefix, clientv3.WithPrefix())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for resp := range ch {
+			now := time.Now()
+			a.mu.Lock()
+			for _, ev := range resp.Events {
+				if _, ok := a.at[string(ev.Kv.Key)]; !ok {
+					a.at[string(ev.Kv.Key)] = now
+				}
+			}
+			close(a.more)
+			a.more = make(chan struct{})
+			a.mu.Unlock()
+		}
+	}()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		cli.Close()
+	})
+	return a
+}
+
+// arrived returns when key's first event reached the watcher, waiting
+// for it at most burstWait.
+func (a *arrivals) arrived(key string) (time.Time, error) {
+	deadline := time.After(burstWait)
+	for {
+		a.mu.Lock()
+		t, ok := a.at[key]
+		more := a.more
+		a.mu.Unlock()
+		if ok {
+			return t, nil
+		}
+		select {
+		case <-more:
+		case <-deadline:
+			return time.Time{}, fmt.Errorf("the plain watcher did not see %s within %v", key, burstWait)
+		}
+	}
 }
 
 // duringBurst runs burst, and from its start until it returns writes one
 // unrelated instance after another (each in its own service named from
-// prefix), returning the time each took to be answered.
-func duringBurst(b *testing.B, e *etcd, d *discodns, l burstLayout, prefix string, burst func()) waits {
+// prefix), returning the time each took to be answered, and, through a,
+// to reach a plain watcher.
+func duringBurst(b *testing.B, e *etcd, d *discodns, a *arrivals, l burstLayout, prefix string, burst func()) waits {
 	b.Helper()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	var took waits
+	var keys []string
+	var starts []time.Time
 	var failed error
 	wg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), burstWait)
@@ -299,8 +384,9 @@ func duringBurst(b *testing.B, e *etcd, d *discodns, l burstLayout, prefix strin
 			case <-time.After(20 * time.Millisecond):
 			}
 			svc := fmt.Sprintf("%s-%d", prefix, k)
+			key := l.key(svc, k)
 			start := time.Now()
-			if _, err := e.cli.Put(ctx, l.key(svc, k), l.value(k)); err != nil {
+			if _, err := e.cli.Put(ctx, key, l.value(k)); err != nil {
 				failed = err
 				return
 			}
@@ -310,6 +396,7 @@ func duringBurst(b *testing.B, e *etcd, d *discodns, l burstLayout, prefix strin
 				failed = err
 				return
 			}
+			keys, starts = append(keys, key), append(starts, start)
 			took.total = append(took.total, t)
 			took.put = append(took.put, put)
 			took.discodns = append(took.discodns, t-put)
@@ -320,6 +407,15 @@ func duringBurst(b *testing.B, e *etcd, d *discodns, l burstLayout, prefix strin
 	wg.Wait()
 	if failed != nil {
 		b.Fatal(failed)
+	}
+	for i, key := range keys {
+		at, err := a.arrived(key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		seen := at.Sub(starts[i])
+		took.watcher = append(took.watcher, seen)
+		took.beyond = append(took.beyond, took.total[i]-seen)
 	}
 	return took
 }

@@ -238,8 +238,9 @@ const churnServices = 10
 // churn changes one instance of the churn services in etcd every
 // 1/perSecond seconds (a new port each time, so every write is a change)
 // until the returned stop is called, which reports how many changes were
-// written per second.
-func churn(b *testing.B, e *etcd, perSecond int) (stop func() float64) {
+// written per second. With bystander, the same writes go to keys outside
+// discodns's prefix: etcd and the writers do the same work, discodns none.
+func churn(b *testing.B, e *etcd, perSecond int, bystander bool) (stop func() float64) {
 	var wg sync.WaitGroup
 	quit := make(chan struct{})
 	start, written := time.Now(), 0
@@ -254,6 +255,9 @@ func churn(b *testing.B, e *etcd, perSecond int) (stop func() float64) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			key, value := churnInstance(n%churnServices, n/churnServices%compareInstances, 1024+n%60000)
+			if bystander {
+				key = "/bystander" + key
+			}
 			_, err := e.cli.Put(ctx, key, value)
 			cancel()
 			if err != nil {
@@ -369,7 +373,7 @@ func BenchmarkCompareDNS(b *testing.B) {
 				version := d.gauge("discodns_cache_snapshot_version")
 				start := time.Now()
 				if tg.churn {
-					stop = churn(b, e, churnRate)
+					stop = churn(b, e, churnRate, false)
 				}
 				qps, lat := dnsperfQPS(b, tg.name, tg.addr, tg.queries, seconds)
 				if tg.churn {
