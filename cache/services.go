@@ -3,11 +3,14 @@ package cache
 import (
 	"hash/maphash"
 	"iter"
-	"maps"
+
+	"github.com/discodns/discodns/cache/shardmap"
 )
 
-// serviceShards is the number of shards of Services: a change copies one
-// shard (about 1/256 of the table) and the array of shard pointers.
+// serviceShards is the number of shards of Services. A change copies the
+// array of shard pointers, and in its shard a bucket of about 1/16,384 of
+// the table (see shardmap); what is derived per shard (the dnsserver's
+// reverse map and zone statistics) is rebuilt for the shards that changed.
 const serviceShards = 256
 
 // shardSeed makes ShardOf stable for the life of the process.
@@ -25,7 +28,7 @@ type Services struct {
 
 // ServiceShard is one shard of Services; immutable once published.
 type ServiceShard struct {
-	m map[string]*Service
+	m *shardmap.Map[*Service]
 }
 
 // All yields the shard's services by FQDN.
@@ -34,7 +37,7 @@ func (s *ServiceShard) All() iter.Seq2[string, *Service] {
 		if s == nil {
 			return
 		}
-		for k, v := range s.m {
+		for k, v := range s.m.All() {
 			if !yield(k, v) {
 				return
 			}
@@ -47,7 +50,8 @@ func (s *ServiceShard) Get(fqdn string) *Service {
 	if s == nil {
 		return nil
 	}
-	return s.m[fqdn]
+	svc, _ := s.m.Get(fqdn)
+	return svc
 }
 
 // Len is the number of services in the shard.
@@ -55,7 +59,7 @@ func (s *ServiceShard) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.m)
+	return s.m.Len()
 }
 
 // Get returns the service with fqdn, or nil.
@@ -105,32 +109,35 @@ func (s *Services) Shard(i int) *ServiceShard {
 const NumShards = serviceShards
 
 // with returns a copy of s with the services of changes set (nil
-// removes), copying only the shards they fall in.
+// removes), copying only the buckets they fall in.
 func (s *Services) with(changes map[string]*Service) *Services {
 	next := &Services{}
 	if s != nil {
 		next.shards = s.shards
 	}
-	copied := map[int]bool{}
+	edits := map[int]*shardmap.Builder[*Service]{}
 	for fqdn, svc := range changes {
 		i := ShardOf(fqdn)
-		if !copied[i] {
-			copied[i] = true
-			m := map[string]*Service{}
-			if old := next.shards[i]; old != nil {
-				m = maps.Clone(old.m) // copies the map's groups whole: far cheaper than inserting anew
+		e := edits[i]
+		if e == nil {
+			var old *shardmap.Map[*Service]
+			if next.shards[i] != nil {
+				old = next.shards[i].m
 			}
-			next.shards[i] = &ServiceShard{m: m}
+			e = old.Edit()
+			edits[i] = e
 		}
 		if svc == nil {
-			delete(next.shards[i].m, fqdn)
+			e.Delete(fqdn)
 		} else {
-			next.shards[i].m[fqdn] = svc
+			e.Set(fqdn, svc)
 		}
 	}
-	for i := range copied {
-		if len(next.shards[i].m) == 0 {
+	for i, e := range edits {
+		if e.Len() == 0 {
 			next.shards[i] = nil
+		} else {
+			next.shards[i] = &ServiceShard{m: e.Map()}
 		}
 	}
 	return next

@@ -138,15 +138,32 @@ func (h *Handler) SetOptions(opt Options) {
 	h.wire.Store(newWireCache()) // answers follow the options
 }
 
+// warmAfter is how long a snapshot must last before Follow builds the
+// record sets of the services compiled for it: during a burst, snapshots
+// come faster, and the sets built for one would be built again for the
+// next, taking the CPU that compiles the changes behind them.
+const warmAfter = 10 * time.Millisecond
+
 // Follow keeps the handler on the latest snapshot of table until ctx ends.
-// Until a newer snapshot comes, it builds the record sets of the services
-// just compiled, which a query would otherwise build on first use.
+// Once a snapshot has lasted warmAfter, and until a newer one comes, it
+// builds the record sets of the services just compiled, which a query
+// would otherwise build on first use.
 func (h *Handler) Follow(ctx context.Context, table cache.Snapshots) {
+	quiet := time.NewTimer(warmAfter)
+	defer quiet.Stop()
 	for {
 		snap := table.Snapshot()
 		h.Update(snap)
-		// A newer snapshot goes first: queries build what they need.
-		h.idx.Load().warm(snap.Superseded())
+		quiet.Reset(warmAfter)
+		select {
+		case <-quiet.C:
+			// A newer snapshot goes first: queries build what they need.
+			h.idx.Load().warm(snap.Superseded())
+		case <-snap.Superseded():
+			continue
+		case <-ctx.Done():
+			return
+		}
 		select {
 		case <-snap.Superseded():
 		case <-ctx.Done():

@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/cache/shardmap"
 )
 
 // index is the answer table compiled from one cache snapshot. It is
@@ -69,7 +70,7 @@ type zoneStats struct {
 // shard alone.
 type compiledShard struct {
 	src      *cache.ServiceShard
-	services map[string]*compiledService
+	services *shardmap.Map[*compiledService]
 
 	ptrOnce sync.Once
 	ptr     map[string][]dns.PTR // reverse name -> PTRs, built on first use
@@ -215,25 +216,26 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 		}
 		if src == nil { // the shard's services are gone
 			if old != nil {
-				for _, was := range old.services {
+				for _, was := range old.services.All() {
 					swaps = append(swaps, swap{was, nil})
 				}
 			}
 			continue
 		}
-		// The old shard's map, cloned whole (far cheaper than inserting
-		// every service anew), then changed where the snapshot changed.
-		sh := &compiledShard{src: src, services: map[string]*compiledService{}}
+		// A copy of the old shard's services (its buckets shared until
+		// changed), changed where the snapshot changed.
+		var services *shardmap.Map[*compiledService]
 		if old != nil {
-			sh.services = maps.Clone(old.services)
+			services = old.services
 		}
+		edit := services.Edit()
 		update := func(fqdn string, svc *cache.Service) {
-			was := sh.services[fqdn]
+			was, _ := edit.Get(fqdn)
 			switch {
 			case was != nil && was.svc == svc, was == nil && svc == nil:
 				return
 			case svc == nil:
-				delete(sh.services, fqdn)
+				edit.Delete(fqdn)
 				swaps = append(swaps, swap{was, nil})
 				return
 			}
@@ -242,7 +244,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 				cs = compileService(svc, was, set)
 				idx.fresh = append(idx.fresh, cs)
 			}
-			sh.services[fqdn] = cs
+			edit.Set(fqdn, cs)
 			swaps = append(swaps, swap{was, cs})
 		}
 		if changed != nil && old != nil {
@@ -253,15 +255,15 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 			for fqdn, svc := range src.All() {
 				update(fqdn, svc)
 			}
-			if len(sh.services) != src.Len() {
-				for fqdn := range sh.services {
+			if edit.Len() != src.Len() {
+				for fqdn := range services.All() { // the old map: edits copy what they change
 					if src.Get(fqdn) == nil {
 						update(fqdn, nil)
 					}
 				}
 			}
 		}
-		idx.shards[i] = sh
+		idx.shards[i] = &compiledShard{src: src, services: edit.Map()}
 	}
 	idx.skyRoots = skyTrees(prev, swaps)
 	idx.zones = slices.SortedFunc(maps.Values(zones), func(a, b *zone) int {
@@ -276,7 +278,8 @@ func (idx *index) service(fqdn string) *compiledService {
 	if sh == nil {
 		return nil
 	}
-	return sh.services[fqdn]
+	cs, _ := sh.services.Get(fqdn)
+	return cs
 }
 
 // zoneStats returns the statistics of z, summing every shard's the first
@@ -301,7 +304,7 @@ func (idx *index) zoneStats(z *zone) *zoneStats {
 func (sh *compiledShard) zoneStats() map[string]*zoneStats {
 	sh.statsOnce.Do(func() {
 		sh.stats = map[string]*zoneStats{}
-		for _, cs := range sh.services {
+		for _, cs := range sh.services.All() {
 			if cs.sky != nil {
 				continue // skydns records have no _tcp, _udp or tags
 			}
@@ -615,7 +618,7 @@ func (idx *index) reverse(name string) []dns.PTR {
 func (sh *compiledShard) reverse(ttl uint32) map[string][]dns.PTR {
 	sh.ptrOnce.Do(func() {
 		sh.ptr = map[string][]dns.PTR{}
-		for _, cs := range sh.services {
+		for _, cs := range sh.services.All() {
 			for _, rec := range cs.eps {
 				if rec.reverse != "" {
 					sh.ptr[rec.reverse] = append(sh.ptr[rec.reverse], rec.ptr)

@@ -177,7 +177,7 @@ func TestCompileFollowsChanges(t *testing.T) {
 			if sh == nil {
 				continue
 			}
-			for fqdn, cs := range sh.services {
+			for fqdn, cs := range sh.services.All() {
 				n++
 				if got := snap.Services.Get(fqdn); got == nil || got != cs.svc {
 					t.Fatalf("step %d: %s compiled from %p, the table has %p", step, fqdn, cs.svc, got)
