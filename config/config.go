@@ -320,7 +320,9 @@ type Source struct {
 	// MaxConnections-3, and the workers that fetch changed services); 3 to
 	// 1000. An agent allows 200 per client address by default, shared by
 	// every local client. What a change costs the servers does not grow
-	// with the nodes while it is at least the services + 3.
+	// with the nodes while it is at least the services + 3. Over HTTPS
+	// (HTTP/2) a connection carries up to 100 blocking queries, so
+	// (MaxConnections-3) × 100 services are watched.
 	MaxConnections int `toml:"max_connections" source:"consul"`
 	// RateLimit bounds the requests per second to the Consul agent; 1 to
 	// 100000.

@@ -545,3 +545,54 @@ func TestFleetConsulDefaultWatchesAll(t *testing.T) {
 		t.Errorf(`discodns_watcher_consul_catalog_changes_total{lookup="none"} = %v, want at least 1`, v)
 	}
 }
+
+// TestFleetConsulHTTP2WatchesAll reads Consul through the agent's HTTPS
+// API, where it speaks HTTP/2: blocking queries share connections, so
+// with max_connections = 8 every one of 150 services is watched (over
+// HTTP/1.1 the same bound watches 5, each on a connection of its own), a
+// change is answered from its watch, and the connections stay within the
+// bound.
+func TestFleetConsulHTTP2WatchesAll(t *testing.T) {
+	need(t, "dig")
+	const services = 150
+	agent := registries.StartConsulTLS(t)
+	client := consulClient(t, agent)
+	registerMany(t, client, services, 1)
+	overTLS := startDiscodns(t, consulConfig("https://"+agent.HTTPSAddr(), fmt.Sprintf("ca_file = %q\nmax_connections = 8", agent.CAFile())))
+	plain := startDiscodns(t, consulConfig(agent.Addr(), "max_connections = 8"))
+	last := fmt.Sprintf("svc-%d.svc.internal.", services-1)
+	waitAnswers(t, overTLS, "A", last, fmt.Sprintf("10.9.0.%d", services))
+	waitAnswers(t, plain, "A", last, fmt.Sprintf("10.9.0.%d", services))
+	for _, c := range []struct {
+		name             string
+		d                *discodns
+		watched, unwatch float64
+	}{
+		{"https (HTTP/2)", overTLS, services + 1, 0}, // and the agent's own "consul" service
+		{"http (HTTP/1.1)", plain, 5, services + 1 - 5},
+	} {
+		for followed, want := range map[string]float64{"watched": c.watched, "unwatched": c.unwatch} {
+			metric := fmt.Sprintf(`discodns_watcher_consul_services{followed=%q,source="consul"}`, followed)
+			if v := c.d.gauge(metric); v != want {
+				t.Errorf("%s: %s = %v, want %v", c.name, metric, v, want)
+			}
+		}
+	}
+
+	_, err := client.Catalog().Register(&api.CatalogRegistration{
+		Node: "node-0", Address: "10.8.0.1",
+		Service: &api.AgentService{ID: "extra", Service: "svc-142", Address: "10.99.0.1", Port: 9999},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAnswers(t, overTLS, "A", "svc-142.svc.internal.", "10.9.0.143", "10.99.0.1")
+	if v := overTLS.gauge(`discodns_watcher_consul_catalog_changes_total{lookup="none",source="consul"}`); v < 1 {
+		t.Errorf(`https: discodns_watcher_consul_catalog_changes_total{lookup="none"} = %v, want at least 1 (every service watched)`, v)
+	}
+	conns := overTLS.gauge(`discodns_watcher_consul_connections{source="consul"}`)
+	t.Logf("https: %v connections to the agent carry %d watches", conns, services+1)
+	if conns < 1 || conns > 8 {
+		t.Errorf("https: discodns_watcher_consul_connections = %v, want 1 to 8", conns)
+	}
+}

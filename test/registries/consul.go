@@ -57,6 +57,9 @@ type Consul struct {
 	bin   string
 	ports map[string]int
 	dir   string // a server's data directory; "" for a dev agent
+	// tlsDir holds the agent's certificates (StartConsulTLS); "" without
+	// TLS.
+	tlsDir string
 }
 
 // StartConsul starts a dev agent on free loopback ports and stops it when
@@ -120,6 +123,9 @@ func (c *Consul) Start() {
 		"-grpc-port", "-1", "-grpc-tls-port", "-1")
 	if _, ok := c.ports["dns"]; !ok {
 		argv = append(argv, "-dns-port", "-1")
+	}
+	if hcl := c.tlsConfig(); hcl != "" {
+		argv = append(argv, "-hcl", hcl)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.ports)) {
 		argv = append(argv, fmt.Sprintf("-%s-port", name), fmt.Sprint(c.ports[name]))

@@ -92,7 +92,7 @@ func (c *Source) newSession(sink cache.Sink, decodes *watcher.DecodeLog) *sessio
 		unwatchedWake: make(chan struct{}, 1),
 		decodes:       decodes,
 		queue:         newWorkQueue(),
-		watches:       watches{max: c.cfg.MaxConnections - 3, running: map[string]*watch{}},
+		watches:       watches{max: c.maxWatches, running: map[string]*watch{}},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +51,10 @@ type Config struct {
 	// MaxConnections bounds the TCP connections to the agent: two carry
 	// the blocking queries on the catalog and the checks, up to
 	// MaxConnections-3 the blocking queries of watched services, the rest
-	// fetch changed services; at least 3.
+	// fetch changed services; at least 3. Over HTTPS the agent speaks
+	// HTTP/2, and a connection carries up to StreamsPerConnection blocking
+	// queries: (MaxConnections-3) × StreamsPerConnection services are
+	// watched.
 	MaxConnections int
 	// RateLimit bounds requests per second; > 0.
 	RateLimit int
@@ -60,6 +64,12 @@ type Config struct {
 	// Wait is the blocking query wait; zero means DefaultWait.
 	Wait time.Duration
 }
+
+// StreamsPerConnection is how many blocking queries of watched services
+// one HTTP/2 connection to the agent carries, at most: well within the 250
+// concurrent streams that Consul's HTTP/2 server allows a connection, so
+// that the fetches always find room.
+const StreamsPerConnection = 100
 
 // Source is a watcher.Source that mirrors the services of a Consul
 // datacenter, keeping only healthy instances.
@@ -72,7 +82,9 @@ type Config struct {
 // each service is followed by a blocking /v1/health/service/<name> on the
 // agent's view of it, up to MaxConnections-3 of them (HTTP/1.1 needs a
 // connection per blocking query, and an agent allows 200 per client
-// address by default). The services past that bound are unwatched: a
+// address by default), or StreamsPerConnection times that over HTTPS,
+// where HTTP/2 carries many on one connection. The services past that
+// bound are unwatched: a
 // blocking query on the checks that are not passing (/v1/health/state/any,
 // filtered, made only while some service is unwatched) has those whose
 // checks changed fetched, and a change of the service list has those it
@@ -87,12 +99,13 @@ type Config struct {
 // every ResyncInterval; after any error of a blocking query the source is
 // stale meanwhile and keeps its last instances.
 type Source struct {
-	cfg     Config
-	client  *api.Client
-	limiter *rate.Limiter
-	metrics *watcher.Metrics
-	agent   *agentMetrics
-	log     *slog.Logger
+	cfg        Config
+	maxWatches int // services watched at most (see MaxConnections)
+	client     *api.Client
+	limiter    *rate.Limiter
+	metrics    *watcher.Metrics
+	agent      *agentMetrics
+	log        *slog.Logger
 }
 
 // New checks cfg and returns a Consul source. metrics may be nil; log
@@ -131,7 +144,10 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 			gauge.Inc()
 			return &countedConn{Conn: conn, gauge: gauge}, nil
 		},
-		TLSClientConfig:     tlsConfig,
+		TLSClientConfig: tlsConfig,
+		// HTTP/2 where the agent offers it (its HTTPS API): blocking
+		// queries share connections.
+		ForceAttemptHTTP2:   true,
 		MaxConnsPerHost:     cfg.MaxConnections,
 		MaxIdleConnsPerHost: cfg.MaxConnections,
 		MaxIdleConns:        cfg.MaxConnections,
@@ -148,13 +164,18 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	if err != nil {
 		return nil, fmt.Errorf("consul source %s: %w", cfg.Name, err)
 	}
+	maxWatches := cfg.MaxConnections - 3
+	if scheme, _, ok := strings.Cut(cfg.Address, "://"); ok && strings.EqualFold(scheme, "https") {
+		maxWatches *= StreamsPerConnection
+	}
 	return &Source{
-		cfg:     cfg,
-		client:  client,
-		limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateLimit),
-		metrics: metrics,
-		agent:   agent,
-		log:     log,
+		cfg:        cfg,
+		maxWatches: maxWatches,
+		client:     client,
+		limiter:    rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateLimit),
+		metrics:    metrics,
+		agent:      agent,
+		log:        log,
 	}, nil
 }
 
