@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/cache/shardmap"
 )
 
 // The records of the skydns layout answer every name as CoreDNS's etcd
@@ -403,29 +404,30 @@ func skyChange(edit func(zone string) *skyEdit, old, cs *compiledService) {
 }
 
 // skyEdit changes a tree by copying the nodes on the paths it changes;
-// fresh are the copies, and the copies of shards of their children, which
-// it may change in place.
+// fresh are the copies, which it may change in place, and freshShards the
+// copies of shards of their children, with the builders that change them.
 type skyEdit struct {
 	root        *skyNode
 	fresh       map[*skyNode]bool
-	freshShards map[*skyShard]bool
+	freshShards map[*skyShard]*shardmap.Builder[*skyNode]
 }
 
 func newSkyEdit(root *skyNode) *skyEdit {
-	return &skyEdit{root: root, fresh: map[*skyNode]bool{}, freshShards: map[*skyShard]bool{}}
+	return &skyEdit{root: root, fresh: map[*skyNode]bool{}, freshShards: map[*skyShard]*shardmap.Builder[*skyNode]{}}
 }
 
 // skyWide is how many children a node holds in one map; past it they go
-// in skyShards maps by a hash of the label, so that a copy of a wide node
-// (a zone with many names right below it) copies one of them: a change
-// costs its path, not the width of the tree.
+// in skyShards shards by a hash of the label, each a shardmap, so that a
+// copy of a wide node (a zone with many names right below it) copies the
+// shard's array of buckets and one bucket: a change costs its path, not
+// the width of the tree.
 const (
 	skyWide   = 256
 	skyShards = 256
 )
 
-// skyShard is one map of a wide node's children.
-type skyShard struct{ m map[string]*skyNode }
+// skyShard is one shard of a wide node's children.
+type skyShard struct{ m *shardmap.Map[*skyNode] }
 
 // skyChildren are a node's children by label.
 type skyChildren struct {
@@ -441,7 +443,8 @@ func (c *skyChildren) shard(label string) int {
 // get returns the child with label, or nil.
 func (c *skyChildren) get(label string) *skyNode {
 	if c.shards != nil {
-		return c.shards[c.shard(label)].m[label]
+		n, _ := c.shards[c.shard(label)].m.Get(label)
+		return n
 	}
 	return c.m[label]
 }
@@ -458,7 +461,7 @@ func (c *skyChildren) all() iter.Seq2[string, *skyNode] {
 			return
 		}
 		for _, sh := range c.shards {
-			for l, n := range sh.m {
+			for l, n := range sh.m.All() {
 				if !yield(l, n) {
 					return
 				}
@@ -493,11 +496,12 @@ func (e *skyEdit) setChild(n *skyNode, label string, c *skyNode) {
 			kids.seed = maphash.MakeSeed()
 			kids.shards = make([]*skyShard, skyShards)
 			for i := range kids.shards {
-				kids.shards[i] = &skyShard{m: map[string]*skyNode{}}
-				e.freshShards[kids.shards[i]] = true
+				b := (*shardmap.Map[*skyNode])(nil).Edit()
+				kids.shards[i] = &skyShard{m: b.Map()}
+				e.freshShards[kids.shards[i]] = b
 			}
 			for l, k := range kids.m {
-				kids.shards[kids.shard(l)].m[l] = k
+				e.freshShards[kids.shards[kids.shard(l)]].Set(l, k)
 			}
 			kids.m = nil
 		}
@@ -505,15 +509,17 @@ func (e *skyEdit) setChild(n *skyNode, label string, c *skyNode) {
 	}
 	i := kids.shard(label)
 	sh := kids.shards[i]
-	if !e.freshShards[sh] {
-		sh = &skyShard{m: maps.Clone(sh.m)}
+	b := e.freshShards[sh]
+	if b == nil {
+		b = sh.m.Edit()
+		sh = &skyShard{m: b.Map()}
 		kids.shards[i] = sh
-		e.freshShards[sh] = true
+		e.freshShards[sh] = b
 	}
 	if c == nil {
-		delete(sh.m, label)
+		b.Delete(label)
 	} else {
-		sh.m[label] = c
+		b.Set(label, c)
 	}
 }
 

@@ -71,7 +71,7 @@ func (m *Map[V]) Edit() *Builder[V] {
 }
 
 // Builder makes a changed copy of a Map. It is not safe for concurrent
-// use, and is done with once Map is called.
+// use.
 type Builder[V any] struct {
 	m     *Map[V]
 	owned [buckets]bool // the buckets copied by this builder, free to change
@@ -120,9 +120,6 @@ func (b *Builder[V]) Delete(key string) {
 	}
 }
 
-// Map returns the copy built; the Builder must not be used after.
-func (b *Builder[V]) Map() *Map[V] {
-	m := b.m
-	b.m = nil
-	return m
-}
+// Map returns the copy being built. Later changes through b change it
+// in place: share it only once done with b.
+func (b *Builder[V]) Map() *Map[V] { return b.m }

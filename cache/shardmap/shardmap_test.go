@@ -113,3 +113,25 @@ func BenchmarkEditOne(b *testing.B) {
 		})
 	}
 }
+
+// TestBuilderChangesItsMap: the map a Builder returns follows its later
+// changes (the skydns trees edit a shard after publishing it in the copy
+// being built), and the map edited stays as it was.
+func TestBuilderChangesItsMap(t *testing.T) {
+	b := (*Map[int])(nil).Edit()
+	b.Set("a", 1)
+	before := b.Map()
+	e := before.Edit()
+	m := e.Map()
+	e.Set("b", 2)
+	e.Delete("a")
+	if v, ok := m.Get("b"); !ok || v != 2 {
+		t.Fatalf("the map being built misses a later Set: %d, %v", v, ok)
+	}
+	if _, ok := m.Get("a"); ok || m.Len() != 1 {
+		t.Fatalf("the map being built misses a later Delete (Len %d)", m.Len())
+	}
+	if v, ok := before.Get("a"); !ok || v != 1 || before.Len() != 1 {
+		t.Fatalf("the map edited changed: a = %d, %v, Len %d", v, ok, before.Len())
+	}
+}
