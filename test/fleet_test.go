@@ -519,21 +519,10 @@ func TestFleetConsulDefaultWatchesAll(t *testing.T) {
 	counter := startConsulCounter(t, agent.Addr())
 	d := startDiscodns(t, consulConfig(counter.addr(), ""))
 	waitAnswers(t, d, "A", "svc-59.svc.internal.", "10.9.0.60")
-	for followed, want := range map[string]float64{"watched": services + 1, "unwatched": 0} {
-		metric := fmt.Sprintf(`discodns_watcher_consul_services{followed=%q,source="consul"}`, followed)
-		if v := d.gauge(metric); v != want {
-			t.Errorf("%s = %v, want %v", metric, v, want)
-		}
-	}
+	checkFollowed(t, "", d, services+1, 0)
 
 	views, servers, paths := counter.cost(t, func() {
-		_, err := client.Catalog().Register(&api.CatalogRegistration{
-			Node: "node-0", Address: "10.8.0.1",
-			Service: &api.AgentService{ID: "extra", Service: "svc-42", Address: "10.99.0.1", Port: 9999},
-		}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		registerExtra(t, client, "svc-42")
 		waitAnswers(t, d, "A", "svc-42.svc.internal.", "10.9.0.43", "10.99.0.1")
 	})
 	t.Logf("one registration: %d view reads, %d requests to the servers %v", views, servers, paths)
@@ -563,29 +552,10 @@ func TestFleetConsulHTTP2WatchesAll(t *testing.T) {
 	last := fmt.Sprintf("svc-%d.svc.internal.", services-1)
 	waitAnswers(t, overTLS, "A", last, fmt.Sprintf("10.9.0.%d", services))
 	waitAnswers(t, plain, "A", last, fmt.Sprintf("10.9.0.%d", services))
-	for _, c := range []struct {
-		name             string
-		d                *discodns
-		watched, unwatch float64
-	}{
-		{"https (HTTP/2)", overTLS, services + 1, 0}, // and the agent's own "consul" service
-		{"http (HTTP/1.1)", plain, 5, services + 1 - 5},
-	} {
-		for followed, want := range map[string]float64{"watched": c.watched, "unwatched": c.unwatch} {
-			metric := fmt.Sprintf(`discodns_watcher_consul_services{followed=%q,source="consul"}`, followed)
-			if v := c.d.gauge(metric); v != want {
-				t.Errorf("%s: %s = %v, want %v", c.name, metric, v, want)
-			}
-		}
-	}
+	checkFollowed(t, "https (HTTP/2): ", overTLS, services+1, 0) // and the agent's own "consul" service
+	checkFollowed(t, "http (HTTP/1.1): ", plain, 5, services+1-5)
 
-	_, err := client.Catalog().Register(&api.CatalogRegistration{
-		Node: "node-0", Address: "10.8.0.1",
-		Service: &api.AgentService{ID: "extra", Service: "svc-142", Address: "10.99.0.1", Port: 9999},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	registerExtra(t, client, "svc-142")
 	waitAnswers(t, overTLS, "A", "svc-142.svc.internal.", "10.9.0.143", "10.99.0.1")
 	if v := overTLS.gauge(`discodns_watcher_consul_catalog_changes_total{lookup="none",source="consul"}`); v < 1 {
 		t.Errorf(`https: discodns_watcher_consul_catalog_changes_total{lookup="none"} = %v, want at least 1 (every service watched)`, v)
@@ -594,5 +564,30 @@ func TestFleetConsulHTTP2WatchesAll(t *testing.T) {
 	t.Logf("https: %v connections to the agent carry %d watches", conns, services+1)
 	if conns < 1 || conns > 8 {
 		t.Errorf("https: discodns_watcher_consul_connections = %v, want 1 to 8", conns)
+	}
+}
+
+// registerExtra registers one more instance of service, "extra" at
+// 10.99.0.1:9999 on node-0 (registerMany's first node).
+func registerExtra(t *testing.T, client *api.Client, service string) {
+	t.Helper()
+	_, err := client.Catalog().Register(&api.CatalogRegistration{
+		Node: "node-0", Address: "10.8.0.1",
+		Service: &api.AgentService{ID: "extra", Service: service, Address: "10.99.0.1", Port: 9999},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkFollowed checks how many services d's Consul source watches and
+// leaves unwatched; prefix starts each error.
+func checkFollowed(t *testing.T, prefix string, d *discodns, watched, unwatched float64) {
+	t.Helper()
+	for followed, want := range map[string]float64{"watched": watched, "unwatched": unwatched} {
+		metric := fmt.Sprintf(`discodns_watcher_consul_services{followed=%q,source="consul"}`, followed)
+		if v := d.gauge(metric); v != want {
+			t.Errorf("%s%s = %v, want %v", prefix, metric, v, want)
+		}
 	}
 }
