@@ -18,6 +18,7 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := c.newSession(sink, decodes)
+	s.watches.max = c.watchBound(ctx)
 	listCtx := context.WithValue(ctx, leaderReads{}, true)
 	catalogIndex, services, err := c.catalogServices(listCtx, 0)
 	if err != nil {
@@ -92,7 +93,7 @@ func (c *Source) newSession(sink cache.Sink, decodes *watcher.DecodeLog) *sessio
 		unwatchedWake: make(chan struct{}, 1),
 		decodes:       decodes,
 		queue:         newWorkQueue(),
-		watches:       watches{max: c.maxWatches, running: map[string]*watch{}},
+		watches:       watches{max: c.cfg.MaxConnections - 3, running: map[string]*watch{}},
 	}
 }
 

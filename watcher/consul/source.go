@@ -52,9 +52,8 @@ type Config struct {
 	// the blocking queries on the catalog and the checks, up to
 	// MaxConnections-3 the blocking queries of watched services, the rest
 	// fetch changed services; at least 3. Over HTTPS the agent speaks
-	// HTTP/2, and a connection carries up to StreamsPerConnection blocking
-	// queries: (MaxConnections-3) × StreamsPerConnection services are
-	// watched.
+	// HTTP/2, where blocking queries share connections: when it does,
+	// (MaxConnections-3) × StreamsPerConnection services are watched.
 	MaxConnections int
 	// RateLimit bounds requests per second; > 0.
 	RateLimit int
@@ -65,10 +64,11 @@ type Config struct {
 	Wait time.Duration
 }
 
-// StreamsPerConnection is how many blocking queries of watched services
-// one HTTP/2 connection to the agent carries, at most: well within the 250
-// concurrent streams that Consul's HTTP/2 server allows a connection, so
-// that the fetches always find room.
+// StreamsPerConnection is how many watched services each connection that
+// MaxConnections allows for watches counts for when the agent speaks
+// HTTP/2. Consul's HTTP/2 server takes 250 concurrent streams on a
+// connection, so the watches fill at most two fifths of those connections,
+// and the fetches always find room.
 const StreamsPerConnection = 100
 
 // Source is a watcher.Source that mirrors the services of a Consul
@@ -99,13 +99,13 @@ const StreamsPerConnection = 100
 // every ResyncInterval; after any error of a blocking query the source is
 // stale meanwhile and keeps its last instances.
 type Source struct {
-	cfg        Config
-	maxWatches int // services watched at most (see MaxConnections)
-	client     *api.Client
-	limiter    *rate.Limiter
-	metrics    *watcher.Metrics
-	agent      *agentMetrics
-	log        *slog.Logger
+	cfg     Config
+	probe   *http.Client // over HTTPS, asks whether the agent speaks HTTP/2 (see watchBound)
+	client  *api.Client
+	limiter *rate.Limiter
+	metrics *watcher.Metrics
+	agent   *agentMetrics
+	log     *slog.Logger
 }
 
 // New checks cfg and returns a Consul source. metrics may be nil; log
@@ -164,19 +164,48 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	if err != nil {
 		return nil, fmt.Errorf("consul source %s: %w", cfg.Name, err)
 	}
-	maxWatches := cfg.MaxConnections - 3
-	if scheme, _, ok := strings.Cut(cfg.Address, "://"); ok && strings.EqualFold(scheme, "https") {
-		maxWatches *= StreamsPerConnection
+	c := &Source{
+		cfg:     cfg,
+		client:  client,
+		limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateLimit),
+		metrics: metrics,
+		agent:   agent,
+		log:     log,
 	}
-	return &Source{
-		cfg:        cfg,
-		maxWatches: maxWatches,
-		client:     client,
-		limiter:    rate.NewLimiter(rate.Limit(cfg.RateLimit), cfg.RateLimit),
-		metrics:    metrics,
-		agent:      agent,
-		log:        log,
-	}, nil
+	if scheme, _, ok := strings.Cut(cfg.Address, "://"); ok && strings.EqualFold(scheme, "https") {
+		c.probe = &http.Client{Transport: transport, Timeout: 15 * time.Second}
+	}
+	return c, nil
+}
+
+// watchBound returns how many services a session watches: MaxConnections
+// - 3, each on a connection of its own, or StreamsPerConnection times that
+// when the agent answers over HTTP/2 (asked at each session: an agent, or
+// a proxy in front of it, that speaks HTTP/1.1 over TLS would otherwise
+// have the watches queue for connections, and the fetches behind them).
+func (c *Source) watchBound(ctx context.Context) int {
+	bound := c.cfg.MaxConnections - 3
+	if c.probe == nil {
+		return bound
+	}
+	if err := c.limiter.Wait(ctx); err != nil {
+		return bound
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.cfg.Address, "/")+"/v1/status/leader", nil)
+	if err != nil {
+		return bound
+	}
+	resp, err := c.probe.Do(req)
+	if err != nil {
+		c.log.Debug("consul agent: asking whether it speaks HTTP/2", "err", err, "watched_at_most", bound)
+		return bound
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor == 2 {
+		bound *= StreamsPerConnection
+	}
+	c.log.Info("consul agent", "protocol", resp.Proto, "watched_at_most", bound)
+	return bound
 }
 
 // countedConn decrements gauge once when closed.
