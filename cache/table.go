@@ -338,14 +338,14 @@ func (t *Table) Run(ctx context.Context) {
 		}
 		start := time.Now()
 		t.publish()
-		// Pausing as long as the publication took, at most maxPause,
-		// lets a burst gather into fewer, larger batches: a burst into a
-		// large service spends at most half the time copying it, and
-		// leaves the rest to the sources and to the DNS server, which
-		// compiles each snapshot it takes. A change that arrives during
-		// a burst waits at most the publication under way, the pause and
-		// its own publication.
-		pause := time.NewTimer(min(time.Since(start), maxPause))
+		// Pausing pauseFactor times as long as the publication took, at
+		// most maxPause, lets a burst gather into fewer, larger batches:
+		// a burst into a large service spends at most a fifth of the
+		// time copying it, and leaves the rest to the sources and to the
+		// DNS server, which compiles each snapshot it takes. A change
+		// that arrives during a burst waits at most the publication under
+		// way, the pause and its own publication; a change alone, none.
+		pause := time.NewTimer(min(pauseFactor*time.Since(start), maxPause))
 		select {
 		case <-ctx.Done():
 			pause.Stop()
@@ -355,9 +355,13 @@ func (t *Table) Run(ctx context.Context) {
 	}
 }
 
-// maxPause bounds the pause between two publications (see Run): a few
-// milliseconds, next to the tens that a write takes to reach answers.
-const maxPause = 2 * time.Millisecond
+// pauseFactor and maxPause set the pause between two publications (see
+// Run): four times the last publication, at most a few milliseconds, next
+// to the tens that a write takes to reach answers behind a burst.
+const (
+	pauseFactor = 4
+	maxPause    = 8 * time.Millisecond
+)
 
 // Sync waits until a snapshot holds every write made before it was
 // called, or until ctx ends.
