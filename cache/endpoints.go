@@ -113,9 +113,9 @@ func newEndpointSet() *endpointSet {
 		entries: map[instKey]*entry{},
 		groups:  map[hostPort][]*entry{},
 		byLabel: map[string]*entry{},
-		tried:   map[string][]*entry{},
-		clashes: map[*entry]struct{}{},
-		changed: map[string]struct{}{},
+		// tried, clashes and changed are made when first needed: most
+		// services never need the first two, and changed goes between
+		// publications, so that a quiet service holds none of them.
 	}
 }
 
@@ -135,7 +135,7 @@ func (s *endpointSet) put(in Instance) bool {
 			// Same key, address and port: the same label.
 			e.in = in
 			if e.label != "" {
-				s.changed[e.label] = struct{}{}
+				s.markChanged(e.label)
 			}
 			return true
 		}
@@ -195,7 +195,7 @@ func (s *endpointSet) assign(e *entry, pos int) {
 		label := e.candidate(pos)
 		h := s.byLabel[label]
 		if h != nil && h.key.compare(e.key) < 0 {
-			s.tried[label] = append(s.tried[label], e)
+			s.addTried(label, e)
 			pos++
 			continue
 		}
@@ -206,7 +206,7 @@ func (s *endpointSet) assign(e *entry, pos int) {
 		// h is later than e: it now tries label in vain, and goes on.
 		s.setClash(h, false)
 		h.label = ""
-		s.tried[label] = append(s.tried[label], h)
+		s.addTried(label, h)
 		e, pos = h, h.pos+1
 	}
 }
@@ -215,7 +215,7 @@ func (s *endpointSet) assign(e *entry, pos int) {
 func (s *endpointSet) take(e *entry, label string, pos int) {
 	e.label, e.pos = label, pos
 	s.byLabel[label] = e
-	s.changed[label] = struct{}{}
+	s.markChanged(label)
 	s.setClash(e, e.clash())
 }
 
@@ -227,7 +227,7 @@ func (s *endpointSet) unassign(e *entry) {
 	label := e.label
 	e.label = ""
 	delete(s.byLabel, label)
-	s.changed[label] = struct{}{}
+	s.markChanged(label)
 	for {
 		tried := s.tried[label]
 		if len(tried) == 0 {
@@ -246,7 +246,7 @@ func (s *endpointSet) unassign(e *entry) {
 		delete(s.byLabel, old)
 		s.take(z, label, pos)
 		label = old
-		s.changed[label] = struct{}{}
+		s.markChanged(label)
 	}
 }
 
@@ -267,8 +267,27 @@ func (s *endpointSet) untry(e *entry, from, to int) {
 	}
 }
 
+// markChanged notes that label's endpoint came, went or changed.
+func (s *endpointSet) markChanged(label string) {
+	if s.changed == nil {
+		s.changed = map[string]struct{}{}
+	}
+	s.changed[label] = struct{}{}
+}
+
+// addTried notes that e tried label in vain.
+func (s *endpointSet) addTried(label string, e *entry) {
+	if s.tried == nil {
+		s.tried = map[string][]*entry{}
+	}
+	s.tried[label] = append(s.tried[label], e)
+}
+
 func (s *endpointSet) setClash(e *entry, clash bool) {
 	if clash {
+		if s.clashes == nil {
+			s.clashes = map[*entry]struct{}{}
+		}
 		s.clashes[e] = struct{}{}
 	} else {
 		delete(s.clashes, e)
@@ -292,7 +311,7 @@ func (s *endpointSet) all() []Endpoint {
 		in := e.in // a copy: e.in changes with the instance
 		eps = append(eps, Endpoint{Label: label, Instance: &in})
 	}
-	s.changed = map[string]struct{}{} // not clear: a cleared map keeps its size, and ranging over it costs that
+	s.changed = nil // not clear: a cleared map keeps its size, and ranging over it costs that
 	return eps
 }
 
@@ -308,7 +327,7 @@ func (s *endpointSet) takeChanges() []labelChange {
 		}
 		out = append(out, c)
 	}
-	s.changed = map[string]struct{}{}
+	s.changed = nil
 	return out
 }
 
