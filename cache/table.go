@@ -237,7 +237,9 @@ type sourceData struct {
 // group is what the table knows of one FQDN: the registry names that map
 // to it, the one served, and the endpoints of its instances.
 type group struct {
-	members map[member]struct{}
+	// members are sorted by service, then source (see compareMembers):
+	// usually one, so a slice, not a map.
+	members []member
 	// name is the registry name served (see servedName), zone its zone;
 	// the other names are in Table.collided.
 	name, zone string
@@ -718,10 +720,13 @@ func (t *Table) link(source string, src *sourceData, service string) {
 	fqdn := t.fqdn(src, service)
 	g := t.groups[fqdn]
 	if g == nil {
-		g = &group{members: map[member]struct{}{}}
+		g = &group{}
 		t.groups[fqdn] = g
 	}
-	g.members[member{source, service}] = struct{}{}
+	m := member{source, service}
+	if i, found := slices.BinarySearchFunc(g.members, m, compareMembers); !found {
+		g.members = slices.Insert(g.members, i, m)
+	}
 	if t.choose(fqdn, g) {
 		return
 	}
@@ -743,7 +748,9 @@ func (t *Table) unlink(source string, src *sourceData, service string) {
 	if g == nil {
 		return
 	}
-	delete(g.members, member{source, service})
+	if i, found := slices.BinarySearchFunc(g.members, member{source, service}, compareMembers); found {
+		g.members = slices.Delete(g.members, i, i+1)
+	}
 	if len(g.members) == 0 {
 		delete(t.groups, fqdn)
 		delete(t.collided, fqdn)
@@ -766,9 +773,7 @@ func (t *Table) unlink(source string, src *sourceData, service string) {
 // collisions that are new. When the name served changes, it builds g's
 // endpoints anew and reports true.
 func (t *Table) choose(fqdn string, g *group) bool {
-	contributors := slices.SortedFunc(maps.Keys(g.members), func(a, b member) int {
-		return cmp.Or(cmp.Compare(a.service, b.service), cmp.Compare(a.source, b.source))
-	})
+	contributors := g.members
 	chosen := servedName(contributors)
 	var lost []string
 	for _, c := range contributors {
@@ -809,6 +814,11 @@ func (t *Table) choose(fqdn string, g *group) bool {
 	}
 	t.dirty[fqdn] = struct{}{}
 	return true
+}
+
+// compareMembers orders the members of a group by service, then source.
+func compareMembers(a, b member) int {
+	return cmp.Or(cmp.Compare(a.service, b.service), cmp.Compare(a.source, b.source))
 }
 
 // servedName picks, among the registry names of contributors (sorted by
