@@ -144,6 +144,9 @@ var burstLayouts = []burstLayout{
 //     beyond-watcher is what discodns adds to it (from the watcher's
 //     receipt to discodns's answer; p50, p99, max).
 //
+//     Each iteration then deletes its bursts, so that every one starts
+//     from the same table.
+//
 //   - delete-6000: a 6,000-instance service deleted instance by instance,
 //     then one instance of an unrelated service: the time from that
 //     delete to the answer without it.
@@ -160,14 +163,19 @@ func BenchmarkBurst(b *testing.B) {
 				var unrelated, unrelatedDistinct waits
 				for it := 0; b.Loop(); it++ {
 					var took time.Duration
+					distinctSvc := func(i int) string { return fmt.Sprintf("d%d-%d", it, i) }
+					oneSvc := func(int) string { return fmt.Sprintf("one%d", it) }
 					unrelatedDistinct.add(duringBurst(b, e, d, a, l, fmt.Sprintf("ud%d", it), func() {
-						took = burstInto(b, e, d, l, func(i int) string { return fmt.Sprintf("d%d-%d", it, i) }, n)
+						took = burstInto(b, e, d, l, distinctSvc, n)
 					}))
 					distinct += took
 					unrelated.add(duringBurst(b, e, d, a, l, fmt.Sprintf("u%d", it), func() {
-						took = burstInto(b, e, d, l, func(int) string { return fmt.Sprintf("one%d", it) }, n)
+						took = burstInto(b, e, d, l, oneSvc, n)
 					}))
 					one += took
+					// Every iteration starts from the same table.
+					removeBurst(b, e, d, l, distinctSvc, n)
+					removeBurst(b, e, d, l, oneSvc, n)
 				}
 				b.ReportMetric(float64(one.Milliseconds())/float64(b.N), "one-ms")
 				b.ReportMetric(float64(distinct.Milliseconds())/float64(b.N), "distinct-ms")
@@ -228,6 +236,18 @@ func burstInto(b *testing.B, e *etcd, d *discodns, l burstLayout, svc func(int) 
 	start := time.Now()
 	commitOps(b, e, keys, func(i int, k string) clientv3.Op { return clientv3.OpPut(k, l.value(i)) })
 	return waitAnswer(b, d, l.fqdn(svc(n-1), n-1), burstAddr(n-1), true, start)
+}
+
+// removeBurst deletes what burstInto wrote and waits until the last
+// instance is no longer answered.
+func removeBurst(b *testing.B, e *etcd, d *discodns, l burstLayout, svc func(int) string, n int) {
+	b.Helper()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = l.key(svc(i), i)
+	}
+	commitOps(b, e, keys, func(_ int, k string) clientv3.Op { return clientv3.OpDelete(k) })
+	waitAnswer(b, d, l.fqdn(svc(n-1), n-1), burstAddr(n-1), false, time.Now())
 }
 
 // burstAddr is the address of the ith instance of a burst.
