@@ -19,6 +19,7 @@ import (
 // index is the answer table compiled from one cache snapshot. It is
 // immutable once published; the hot path reads it without locks.
 type index struct {
+	stamp   *stamp          // the index's identity, for the wire cache
 	set     *settings       // the options answers follow
 	snap    *cache.Snapshot // the snapshot compiled
 	version uint64
@@ -112,7 +113,8 @@ type instNode struct {
 // other changes: Follow builds them until a newer snapshot comes
 // (index.warm), else the first query that needs them does.
 type compiledService struct {
-	svc *cache.Service
+	stamp *stamp // the compiled service's identity, for the wire cache
+	svc   *cache.Service
 	// eps are the records of each endpoint, aligned with svc.Endpoints
 	// (sorted by label: instance finds an instance name by binary search).
 	eps []*endpointRecords
@@ -182,7 +184,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	if prev != nil && (prev.set.ttl != ttl || prev.set != set && !prev.set.Locality.equal(&set.Locality)) {
 		prev = nil // records carry the TTL, sets the locality: compile everything again
 	}
-	idx := &index{set: set, snap: snap, version: snap.Version, ready: snap.Ready(), ttl: ttl}
+	idx := &index{stamp: new(stamp), set: set, snap: snap, version: snap.Version, ready: snap.Ready(), ttl: ttl}
 	zones := map[string]*zone{defaultZone: newZone(defaultZone, uint32(snap.Version), ttl, negTTL, nsAddrs)}
 	for _, name := range snap.Zones {
 		if zones[name] == nil {
@@ -371,7 +373,7 @@ func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
 // and sets follow set.
 func compileService(svc *cache.Service, prev *compiledService, set *settings) *compiledService {
 	ttl := set.ttl
-	cs := &compiledService{svc: svc, eps: make([]*endpointRecords, len(svc.Endpoints)), locality: &set.Locality, metrics: set.metrics}
+	cs := &compiledService{stamp: new(stamp), svc: svc, eps: make([]*endpointRecords, len(svc.Endpoints)), locality: &set.Locality, metrics: set.metrics}
 	var was unchanged
 	if prev != nil && prev.eps != nil {
 		was.olds = prev.svc.Endpoints

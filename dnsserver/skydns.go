@@ -73,6 +73,7 @@ func (r *skyRecord) hasHost() bool { return r.ip.IsValid() || r.alias != "" }
 // skyNode is one name of a zone's skydns tree. Once in a published index it is
 // never changed, only replaced by a copy (skyEdit).
 type skyNode struct {
+	stamp    *stamp // the node's identity, for the wire cache
 	children skyChildren
 	own      []*skyRecord // the records of this very name
 	count    int          // records at or below the name
@@ -281,7 +282,7 @@ func compileSkyDNS(svc *cache.Service, ttl uint32, prev *compiledService) *compi
 	if !slices.ContainsFunc(svc.Endpoints, func(ep cache.Endpoint) bool { return ep.SkyDNS != nil }) {
 		return nil
 	}
-	cs := &compiledService{svc: svc, sky: make([]*skyRecord, len(svc.Endpoints))}
+	cs := &compiledService{stamp: new(stamp), svc: svc, sky: make([]*skyRecord, len(svc.Endpoints))}
 	var was unchanged
 	if prev != nil && prev.sky != nil {
 		was.olds = prev.svc.Endpoints
@@ -337,7 +338,7 @@ func skyTrees(prev *index, swaps []swap) map[string]*skyNode {
 	edit := func(zone string) *skyEdit {
 		e := edits[zone]
 		if e == nil {
-			root := &skyNode{}
+			root := &skyNode{stamp: new(stamp)}
 			if prev != nil && prev.skyRoots[zone] != nil {
 				root = prev.skyRoots[zone]
 			}
@@ -528,7 +529,7 @@ func (e *skyEdit) mine(n *skyNode) *skyNode {
 	if e.fresh[n] {
 		return n
 	}
-	c := &skyNode{children: n.children.clone(), own: slices.Clone(n.own), count: n.count}
+	c := &skyNode{stamp: new(stamp), children: n.children.clone(), own: slices.Clone(n.own), count: n.count}
 	e.fresh[c] = true
 	return c
 }
@@ -541,7 +542,7 @@ func (e *skyEdit) add(rec *skyRecord) {
 	for _, label := range rec.path {
 		c := n.children.get(label)
 		if c == nil {
-			c = &skyNode{}
+			c = &skyNode{stamp: new(stamp)}
 			e.fresh[c] = true
 		} else {
 			c = e.mine(c)

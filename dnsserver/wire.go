@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"weak"
 
 	"github.com/miekg/dns"
 )
@@ -51,39 +50,49 @@ type wireKey struct {
 // instance comes first in turn), each packed on first use.
 type wireEntry struct {
 	key wireKey
-	// The answers hold while owner is the service at fqdn, when the
-	// answer depends on that service alone, or else while at is the
-	// index. Weak pointers pin neither.
-	fqdn  string
-	owner weak.Pointer[compiledService]
-	at    weak.Pointer[index]
-	// node, when sky is set, is the skydns name the answers depend on
-	// alone: they hold while the zone's tree has that very node, as it
-	// does at once while the tree is root, unchanged.
+	// The answers hold while the service at fqdn is the one stamped
+	// owner, when the answer depends on that service alone, or else
+	// while the index is the one stamped at.
+	fqdn      string
+	owner, at *stamp
+	// node, when sky is set, stamps the skydns name the answers depend
+	// on alone: they hold while the zone's tree has that very node, as it
+	// does at once while the tree is the one stamped root, unchanged.
 	sky        bool
-	node, root weak.Pointer[skyNode]
+	node, root *stamp
 
 	variants []atomic.Pointer[wireVariant] // empty: not cacheable
 	next     atomic.Uint32
 	size     atomic.Int64 // octets of the cache's budget the entry holds
 }
 
+// stamp is the identity of a compiled index, service or skydns name for
+// the wire cache. An entry keeps the stamps of what its answers depend on,
+// which pins a byte each rather than what they stamp (a whole index, a
+// service's record sets, a tree of names), and holds while the index still
+// has the objects stamped so. (Weak pointers pinned nothing, but turning
+// one into a strong pointer waits, once the GC has tried to end a mark
+// phase, until it has: queries waited up to 150 ms for it.)
+type stamp struct{ _ byte }
+
 // validFor reports whether e's answers are idx's.
 func (e *wireEntry) validFor(idx *index) bool {
 	if e.sky {
-		n := e.node.Value()
-		if z, _ := idx.zoneOf(e.key.name); n == nil || z == nil {
+		z, _ := idx.zoneOf(e.key.name)
+		if z == nil {
 			return false
-		} else if root := e.root.Value(); root != nil && root == idx.skyRoots[z.name] {
+		}
+		if root := idx.skyRoots[z.name]; root != nil && root.stamp == e.root {
 			return true
 		}
-		return idx.skyNodeOf(e.key.name) == n
+		n := idx.skyNodeOf(e.key.name)
+		return n != nil && n.stamp == e.node
 	}
 	if e.fqdn == "" {
-		return e.at.Value() == idx
+		return e.at == idx.stamp
 	}
 	cs := idx.service(e.fqdn)
-	return cs != nil && e.owner.Value() == cs
+	return cs != nil && cs.stamp == e.owner
 }
 
 // wireVariant is one packed answer (ID 0, RD and CD clear, the question in
@@ -269,7 +278,7 @@ func (h *Handler) fillWire(c *wireCache, idx *index, key wireKey, sum uint64, tc
 	// The first query of an entry starts where the handler's rotation
 	// is, not always at the first record.
 	off := h.next()
-	e := &wireEntry{key: key, at: weak.Make(idx)}
+	e := &wireEntry{key: key, at: idx.stamp}
 	v, rot := h.packWire(idx, key, tcp, off)
 	if v != nil {
 		e.variants = make([]atomic.Pointer[wireVariant], rot.period)
@@ -281,14 +290,14 @@ func (h *Handler) fillWire(c *wireCache, idx *index, key wireKey, sum uint64, tc
 		case v.rcode != dns.RcodeSuccess || binary.BigEndian.Uint16(v.msg[6:]) == 0:
 		case r.svc != nil:
 			// Records of one service: they hold while it is unchanged.
-			e.fqdn, e.owner, e.at = r.svc.svc.FQDN, weak.Make(r.svc), weak.Pointer[index]{}
+			e.fqdn, e.owner, e.at = r.svc.svc.FQDN, r.svc.stamp, nil
 		case r.node != nil:
 			// Records of one skydns name: they hold while it is.
-			e.sky, e.node, e.at = true, weak.Make(r.node), weak.Pointer[index]{}
-			e.root = weak.Make(idx.skyRoots[r.zone.name])
+			e.sky, e.node, e.at = true, r.node.stamp, nil
+			e.root = idx.skyRoots[r.zone.name].stamp
 		}
 	} else if r.svc != nil {
-		e.fqdn, e.owner, e.at = r.svc.svc.FQDN, weak.Make(r.svc), weak.Pointer[index]{}
+		e.fqdn, e.owner, e.at = r.svc.svc.FQDN, r.svc.stamp, nil
 	}
 	c.put(sum, e)
 	h.renewIfFull(c)

@@ -3,10 +3,12 @@ package dnsserver
 import (
 	"context"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -154,6 +156,36 @@ func TestWireCacheOutlivesSnapshots(t *testing.T) {
 		if unchanged := strings.HasPrefix(n.name, "mid.") || strings.HasPrefix(n.name, "_mid."); kept != unchanged {
 			t.Errorf("%s: entry kept %v, want %v", n.name, kept, unchanged)
 		}
+	}
+}
+
+// TestWireCachePinsNothingStale: the entries of a negative answer and of
+// a service's answer keep neither the index nor the compiled service they
+// were packed from once a newer snapshot replaced them.
+func TestWireCachePinsNothingStale(t *testing.T) {
+	h, tb := fixture(t, Options{UDPSize: 1232})
+	var collected atomic.Int32
+	func() {
+		idx := h.idx.Load()
+		runtime.AddCleanup(idx, func(int) { collected.Add(1) }, 0)
+		runtime.AddCleanup(idx.service("web.svc.internal."), func(int) { collected.Add(1) }, 0)
+	}()
+	for _, name := range []string{"web.svc.internal.", "nope.svc.internal."} {
+		if out, _ := h.wireAnswer(query(name, dns.TypeA), false); out == nil || h.entry(name, dns.TypeA) == nil {
+			t.Fatalf("%s: not answered from the wire cache", name)
+		}
+	}
+	tb.Delete("etcd", "web", "b")
+	h.Update(tb.Snapshot())
+	for i := 0; collected.Load() < 2; i++ {
+		if i == 100 {
+			t.Fatalf("%d of the index and the service replaced were collected, want both", collected.Load())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.entry("web.svc.internal.", dns.TypeA) == nil || h.entry("nope.svc.internal.", dns.TypeA) == nil {
+		t.Fatal("the entries left the cache: the test shows nothing")
 	}
 }
 
