@@ -120,6 +120,14 @@ func (m *Metrics) Event(source, op string) {
 	}
 }
 
+// Events counts n changes of source applied to the table; op is OpPut or
+// OpDelete.
+func (m *Metrics) Events(source, op string, n int) {
+	if m != nil && n > 0 {
+		m.events.WithLabelValues(source, op).Add(float64(n))
+	}
+}
+
 // DecodeError counts an entry of source that turned bad (did not decode
 // and was skipped) or failed differently.
 func (m *Metrics) DecodeError(source string) {

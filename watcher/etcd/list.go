@@ -53,15 +53,23 @@ func (r *run) list(ctx context.Context, reason string) (int64, bool) {
 // a value that removes its instance.
 func (r *run) entry(key string, value []byte) (service, id string, in cache.Instance, err error) {
 	service, id, err = r.split(key)
+	in, err = r.decodeEntry(key, service, id, err, value)
+	return service, id, in, err
+}
+
+// decodeEntry is entry for a key already split into service, id and
+// splitErr.
+func (r *run) decodeEntry(key, service, id string, splitErr error, value []byte) (in cache.Instance, err error) {
+	err = splitErr
 	if err == nil {
 		if in, err = r.decode(service, id, value); err == nil {
-			return service, id, in, nil
+			return in, nil
 		}
 	}
 	if !errors.Is(err, errOtherKey) && !errors.Is(err, watcher.ErrRemoved) {
 		r.decodes.Failed("", key, err, "key", key)
 	}
-	return service, id, cache.Instance{}, err
+	return cache.Instance{}, err
 }
 
 // listOnce gets the prefix, decodes it and replaces the sink's instances.

@@ -81,9 +81,13 @@ type Source struct {
 	decode watcher.Decoder
 	// split turns a key into service and id; errOtherKey for a key that
 	// is not the source's, another error for a malformed one.
-	split   func(key string) (service, id string, err error)
-	metrics *watcher.Metrics
-	log     *slog.Logger
+	split          func(key string) (service, id string, err error)
+	metrics        *watcher.Metrics
+	backlogMetrics backlogMetrics
+	// maxBacklog bounds the events read ahead of the table (maxBacklog
+	// but in tests).
+	maxBacklog int
+	log        *slog.Logger
 }
 
 // New checks cfg and returns an etcd source. metrics may be nil; log
@@ -136,11 +140,13 @@ func New(cfg Config, metrics *watcher.Metrics, log *slog.Logger) (*Source, error
 	metrics.InitSource(cfg.Name, watcher.ReasonInitial, reasonCompacted, reasonWatchClosed,
 		watcher.ReasonReconnect, watcher.ReasonPeriodic, watcher.ReasonError)
 	e := &Source{
-		cfg:     cfg,
-		prefix:  strings.TrimRight(cfg.Prefix, "/") + "/",
-		decode:  watcher.LimitSize(decode),
-		metrics: metrics,
-		log:     log.With("source", cfg.Name),
+		cfg:            cfg,
+		prefix:         strings.TrimRight(cfg.Prefix, "/") + "/",
+		decode:         watcher.LimitSize(decode),
+		metrics:        metrics,
+		backlogMetrics: newBacklogMetrics(metrics, cfg.Name),
+		maxBacklog:     maxBacklog,
+		log:            log.With("source", cfg.Name),
 	}
 	e.split = func(key string) (string, string, error) { return watcher.SplitKey(e.prefix, key) }
 	switch cfg.Format {

@@ -57,30 +57,74 @@ func (r *run) follow(ctx context.Context, rev int64) string {
 
 	wch := r.cli.Watch(clientv3.WithRequireLeader(ctx), r.prefix,
 		clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	for {
-		select {
-		case <-ctx.Done():
-			return ""
-		case st := <-down:
-			r.outage.Fail(fmt.Errorf("etcd %s: connection lost (%s)", strings.Join(r.cfg.Endpoints, ","), st))
-			return watcher.ReasonReconnect
-		case <-resync:
-			return watcher.ReasonPeriodic
-		case resp, ok := <-wch:
-			if !ok {
-				if ctx.Err() != nil {
-					return ""
-				}
-				r.metrics.RegistryError(r.cfg.Name)
-				r.log.Warn("etcd watch closed; re-listing", "prefix", r.prefix)
-				return reasonWatchClosed
+	// Events are read as soon as they arrive and applied a turn at a
+	// time (see backlog), so that a change reaches the table ahead of the
+	// rest of a burst into another service. The client hands responses
+	// over one at a time, so a goroutine takes them as they come, and
+	// between turns the loop takes all that it has.
+	arrived := make(chan clientv3.WatchResponse, arrivedResponses)
+	go func() {
+		defer close(arrived)
+		for resp := range wch {
+			select {
+			case arrived <- resp:
+			case <-ctx.Done():
+				return
 			}
-			if err := resp.Err(); err != nil {
-				return r.watchFailed(ctx, err)
-			}
-			r.apply(resp.Events)
-			r.bo.Reset()
 		}
+	}()
+	b := newBacklog(r.split)
+	defer r.backlogMetrics.events.Set(0)
+	full := false
+	for {
+		recv := (<-chan clientv3.WatchResponse)(arrived)
+		if b.events >= r.maxBacklog {
+			recv = nil
+			if !full {
+				r.backlogMetrics.full.Inc()
+			}
+		}
+		full = recv == nil
+		var resp clientv3.WatchResponse
+		var ok bool
+		if b.events > 0 {
+			// Take what has arrived, else apply a turn. A lost
+			// connection or the resync waits for the backlog: its
+			// events are etcd's, and a list supersedes nothing sooner.
+			select {
+			case <-ctx.Done():
+				return ""
+			case resp, ok = <-recv:
+			default:
+				r.apply(b.turn())
+				r.backlogMetrics.events.Set(float64(b.events))
+				continue
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return ""
+			case st := <-down:
+				r.outage.Fail(fmt.Errorf("etcd %s: connection lost (%s)", strings.Join(r.cfg.Endpoints, ","), st))
+				return watcher.ReasonReconnect
+			case <-resync:
+				return watcher.ReasonPeriodic
+			case resp, ok = <-recv:
+			}
+		}
+		if !ok {
+			if ctx.Err() != nil {
+				return ""
+			}
+			r.metrics.RegistryError(r.cfg.Name)
+			r.log.Warn("etcd watch closed; re-listing", "prefix", r.prefix)
+			return reasonWatchClosed
+		}
+		if err := resp.Err(); err != nil {
+			return r.watchFailed(ctx, err)
+		}
+		b.add(resp.Events)
+		r.bo.Reset()
 	}
 }
 
@@ -106,32 +150,34 @@ func (r *run) watchFailed(ctx context.Context, err error) string {
 }
 
 // apply writes watch events to the sink.
-func (r *run) apply(events []*clientv3.Event) {
+func (r *run) apply(events []event) {
+	var puts, deletes int
 	for _, ev := range events {
-		key := string(ev.Kv.Key)
 		if ev.Type == mvccpb.DELETE {
-			r.decodes.Forget("", key)
-			if service, id, err := r.split(key); err == nil {
-				r.sink.Delete(r.cfg.Name, service, id)
-				r.metrics.Event(r.cfg.Name, watcher.OpDelete)
+			r.decodes.Forget("", ev.key)
+			if ev.err == nil {
+				r.sink.Delete(r.cfg.Name, ev.service, ev.id)
+				deletes++
 			}
 			continue
 		}
-		service, id, in, err := r.entry(key, ev.Kv.Value)
+		in, err := r.decodeEntry(ev.key, ev.service, ev.id, ev.err, ev.Kv.Value)
 		switch {
-		case service == "": // not the source's, or malformed
+		case ev.err != nil: // not the source's, or malformed
 		case err == nil:
-			r.decodes.Forget("", key)
+			r.decodes.Forget("", ev.key)
 			r.sink.Put(r.cfg.Name, in)
-			r.metrics.Event(r.cfg.Name, watcher.OpPut)
+			puts++
 		default:
 			// Removed, or a new value that does not decode replaces one
 			// that may have: the instance it described is gone.
 			if errors.Is(err, watcher.ErrRemoved) {
-				r.decodes.Forget("", key)
+				r.decodes.Forget("", ev.key)
 			}
-			r.sink.Delete(r.cfg.Name, service, id)
-			r.metrics.Event(r.cfg.Name, watcher.OpDelete)
+			r.sink.Delete(r.cfg.Name, ev.service, ev.id)
+			deletes++
 		}
 	}
+	r.metrics.Events(r.cfg.Name, watcher.OpPut, puts)
+	r.metrics.Events(r.cfg.Name, watcher.OpDelete, deletes)
 }

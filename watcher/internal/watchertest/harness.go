@@ -190,6 +190,13 @@ func (h *Harness) Events(op string) float64 {
 	return h.counter("discodns_watcher_events_total", "op", op)
 }
 
+// SourceCounter is the source's counter name, with the other labels
+// given as name, value pairs; 0 when it has none.
+func (h *Harness) SourceCounter(name string, labels ...string) float64 {
+	h.T.Helper()
+	return h.counter(name, labels...)
+}
+
 // counter returns the value of the counter name of the source with the
 // other labels given as name, value pairs; 0 when it has none.
 func (h *Harness) counter(name string, labels ...string) float64 {
