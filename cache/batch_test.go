@@ -69,7 +69,7 @@ func TestBatchPublication(t *testing.T) {
 	default:
 		t.Fatal("writes did not wake Run")
 	}
-	tb.publish()
+	tb.publish(false)
 	snap := tb.Snapshot()
 	if snap.Version != before.Version+1 {
 		t.Fatalf("version %d, want one publication after %d", snap.Version, before.Version)
@@ -272,7 +272,7 @@ func TestWriteDuringBuild(t *testing.T) {
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
-		tb.publish()
+		tb.publish(false)
 	}()
 	<-inBuild
 	// Were writes waiting for the build, this would never return.
@@ -284,9 +284,94 @@ func TestWriteDuringBuild(t *testing.T) {
 	if n := len(snap.Services.Get("big." + zone).Endpoints); n != 5001 || snap.Services.Get("other."+zone) != nil {
 		t.Fatalf("the publication took %d endpoints of big and other=%v; want 5001 and none of the writes made during the build", n, snap.Services.Get("other."+zone))
 	}
-	tb.publish()
+	tb.publish(false)
 	snap = tb.Snapshot()
 	if n := len(snap.Services.Get("big." + zone).Endpoints); n != 5000 || snap.Services.Get("other."+zone) == nil {
 		t.Fatalf("the next publication: big has %d endpoints, other=%v; want 5000 and other", n, snap.Services.Get("other."+zone))
+	}
+}
+
+// TestLargeServicePaced: while Run publishes, a large service published a
+// moment ago is held back (paced: a millisecond per endpoint here, so a
+// second), and another service's change goes out without it; a snapshot
+// claims the writes (Sync) only once it holds every service written, and
+// the service held back is published when it is due, with no further
+// write.
+func TestLargeServicePaced(t *testing.T) {
+	tb := running(t, "etcd")
+	tb.mu.Lock()
+	tb.paceUnit = time.Millisecond
+	tb.mu.Unlock()
+	var big []Instance
+	for i := range pacedFrom {
+		big = append(big, inst("big", fmt.Sprint("b", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 80))
+	}
+	tb.ReplaceService("etcd", "big", big)
+	synced(t, tb)
+	start := time.Now()
+	tb.Put("etcd", inst("big", "late", "10.9.0.1", 80))
+	tb.Put("etcd", inst("small", "s", "10.8.0.1", 80))
+	for tb.Snapshot().Services.Get("small."+zone) == nil {
+		if time.Since(start) > time.Minute {
+			t.Fatal("the small service's change was not published")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	snap := tb.Snapshot()
+	if time.Since(start) < 900*time.Millisecond { // else the machine stalled past the hold
+		if n := len(snap.Services.Get("big." + zone).Endpoints); n != pacedFrom {
+			t.Fatalf("the large service has %d endpoints in the snapshot with the small one, want %d: not held back", n, pacedFrom)
+		}
+		tb.mu.Lock()
+		written := tb.written
+		tb.mu.Unlock()
+		if snap.Writes >= written {
+			t.Fatalf("the snapshot claims %d writes of %d with a service held back", snap.Writes, written)
+		}
+	}
+	if n := len(synced(t, tb).Services.Get("big." + zone).Endpoints); n != pacedFrom+1 {
+		t.Fatalf("the large service has %d endpoints once due, want %d", n, pacedFrom+1)
+	}
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Fatalf("the large service was published again after %v, want about a second", took)
+	}
+}
+
+// TestLargeServiceYields: a large service that is due yields once to the
+// other changes recorded with it: one publication takes them, the next
+// takes it.
+func TestLargeServiceYields(t *testing.T) {
+	tb := newTable(t, "etcd")
+	tb.mu.Lock()
+	tb.running = true // as Run does, without its goroutine: publish by hand
+	tb.paceUnit = time.Nanosecond
+	tb.mu.Unlock()
+	var big []Instance
+	for i := range pacedFrom {
+		big = append(big, inst("big", fmt.Sprint("b", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 80))
+	}
+	tb.ReplaceService("etcd", "big", big)
+	tb.publish(true)
+	time.Sleep(time.Millisecond) // past the microsecond the service is held
+	tb.Put("etcd", inst("big", "late", "10.9.0.1", 80))
+	tb.Put("etcd", inst("small", "s", "10.8.0.1", 80))
+	sizes := func() (int, int) {
+		snap := tb.Snapshot()
+		n := 0
+		if s := snap.Services.Get("small." + zone); s != nil {
+			n = len(s.Endpoints)
+		}
+		return len(snap.Services.Get("big." + zone).Endpoints), n
+	}
+	tb.publish(true)
+	if b, s := sizes(); b != pacedFrom || s != 1 {
+		t.Fatalf("first publication: big %d, small %d endpoints; want %d and 1", b, s, pacedFrom)
+	}
+	tb.publish(true)
+	if b, s := sizes(); b != pacedFrom+1 || s != 1 {
+		t.Fatalf("second publication: big %d, small %d endpoints; want %d and 1", b, s, pacedFrom+1)
+	}
+	if w := tb.Snapshot().Writes; w != tb.written {
+		t.Fatalf("the snapshot claims %d writes of %d with nothing held back", w, tb.written)
 	}
 }

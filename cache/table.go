@@ -249,7 +249,27 @@ type group struct {
 	full bool
 	// clashes is the number of clashing instances as last published.
 	clashes int
+	// due is when a large group may be published again (see paced), and
+	// yielded is set while it waits, due, for a publication of the other
+	// changes to go out first.
+	due     time.Time
+	yielded bool
 }
+
+// paced returns how long after a publication a group of n endpoints is
+// held back while Run publishes: paceUnit (a microsecond) per endpoint
+// from pacedFrom endpoints on (20 ms at 20,000), none below. Publishing a
+// service copies and compiles all its endpoints, so during a burst into a
+// large service it is published once per interval, and the changes of
+// the other services go out meanwhile, without its cost.
+func (t *Table) paced(n int) time.Duration {
+	if n < pacedFrom {
+		return 0
+	}
+	return time.Duration(n) * t.paceUnit
+}
+
+const pacedFrom = 1000
 
 // Table merges every source's instances and publishes snapshots. It is safe
 // for concurrent use; readers never block writers.
@@ -271,6 +291,9 @@ type Table struct {
 	// building, when not nil, is called as a publication starts to build,
 	// with t.mu released (tests).
 	building func()
+	// paceUnit is how long a large group is held back per endpoint (see
+	// paced): a microsecond but in tests.
+	paceUnit time.Duration
 
 	// pubMu serializes publications; it is taken before mu.
 	pubMu sync.Mutex
@@ -289,6 +312,7 @@ type Table struct {
 	written  uint64              // writes that asked for a publication
 	clashed  int                 // the sum of the groups' clashes
 	running  bool                // Run publishes
+	held     time.Time           // when the first group held back is due (zero: none)
 	versions uint64              // the last Endpoint.Version given
 	snapshot atomic.Pointer[Snapshot]
 }
@@ -308,6 +332,7 @@ func NewTable(log *slog.Logger) *Table {
 		log:      log,
 		now:      time.Now,
 		wake:     make(chan struct{}, 1),
+		paceUnit: time.Microsecond,
 		sources:  map[string]*sourceData{},
 		groups:   map[string]*group{},
 		collided: map[string][]string{},
@@ -330,16 +355,33 @@ func (t *Table) Run(ctx context.Context) {
 		t.mu.Lock()
 		t.running = false
 		t.mu.Unlock()
-		t.publish()
+		t.publish(false)
 	}()
 	for {
+		// A group held back (see paced) is published when due, or with
+		// the next write after that.
+		var due <-chan time.Time
+		t.mu.Lock()
+		held := t.held
+		t.mu.Unlock()
+		var timer *time.Timer
+		if !held.IsZero() {
+			timer = time.NewTimer(time.Until(held))
+			due = timer.C
+		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-t.wake:
+		case <-due:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
 		}
 		start := time.Now()
-		t.publish()
+		t.publish(true)
 		// Pausing pauseFactor times as long as the publication took, at
 		// most maxPause, lets a burst gather into fewer, larger batches:
 		// a burst into a large service spends at most a fifth of the
@@ -404,7 +446,7 @@ func (t *Table) write(now bool, f func() bool) {
 		default:
 		}
 	default:
-		t.publish()
+		t.publish(false)
 	}
 }
 
@@ -860,8 +902,9 @@ type serviceChange struct {
 // publish publishes what the writes recorded since the last publication,
 // if anything: it drains the changes under t.mu, builds each changed
 // service (the cost of its changes, and a copy of its endpoints) with
-// t.mu released, and swaps in one snapshot.
-func (t *Table) publish() {
+// t.mu released, and swaps in one snapshot. With pace, it holds back
+// the large services published too recently (see paced).
+func (t *Table) publish(pace bool) {
 	t.pubMu.Lock()
 	defer t.pubMu.Unlock()
 	t.mu.Lock()
@@ -869,7 +912,7 @@ func (t *Table) publish() {
 		t.mu.Unlock()
 		return
 	}
-	b := t.drain()
+	b := t.drain(pace)
 	t.mu.Unlock()
 	if t.building != nil {
 		t.building()
@@ -924,36 +967,61 @@ func (t *Table) publish() {
 	close(old.superseded)
 }
 
-// drain takes what a publication needs from the table; the caller holds
-// t.mu and t.pubMu.
-func (t *Table) drain() *batch {
+// drain takes what a publication needs from the table, holding back the
+// large services published too recently when pace is set; the caller
+// holds t.mu and t.pubMu.
+func (t *Table) drain(pace bool) *batch {
 	b := &batch{written: t.written, now: t.now()}
 	t.pending = false
-	for fqdn := range t.dirty {
-		c := serviceChange{fqdn: fqdn}
-		if g := t.groups[fqdn]; g != nil {
-			t.setClashes(fqdn, g)
-			if g.set.Len() > 0 {
-				c.name, c.zone, c.full = g.name, g.zone, g.full
-				if c.full || t.services.Get(fqdn) == nil {
-					c.endpoints = g.set.all()
-					for i := range c.endpoints {
-						c.endpoints[i].Version = t.nextVersion()
-					}
-				} else {
-					c.changes = g.set.takeChanges()
-					for _, ch := range c.changes {
-						if ch.ep != nil {
-							ch.ep.Version = t.nextVersion()
-						}
-					}
-				}
-				g.full = false
-			}
+	t.held = time.Time{}
+	var held map[string]struct{}
+	hold := func(fqdn string, until time.Time) {
+		if held == nil {
+			held = map[string]struct{}{}
 		}
-		b.services = append(b.services, c)
+		held[fqdn] = struct{}{}
+		if t.held.IsZero() || until.Before(t.held) {
+			t.held = until
+		}
 	}
-	t.dirty = map[string]struct{}{} // not clear: ranging over a cleared map costs its largest size
+	now := time.Now()  // not t.now: due times are for Run's timer
+	var large []string // large groups due
+	small := 0         // other groups taken
+	for fqdn := range t.dirty {
+		g := t.groups[fqdn]
+		if pace && g != nil && t.paced(g.set.Len()) > 0 {
+			switch {
+			case now.Before(g.due):
+				hold(fqdn, g.due)
+				continue
+			case !g.yielded:
+				large = append(large, fqdn)
+				continue
+			}
+		} else {
+			small++
+		}
+		b.services = append(b.services, t.take(fqdn, g, now))
+	}
+	// A large group due yields once to the other changes: they go out
+	// without its cost, and it goes out next, at once.
+	for _, fqdn := range large {
+		g := t.groups[fqdn]
+		if small > 0 {
+			g.yielded = true
+			hold(fqdn, now)
+			continue
+		}
+		b.services = append(b.services, t.take(fqdn, g, now))
+	}
+	// Not cleared: ranging over a cleared map costs its largest size.
+	t.dirty = map[string]struct{}{}
+	if held != nil {
+		// The snapshot holds the writes made before this one's only
+		// when it holds every group written.
+		t.dirty, t.pending = held, true
+		b.written = t.snapshot.Load().Writes
+	}
 	zones := map[string]struct{}{}
 	for _, src := range t.sources {
 		st := src.status
@@ -971,6 +1039,35 @@ func (t *Table) drain() *batch {
 	slices.Sort(b.lost)
 	b.clashed = t.clashed
 	return b
+}
+
+// take drains the changes of fqdn, whose group is g (nil: gone), for a
+// publication at now; the caller holds t.mu and t.pubMu.
+func (t *Table) take(fqdn string, g *group, now time.Time) serviceChange {
+	c := serviceChange{fqdn: fqdn}
+	if g == nil {
+		return c
+	}
+	g.due, g.yielded = now.Add(t.paced(g.set.Len())), false
+	t.setClashes(fqdn, g)
+	if g.set.Len() > 0 {
+		c.name, c.zone, c.full = g.name, g.zone, g.full
+		if c.full || t.services.Get(fqdn) == nil {
+			c.endpoints = g.set.all()
+			for i := range c.endpoints {
+				c.endpoints[i].Version = t.nextVersion()
+			}
+		} else {
+			c.changes = g.set.takeChanges()
+			for _, ch := range c.changes {
+				if ch.ep != nil {
+					ch.ep.Version = t.nextVersion()
+				}
+			}
+		}
+		g.full = false
+	}
+	return c
 }
 
 // setClashes counts the clashing instances of g, the group of fqdn, and
