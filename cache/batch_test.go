@@ -302,11 +302,7 @@ func TestLargeServicePaced(t *testing.T) {
 	tb.mu.Lock()
 	tb.paceUnit = time.Millisecond
 	tb.mu.Unlock()
-	var big []Instance
-	for i := range pacedFrom {
-		big = append(big, inst("big", fmt.Sprint("b", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 80))
-	}
-	tb.ReplaceService("etcd", "big", big)
+	tb.ReplaceService("etcd", "big", largeService())
 	synced(t, tb)
 	start := time.Now()
 	tb.Put("etcd", inst("big", "late", "10.9.0.1", 80))
@@ -346,11 +342,7 @@ func TestLargeServiceYields(t *testing.T) {
 	tb.running = true // as Run does, without its goroutine: publish by hand
 	tb.paceUnit = time.Nanosecond
 	tb.mu.Unlock()
-	var big []Instance
-	for i := range pacedFrom {
-		big = append(big, inst("big", fmt.Sprint("b", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 80))
-	}
-	tb.ReplaceService("etcd", "big", big)
+	tb.ReplaceService("etcd", "big", largeService())
 	tb.publish(true)
 	time.Sleep(time.Millisecond) // past the microsecond the service is held
 	tb.Put("etcd", inst("big", "late", "10.9.0.1", 80))
@@ -374,4 +366,14 @@ func TestLargeServiceYields(t *testing.T) {
 	if w := tb.Snapshot().Writes; w != tb.written {
 		t.Fatalf("the snapshot claims %d writes of %d with nothing held back", w, tb.written)
 	}
+}
+
+// largeService is the instances of a service "big" just large enough to
+// be paced.
+func largeService() []Instance {
+	var big []Instance
+	for i := range pacedFrom {
+		big = append(big, inst("big", fmt.Sprint("b", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 80))
+	}
+	return big
 }

@@ -158,17 +158,7 @@ func TestEtcdBurstTakesTurns(t *testing.T) {
 
 	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services"})
 	sink := &gatedSink{Table: h.Table, gate: "big", held: make(chan struct{}), open: make(chan struct{})}
-	r := h.Src.(*Source).newRun(sink)
-	rcli, err := r.connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rcli.Close()
-	r.cli = rcli
-	rev, ok := r.list(ctx, watcher.ReasonInitial)
-	if !ok {
-		t.Fatal("list failed")
-	}
+	r, rev := listedRun(ctx, t, h, sink)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/discodns/discodns/cache"
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/etcdembed"
 	"github.com/discodns/discodns/watcher"
@@ -71,4 +72,23 @@ func del(t *testing.T, cli *clientv3.Client, key string) {
 	if _, err := cli.Delete(ctx, key); err != nil {
 		t.Fatalf("delete %s: %v", key, err)
 	}
+}
+
+// listedRun returns a run of the harness's source writing to sink,
+// connected and listed once, and the revision listed; its client is
+// closed when the test ends.
+func listedRun(ctx context.Context, t *testing.T, h *watchertest.Harness, sink cache.Sink) (*run, int64) {
+	t.Helper()
+	r := h.Src.(*Source).newRun(sink)
+	cli, err := r.connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	r.cli = cli
+	rev, ok := r.list(ctx, watcher.ReasonInitial)
+	if !ok {
+		t.Fatal("list failed")
+	}
+	return r, rev
 }

@@ -183,17 +183,7 @@ func TestEtcdCompacted(t *testing.T) {
 	put(t, cli, "/services/web/10.0.0.2:80", "")
 
 	h := newHarness(t, Config{Endpoints: srv.Endpoints(), Prefix: "/services"})
-	r := h.Src.(*Source).newRun(h.Table)
-	rcli, err := r.connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rcli.Close()
-	r.cli = rcli
-	rev, ok := r.list(ctx, watcher.ReasonInitial)
-	if !ok {
-		t.Fatal("list failed")
-	}
+	r, rev := listedRun(ctx, t, h, h.Table)
 	h.WaitEndpoints("web", "10.0.0.1:80=10.0.0.1:80", "10.0.0.2:80=10.0.0.2:80")
 
 	// Changes the source does not see, then a compaction past them.
