@@ -258,18 +258,22 @@ type group struct {
 
 // paced returns how long after a publication a group of n endpoints is
 // held back while Run publishes: paceUnit (a microsecond) per endpoint
-// from pacedFrom endpoints on (20 ms at 20,000), none below. Publishing a
-// service copies and compiles all its endpoints, so during a burst into a
-// large service it is published once per interval, and the changes of
-// the other services go out meanwhile, without its cost.
+// from pacedFrom endpoints on (20 ms at 20,000), none below, and at most
+// maxPaced. Publishing a service copies and compiles all its endpoints,
+// so during a burst into a large service it is published once per
+// interval, and the changes of the other services go out meanwhile,
+// without its cost.
 func (t *Table) paced(n int) time.Duration {
 	if n < pacedFrom {
 		return 0
 	}
-	return time.Duration(n) * t.paceUnit
+	return min(time.Duration(n)*t.paceUnit, maxPaced)
 }
 
-const pacedFrom = 1000
+const (
+	pacedFrom = 1000
+	maxPaced  = time.Second
+)
 
 // Table merges every source's instances and publishes snapshots. It is safe
 // for concurrent use; readers never block writers.
