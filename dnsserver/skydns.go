@@ -338,9 +338,12 @@ func skyTrees(prev *index, swaps []swap) map[string]*skyNode {
 	edit := func(zone string) *skyEdit {
 		e := edits[zone]
 		if e == nil {
-			root := &skyNode{stamp: new(stamp)}
-			if prev != nil && prev.skyRoots[zone] != nil {
+			var root *skyNode
+			if prev != nil {
 				root = prev.skyRoots[zone]
+			}
+			if root == nil {
+				root = &skyNode{stamp: new(stamp)}
 			}
 			e = newSkyEdit(root)
 			edits[zone] = e

@@ -93,7 +93,7 @@ func (b *backlog) turn() []event {
 	} else {
 		delete(b.queues, q.service)
 	}
-	if b.head == len(b.turns) || b.head > len(b.turns)/2 {
+	if b.head > len(b.turns)/2 {
 		// Move the turns to the front of the array rather than let
 		// them creep through it.
 		k := copy(b.turns, b.turns[b.head:])
