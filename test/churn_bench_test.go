@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,7 +32,9 @@ import (
 // the machine lends etcd. The rows take turns, twice, and the better of
 // each is reported. Before them, 1,000 changes per second land with no
 // queries at all, and discodns's CPU time over that run per change written
-// is what a change costs it (cpu-us-per-change).
+// is what a change costs it (cpu-us-per-change). Last, apart: static and
+// churn 1,000/s again with the registry on a CPU of its own (see below),
+// which is what a deployment sees.
 //
 //	go test ./test -run '^$' -bench Churn -benchtime 1x
 func BenchmarkChurn(b *testing.B) {
@@ -91,6 +95,56 @@ func BenchmarkChurn(b *testing.B) {
 	b.ReportMetric(bystander.qps/static.qps, "bystander-x-static")
 	b.ReportMetric(churn1000.qps/bystander.qps, "churn1000-x-bystander")
 	b.ReportMetric(cpuPerChange, "cpu-us-per-change")
+
+	// Apart: the registry on a CPU of its own, as in a deployment, where
+	// etcd runs on other machines and discodns shares its host with the
+	// programs that query it. discodns restarts on the other CPUs (so
+	// that it sizes its sockets and GOMAXPROCS to them), and dnsperf runs
+	// there too; the test process, which holds etcd and the writers, on
+	// the last. The static and churn rows then give discodns and dnsperf
+	// the same CPUs, and their ratio is what handling the changes costs
+	// discodns's answers.
+	cpus := runtime.NumCPU()
+	if cpus < 2 {
+		return
+	}
+	host, registry := fmt.Sprintf("0-%d", cpus-2), strconv.Itoa(cpus-1)
+	pin(b, os.Getpid(), host)
+	b.Cleanup(func() { pin(b, os.Getpid(), fmt.Sprintf("0-%d", cpus-1)) })
+	d.restart()
+	d.waitReady()
+	pin(b, os.Getpid(), registry)
+	for s := range compareServices {
+		eventually(b, 30*time.Second, "svc-"+strconv.Itoa(s)+" answered after the restart", func() error { return checkAnswers(d.dns, compareZone, s) })
+	}
+	apart := []*row{{name: "apart static"}, {name: "apart churn 1000/s", rate: 1000}}
+	for range 2 {
+		for _, r := range apart {
+			var stop func() float64
+			if r.rate > 0 {
+				stop = churnWriters(b, e, r.rate, false)
+			}
+			qps, _ := dnsperfQPSOn(b, host, "discodns, "+r.name, d.dns, queries, seconds)
+			if stop != nil {
+				r.written = stop()
+			}
+			r.qps = max(r.qps, qps)
+		}
+	}
+	for _, r := range apart {
+		fmt.Printf("%-18s (%4.0f written/s): %6.0f qps, %.2fx apart static\n", r.name, r.written, r.qps, r.qps/apart[0].qps)
+	}
+	b.ReportMetric(apart[0].qps, "apart-static-qps")
+	b.ReportMetric(apart[1].qps/apart[0].qps, "apart-churn1000-x-static")
+}
+
+// pin restricts every thread of process pid, and the processes it starts
+// from then on, to cpus (a taskset list such as "0-2").
+func pin(b *testing.B, pid int, cpus string) {
+	b.Helper()
+	if out, err := exec.Command(need(b, "taskset"), "-a", "-p", "-c", cpus, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		b.Fatalf("taskset %s %d: %v: %s", cpus, pid, err, out)
+	}
 }
 
 // churnWriters is churn at perSecond changes per second, spread over

@@ -192,10 +192,20 @@ var (
 // latency. It fails the benchmark when dnsperf fails, loses more than
 // maxLost of its queries or gets any response code but NOERROR.
 func dnsperfQPS(b *testing.B, name, addr, queries string, seconds int) (float64, time.Duration) {
+	return dnsperfQPSOn(b, "", name, addr, queries, seconds)
+}
+
+// dnsperfQPSOn is dnsperfQPS with dnsperf on cpus (a taskset list), or,
+// when cpus is "", wherever the test process runs.
+func dnsperfQPSOn(b *testing.B, cpus, name, addr, queries string, seconds int) (float64, time.Duration) {
 	host, port, _ := net.SplitHostPort(addr)
+	args := []string{need(b, "dnsperf"), "-s", host, "-p", port, "-d", queries, "-e",
+		"-l", strconv.Itoa(seconds), "-c", "4", "-q", "200"}
+	if cpus != "" {
+		args = append([]string{need(b, "taskset"), "-c", cpus}, args...)
+	}
 	start := time.Now()
-	out, err := exec.Command(need(b, "dnsperf"), "-s", host, "-p", port, "-d", queries, "-e",
-		"-l", strconv.Itoa(seconds), "-c", "4", "-q", "200").CombinedOutput()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	r := parseDnsperf("udp", start, time.Now(), string(out), err)
 	switch {
 	case r.err != nil:
