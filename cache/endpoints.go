@@ -91,13 +91,15 @@ func (e *entry) clash() bool { return e.label != "" && e.pos >= 2 }
 
 // endpointSet is the instances of one service and its endpoints, kept by
 // the rule above. It is not safe for concurrent use.
+//
+// Its maps are smallMaps: most services hold a few instances.
 type endpointSet struct {
-	entries map[instKey]*entry
+	entries smallMap[instKey, *entry]
 	// groups holds the instances of each address and port, in key order:
 	// the first is the endpoint, the others are shadowed.
-	groups map[hostPort][]*entry
+	groups smallMap[hostPort, []*entry]
 	// byLabel holds the endpoints by label.
-	byLabel map[string]*entry
+	byLabel smallMap[string, *entry]
 	// tried holds, by label, the endpoints that have it in their chain
 	// before their own label: every one is later than the label's holder.
 	tried map[string][]*entry
@@ -105,28 +107,23 @@ type endpointSet struct {
 	clashes map[*entry]struct{}
 	// changed holds the labels whose endpoint came, went or changed since
 	// the last take.
-	changed map[string]struct{}
+	changed smallMap[string, struct{}]
 }
 
 func newEndpointSet() *endpointSet {
-	return &endpointSet{
-		entries: map[instKey]*entry{},
-		groups:  map[hostPort][]*entry{},
-		byLabel: map[string]*entry{},
-		// tried, clashes and changed are made when first needed: most
-		// services never need the first two, and changed goes between
-		// publications, so that a quiet service holds none of them.
-	}
+	// tried and clashes are made when first needed: most services never
+	// need them.
+	return &endpointSet{}
 }
 
 // Len is the number of endpoints.
-func (s *endpointSet) Len() int { return len(s.byLabel) }
+func (s *endpointSet) Len() int { return s.byLabel.len() }
 
 // put adds or updates in (in.Source set), reporting whether anything
 // changed.
 func (s *endpointSet) put(in Instance) bool {
 	key := instKey{in.Source, in.ID}
-	e, ok := s.entries[key]
+	e, ok := s.entries.get(key)
 	if ok {
 		if e.in.Equal(&in) {
 			return false
@@ -148,11 +145,11 @@ func (s *endpointSet) put(in Instance) bool {
 // add adds an instance whose key is not in s.
 func (s *endpointSet) add(in Instance) {
 	e := &entry{in: in, key: instKey{in.Source, in.ID}, hp: hostPortOf(&in), base: Label(in.ID)}
-	s.entries[e.key] = e
-	g := s.groups[e.hp]
+	s.entries.set(e.key, e)
+	g, _ := s.groups.get(e.hp)
 	i, _ := slices.BinarySearchFunc(g, e, func(a, b *entry) int { return a.key.compare(b.key) })
 	g = slices.Insert(g, i, e)
-	s.groups[e.hp] = g
+	s.groups.set(e.hp, g)
 	if i != 0 {
 		return // shadowed
 	}
@@ -165,18 +162,18 @@ func (s *endpointSet) add(in Instance) {
 // delete removes the instance with key, if any, reporting whether it was
 // there.
 func (s *endpointSet) delete(key instKey) bool {
-	e, ok := s.entries[key]
+	e, ok := s.entries.get(key)
 	if !ok {
 		return false
 	}
-	delete(s.entries, key)
-	g := s.groups[e.hp]
+	s.entries.delete(key)
+	g, _ := s.groups.get(e.hp)
 	i := slices.Index(g, e)
 	g = slices.Delete(g, i, i+1)
 	if len(g) == 0 {
-		delete(s.groups, e.hp)
+		s.groups.delete(e.hp)
 	} else {
-		s.groups[e.hp] = g
+		s.groups.set(e.hp, g)
 	}
 	if i == 0 {
 		s.unassign(e)
@@ -193,7 +190,7 @@ func (s *endpointSet) delete(key instKey) bool {
 func (s *endpointSet) assign(e *entry, pos int) {
 	for {
 		label := e.candidate(pos)
-		h := s.byLabel[label]
+		h, _ := s.byLabel.get(label)
 		if h != nil && h.key.compare(e.key) < 0 {
 			s.addTried(label, e)
 			pos++
@@ -214,7 +211,7 @@ func (s *endpointSet) assign(e *entry, pos int) {
 // take gives e label, at position pos of its chain.
 func (s *endpointSet) take(e *entry, label string, pos int) {
 	e.label, e.pos = label, pos
-	s.byLabel[label] = e
+	s.byLabel.set(label, e)
 	s.markChanged(label)
 	s.setClash(e, e.clash())
 }
@@ -226,7 +223,7 @@ func (s *endpointSet) unassign(e *entry) {
 	s.setClash(e, false)
 	label := e.label
 	e.label = ""
-	delete(s.byLabel, label)
+	s.byLabel.delete(label)
 	s.markChanged(label)
 	for {
 		tried := s.tried[label]
@@ -243,7 +240,7 @@ func (s *endpointSet) unassign(e *entry) {
 		}
 		old := z.label
 		s.untry(z, pos, z.pos)
-		delete(s.byLabel, old)
+		s.byLabel.delete(old)
 		s.take(z, label, pos)
 		label = old
 		s.markChanged(label)
@@ -269,10 +266,7 @@ func (s *endpointSet) untry(e *entry, from, to int) {
 
 // markChanged notes that label's endpoint came, went or changed.
 func (s *endpointSet) markChanged(label string) {
-	if s.changed == nil {
-		s.changed = map[string]struct{}{}
-	}
-	s.changed[label] = struct{}{}
+	s.changed.set(label, struct{}{})
 }
 
 // addTried notes that e tried label in vain.
@@ -306,28 +300,28 @@ func (s *endpointSet) clashIDs() []string {
 
 // all returns every endpoint, in no order, and forgets the changes.
 func (s *endpointSet) all() []Endpoint {
-	eps := make([]Endpoint, 0, len(s.byLabel))
-	for label, e := range s.byLabel {
+	eps := make([]Endpoint, 0, s.byLabel.len())
+	for label, e := range s.byLabel.all() {
 		in := e.in // a copy: e.in changes with the instance
 		eps = append(eps, Endpoint{Label: label, Instance: &in})
 	}
-	s.changed = nil // not clear: a cleared map keeps its size, and ranging over it costs that
+	s.changed = smallMap[string, struct{}]{} // not clear: a cleared map keeps its size, and ranging over it costs that
 	return eps
 }
 
 // takeChanges returns the labels changed since the last takeChanges or
 // all, in no order, each with its endpoint now.
 func (s *endpointSet) takeChanges() []labelChange {
-	out := make([]labelChange, 0, len(s.changed))
-	for label := range s.changed {
+	out := make([]labelChange, 0, s.changed.len())
+	for label := range s.changed.all() {
 		c := labelChange{label: label}
-		if e := s.byLabel[label]; e != nil {
+		if e, _ := s.byLabel.get(label); e != nil {
 			in := e.in
 			c.ep = &Endpoint{Label: label, Instance: &in}
 		}
 		out = append(out, c)
 	}
-	s.changed = nil
+	s.changed = smallMap[string, struct{}]{}
 	return out
 }
 

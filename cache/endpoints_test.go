@@ -100,7 +100,7 @@ func TestEndpointSetFollowsRule(t *testing.T) {
 			}
 			if len(s.tried) > 0 {
 				for label, es := range s.tried {
-					if h := s.byLabel[label]; h == nil {
+					if h, _ := s.byLabel.get(label); h == nil {
 						t.Fatalf("seed %d step %d: %q tried but free", seed, step, label)
 					} else {
 						for _, e := range es {
