@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -116,6 +117,32 @@ func BenchmarkEndpointSetPut(b *testing.B) {
 			b.StartTimer()
 			large := puts(b, size)
 			b.ReportMetric(float64(large)/float64(small), "x-small")
+		})
+	}
+}
+
+// BenchmarkTableBytes reports the live heap a table of 100,000 instances
+// holds per instance, published, in services of 1, 3 and 10 instances:
+// most services are small, so what a service costs beyond its instances
+// counts.
+//
+//	go test ./cache -run '^$' -bench TableBytes -benchtime 1x
+func BenchmarkTableBytes(b *testing.B) {
+	const instances = 100000
+	for _, per := range []int{1, 3, 10} {
+		b.Run(fmt.Sprintf("per-service=%d", per), func(b *testing.B) {
+			var perInstance float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				tb := benchTable(b, instances/per, per)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perInstance = float64(after.HeapAlloc-before.HeapAlloc) / instances
+				runtime.KeepAlive(tb)
+			}
+			b.ReportMetric(perInstance, "bytes/instance")
 		})
 	}
 }
