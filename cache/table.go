@@ -923,23 +923,30 @@ func (t *Table) publish(pace bool) {
 	}
 
 	changes := make(map[string]*Service, len(b.services))
+	var fresh []Change // for RecentChanges
 	for _, c := range b.services {
 		old := t.services.Get(c.fqdn)
+		var svc *Service
 		switch {
 		case c.name == "":
 			if old == nil {
 				continue
 			}
-			changes[c.fqdn] = nil
 		case c.full || old == nil:
 			slices.SortFunc(c.endpoints, func(a, b Endpoint) int { return cmp.Compare(a.Label, b.Label) })
-			changes[c.fqdn] = &Service{Name: Label(c.name), Zone: c.zone, FQDN: c.fqdn, Endpoints: c.endpoints}
+			svc = &Service{Name: Label(c.name), Zone: c.zone, FQDN: c.fqdn, Endpoints: c.endpoints}
 		case len(c.changes) > 0:
-			changes[c.fqdn] = &Service{Name: Label(c.name), Zone: c.zone, FQDN: c.fqdn, Endpoints: applyChanges(old.Endpoints, c.changes)}
+			svc = &Service{Name: Label(c.name), Zone: c.zone, FQDN: c.fqdn, Endpoints: applyChanges(old.Endpoints, c.changes)}
+		default:
+			continue
+		}
+		changes[c.fqdn] = svc
+		if ch := (Change{Time: b.now, FQDN: c.fqdn, Instances: svc.size(), Before: old.size()}); ch.Instances > 0 || ch.Before > 0 {
+			fresh = append(fresh, ch)
 		}
 	}
 	if len(changes) > 0 {
-		t.record(b.now, changes)
+		t.record(fresh)
 		t.services = t.services.with(changes)
 	}
 	t.version++
@@ -1102,27 +1109,22 @@ type Change struct {
 // maxRecentChanges is how many changes RecentChanges keeps.
 const maxRecentChanges = 100
 
-// record notes the changes about to be published, in a new slice (the
-// old one belongs to published snapshots); the caller holds t.pubMu.
-func (t *Table) record(now time.Time, changes map[string]*Service) {
-	var fresh []Change
-	for fqdn, svc := range changes {
-		c := Change{Time: now, FQDN: fqdn}
-		if svc != nil {
-			c.Instances = len(svc.Endpoints)
-		}
-		if old := t.services.Get(fqdn); old != nil {
-			c.Before = len(old.Endpoints)
-		}
-		if c.Instances == 0 && c.Before == 0 {
-			continue
-		}
-		fresh = append(fresh, c)
-	}
+// record notes the changes about to be published, newest first, in a
+// new slice (the old one belongs to published snapshots); the caller
+// holds t.pubMu.
+func (t *Table) record(fresh []Change) {
 	if len(fresh) == 0 {
 		return
 	}
 	slices.Reverse(fresh)
 	keep := min(len(t.recent), max(maxRecentChanges-len(fresh), 0))
 	t.recent = append(fresh[:min(len(fresh), maxRecentChanges):min(len(fresh), maxRecentChanges)], t.recent[:keep]...)
+}
+
+// size is the number of endpoints of s, 0 for nil.
+func (s *Service) size() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.Endpoints)
 }
