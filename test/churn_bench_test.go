@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkChurn measures the queries per second discodns answers (dnsperf,
@@ -98,22 +98,18 @@ func BenchmarkChurn(b *testing.B) {
 
 	// Apart: the registry on a CPU of its own, as in a deployment, where
 	// etcd runs on other machines and discodns shares its host with the
-	// programs that query it. discodns restarts on the other CPUs (so
+	// programs that query it. discodns restarts on the host's CPUs (so
 	// that it sizes its sockets and GOMAXPROCS to them), and dnsperf runs
-	// there too; the test process, which holds etcd and the writers, on
-	// the last. The static and churn rows then give discodns and dnsperf
+	// there too. The static and churn rows then give discodns and dnsperf
 	// the same CPUs, and their ratio is what handling the changes costs
 	// discodns's answers.
-	cpus := runtime.NumCPU()
-	if cpus < 2 {
+	host, ok := apart(b, func() {
+		d.restart()
+		d.waitReady()
+	})
+	if !ok {
 		return
 	}
-	host, registry := fmt.Sprintf("0-%d", cpus-2), strconv.Itoa(cpus-1)
-	pin(b, os.Getpid(), host)
-	b.Cleanup(func() { pin(b, os.Getpid(), fmt.Sprintf("0-%d", cpus-1)) })
-	d.restart()
-	d.waitReady()
-	pin(b, os.Getpid(), registry)
 	for s := range compareServices {
 		eventually(b, 30*time.Second, "svc-"+strconv.Itoa(s)+" answered after the restart", func() error { return checkAnswers(d.dns, compareZone, s) })
 	}
@@ -136,6 +132,35 @@ func BenchmarkChurn(b *testing.B) {
 	}
 	b.ReportMetric(apart[0].qps, "apart-static-qps")
 	b.ReportMetric(apart[1].qps/apart[0].qps, "apart-churn1000-x-static")
+}
+
+// apart runs start (which starts discodns) with the test process on the
+// host's CPUs, all but the last, so that what it starts inherits them,
+// then moves the test process, which holds the embedded etcd and the
+// writers, to the last CPU until the benchmark ends: the registry apart,
+// as in a deployment. It returns the host's CPUs as a taskset list, or
+// false, starting nothing, on a machine of one CPU.
+func apart(b *testing.B, start func()) (host string, ok bool) {
+	b.Helper()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		b.Fatalf("the test's CPUs: %v", err)
+	}
+	var cpus []string // the CPUs the test may use, as the kernel numbers them
+	for c := range len(set) * 64 {
+		if set.IsSet(c) {
+			cpus = append(cpus, strconv.Itoa(c))
+		}
+	}
+	if len(cpus) < 2 {
+		return "", false
+	}
+	host = strings.Join(cpus[:len(cpus)-1], ",")
+	pin(b, os.Getpid(), host)
+	b.Cleanup(func() { pin(b, os.Getpid(), strings.Join(cpus, ",")) })
+	start()
+	pin(b, os.Getpid(), cpus[len(cpus)-1])
+	return host, true
 }
 
 // pin restricts every thread of process pid, and the processes it starts
