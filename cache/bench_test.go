@@ -96,7 +96,7 @@ func BenchmarkPutIntoLargeService(b *testing.B) {
 //	go test ./cache -run '^$' -bench EndpointSetPut
 func BenchmarkEndpointSetPut(b *testing.B) {
 	puts := func(b *testing.B, size int) time.Duration {
-		s := newEndpointSet()
+		s := newEndpointSet(0)
 		for i := range size {
 			s.put(Instance{Source: "etcd", ID: fmt.Sprint("i", i), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), Port: 8000})
 		}

@@ -110,10 +110,16 @@ type endpointSet struct {
 	changed smallMap[string, struct{}]
 }
 
-func newEndpointSet() *endpointSet {
+// newEndpointSet returns an empty set sized for n instances.
+func newEndpointSet(n int) *endpointSet {
 	// tried and clashes are made when first needed: most services never
 	// need them.
-	return &endpointSet{}
+	s := &endpointSet{}
+	s.entries.size(n)
+	s.groups.size(n)
+	s.byLabel.size(n)
+	s.changed.size(n)
+	return s
 }
 
 // Len is the number of endpoints.

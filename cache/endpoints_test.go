@@ -65,7 +65,7 @@ func TestEndpointSetFollowsRule(t *testing.T) {
 	}
 	for seed := range uint64(40) {
 		r := rand.New(rand.NewPCG(seed, 17))
-		s := newEndpointSet()
+		s := newEndpointSet(0)
 		live := map[instKey]Instance{}
 		for step := range 300 {
 			in := Instance{
@@ -119,7 +119,7 @@ func TestEndpointSetFollowsRule(t *testing.T) {
 // last published list, is the list now.
 func TestEndpointSetChanges(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	s := newEndpointSet()
+	s := newEndpointSet(0)
 	var published []Endpoint
 	live := map[instKey]Instance{}
 	for step := range 2000 {

@@ -21,6 +21,14 @@ type smallPair[K comparable, V any] struct {
 	val V
 }
 
+// size makes an empty m ready for n entries: past smallMapMax, a Go map
+// of that size, which the slice would give way to anyway.
+func (m *smallMap[K, V]) size(n int) {
+	if n > smallMapMax && m.m == nil && len(m.pairs) == 0 {
+		m.m = make(map[K]V, n)
+	}
+}
+
 // get returns the value of key and whether it is there.
 func (m *smallMap[K, V]) get(key K) (V, bool) {
 	if m.m != nil {

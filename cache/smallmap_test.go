@@ -9,12 +9,15 @@ import (
 // TestSmallMapAsMap applies random sets and deletes to a smallMap and to
 // a Go map, over few keys and over many, and checks after each step that
 // they hold the same entries, and that the slice gives way to a Go map
-// only past smallMapMax.
+// only past smallMapMax (sized ahead or not).
 func TestSmallMapAsMap(t *testing.T) {
 	for _, keys := range []int{3, smallMapMax, smallMapMax + 1, 40} {
 		for seed := range uint64(20) {
 			r := rand.New(rand.NewPCG(seed, uint64(keys)))
 			var m smallMap[int, int]
+			if seed%2 == 1 {
+				m.size(keys) // as a set built from a known number of instances
+			}
 			want := map[int]int{}
 			for step := range 200 {
 				k := r.IntN(keys)

@@ -841,7 +841,6 @@ func (t *Table) choose(fqdn string, g *group) bool {
 	if g.set != nil && chosen == g.name {
 		return false
 	}
-	g.name, g.set, g.full = chosen, newEndpointSet(), true
 	var insts []Instance
 	for _, c := range contributors {
 		if c.service == chosen {
@@ -850,6 +849,7 @@ func (t *Table) choose(fqdn string, g *group) bool {
 			insts = slices.AppendSeq(insts, maps.Values(src.services[c.service]))
 		}
 	}
+	g.name, g.set, g.full = chosen, newEndpointSet(len(insts)), true
 	// In key order, each instance comes after those it could collide
 	// with: no label moves while the set is built.
 	slices.SortFunc(insts, func(a, b Instance) int {
