@@ -108,9 +108,12 @@ func DecodeSkyDNS(service, id string, value []byte) (cache.Instance, error) {
 	if rec.Port < 0 || rec.Port > 65535 {
 		return cache.Instance{}, fmt.Errorf("skydns record: port %d out of range", rec.Port)
 	}
-	for name, v := range map[string]int{"priority": rec.Priority, "weight": rec.Weight, "targetstrip": rec.TargetStrip} {
-		if v < 0 || v > 65535 {
-			return cache.Instance{}, fmt.Errorf("skydns record: %s %d out of range", name, v)
+	for _, f := range [...]struct {
+		name string
+		v    int
+	}{{"priority", rec.Priority}, {"weight", rec.Weight}, {"targetstrip", rec.TargetStrip}} {
+		if f.v < 0 || f.v > 65535 {
+			return cache.Instance{}, fmt.Errorf("skydns record: %s %d out of range", f.name, f.v)
 		}
 	}
 	if rec.TTL < 0 || rec.TTL > math.MaxInt32 {
