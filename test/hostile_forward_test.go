@@ -25,14 +25,25 @@ type silentUpstream struct {
 
 func startSilentUpstream(t *testing.T) *silentUpstream {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	// A UDP port the kernel picks, and TCP on the same port, which may be
+	// taken, as the kernel picks from the ports of outgoing connections
+	// too: then another.
+	var (
+		pc  net.PacketConn
+		l   net.Listener
+		err error
+	)
+	for range 20 {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
-		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("no port free for both UDP and TCP: %v", err)
 	}
 	u := &silentUpstream{addr: pc.LocalAddr().String()}
 	var (
