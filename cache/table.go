@@ -923,7 +923,10 @@ func (t *Table) publish(pace bool) {
 	}
 
 	changes := make(map[string]*Service, len(b.services))
-	var fresh []Change // for RecentChanges
+	// For RecentChanges, which keeps the last maxRecentChanges: the
+	// changes of one publication come at once, in no order, so any of
+	// them are the last.
+	fresh := make([]Change, 0, min(len(b.services), maxRecentChanges))
 	for _, c := range b.services {
 		old := t.services.Get(c.fqdn)
 		var svc *Service
@@ -941,7 +944,7 @@ func (t *Table) publish(pace bool) {
 			continue
 		}
 		changes[c.fqdn] = svc
-		if ch := (Change{Time: b.now, FQDN: c.fqdn, Instances: svc.size(), Before: old.size()}); ch.Instances > 0 || ch.Before > 0 {
+		if ch := (Change{Time: b.now, FQDN: c.fqdn, Instances: svc.size(), Before: old.size()}); (ch.Instances > 0 || ch.Before > 0) && len(fresh) < maxRecentChanges {
 			fresh = append(fresh, ch)
 		}
 	}
@@ -982,7 +985,7 @@ func (t *Table) publish(pace bool) {
 // large services published too recently when pace is set; the caller
 // holds t.mu and t.pubMu.
 func (t *Table) drain(pace bool) *batch {
-	b := &batch{written: t.written, now: t.now()}
+	b := &batch{written: t.written, now: t.now(), services: make([]serviceChange, 0, len(t.dirty))}
 	t.pending = false
 	t.held = time.Time{}
 	var held map[string]struct{}
@@ -1109,16 +1112,16 @@ type Change struct {
 // maxRecentChanges is how many changes RecentChanges keeps.
 const maxRecentChanges = 100
 
-// record notes the changes about to be published, newest first, in a
-// new slice (the old one belongs to published snapshots); the caller
-// holds t.pubMu.
+// record notes fresh, the changes about to be published (at most
+// maxRecentChanges), newest first, in a new slice (the old one belongs to
+// published snapshots); the caller holds t.pubMu.
 func (t *Table) record(fresh []Change) {
 	if len(fresh) == 0 {
 		return
 	}
 	slices.Reverse(fresh)
-	keep := min(len(t.recent), max(maxRecentChanges-len(fresh), 0))
-	t.recent = append(fresh[:min(len(fresh), maxRecentChanges):min(len(fresh), maxRecentChanges)], t.recent[:keep]...)
+	keep := min(len(t.recent), maxRecentChanges-len(fresh))
+	t.recent = append(fresh[:len(fresh):len(fresh)], t.recent[:keep]...)
 }
 
 // size is the number of endpoints of s, 0 for nil.

@@ -212,6 +212,22 @@ func TestRecentChanges(t *testing.T) {
 	if n := len(tb.Snapshot().Changes); n != maxRecentChanges {
 		t.Errorf("%d changes kept, want %d", n, maxRecentChanges)
 	}
+	// One publication of more changes than are kept: the list is that
+	// publication's alone.
+	var many []Instance
+	for i := range maxRecentChanges + 50 {
+		many = append(many, inst(fmt.Sprint("bulk-", i), "a", "10.0.2.1", 80))
+	}
+	tb.Replace("etcd", many)
+	got = tb.Snapshot().Changes
+	if len(got) != maxRecentChanges {
+		t.Fatalf("%d changes kept after a publication of %d, want %d", len(got), len(many), maxRecentChanges)
+	}
+	for _, c := range got {
+		if !strings.HasPrefix(c.FQDN, "bulk-") || c.Instances != 1 || c.Before != 0 {
+			t.Errorf("change %+v, want a new bulk- service", c)
+		}
+	}
 }
 
 // TestExactNameWins: of the registry names that map to one label, the
