@@ -194,6 +194,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	// What changed since prev, by shard, when the snapshot can tell;
 	// else every service of a changed shard is compared.
 	var changed map[int][]string
+	var swaps []swap // the services replaced, for the skydns trees
 	if prev != nil {
 		fqdns, ok := snap.ChangedSince(prev.snap)
 		if ok {
@@ -202,10 +203,10 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 				i := cache.ShardOf(fqdn)
 				changed[i] = append(changed[i], fqdn)
 			}
+			swaps = make([]swap, 0, len(fqdns))
 		}
 		set.metrics.compiled(ok)
 	}
-	var swaps []swap // the services replaced, for the skydns trees
 	for i := range cache.NumShards {
 		src := snap.Services.Shard(i)
 		var old *compiledShard
