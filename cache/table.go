@@ -224,10 +224,14 @@ func (s *Snapshot) Ready() bool {
 
 type member struct{ source, service string }
 
+// serviceInstances is the instances of one service from one source, by
+// ID: a smallMap, as most services have a few.
+type serviceInstances = smallMap[string, Instance]
+
 type sourceData struct {
 	status   SourceStatus
-	services map[string]map[string]Instance // registry service name -> id -> instance
-	count    int                            // instances in services
+	services map[string]*serviceInstances // by registry service name
+	count    int                          // instances in services
 	// unnamed holds the IDs of the instances of service names with no
 	// usable label, which are not served: a name is logged when it
 	// enters, and forgotten when its last instance goes.
@@ -464,7 +468,7 @@ func (t *Table) AddSource(name, zone string) {
 		}
 		t.sources[name] = &sourceData{
 			status:   SourceStatus{Name: name, Zone: zone, State: StateSyncing, Since: t.now()},
-			services: map[string]map[string]Instance{},
+			services: map[string]*serviceInstances{},
 			unnamed:  map[string]map[string]struct{}{},
 		}
 		return true
@@ -505,7 +509,7 @@ func (t *Table) Replace(source string, instances []Instance) {
 // replace sets everything source holds and marks it listed and
 // connected; the caller holds t.mu.
 func (t *Table) replace(source string, src *sourceData, instances []Instance) {
-	next := map[string]map[string]Instance{}
+	next := map[string]*serviceInstances{}
 	unnamed := map[string]map[string]struct{}{}
 	for _, in := range instances {
 		if Label(in.Service) == "" {
@@ -515,10 +519,10 @@ func (t *Table) replace(source string, src *sourceData, instances []Instance) {
 		in.Source = source
 		ids := next[in.Service]
 		if ids == nil {
-			ids = map[string]Instance{}
+			ids = &serviceInstances{}
 			next[in.Service] = ids
 		}
-		ids[in.ID] = in
+		ids.set(in.ID, in)
 	}
 	for svc := range src.services {
 		if _, ok := next[svc]; !ok {
@@ -552,12 +556,13 @@ func (t *Table) ReplaceService(source, service string, instances []Instance) {
 		if Label(service) == "" {
 			return t.replaceUnnamed(source, src, service, instances)
 		}
-		next := make(map[string]Instance, len(instances))
+		next := &serviceInstances{}
+		next.size(len(instances))
 		for _, in := range instances {
 			in.Source = source
-			next[in.ID] = in
+			next.set(in.ID, in)
 		}
-		if len(next) == 0 {
+		if next.len() == 0 {
 			if _, had := src.services[service]; !had {
 				return false
 			}
@@ -571,26 +576,26 @@ func (t *Table) ReplaceService(source, service string, instances []Instance) {
 // setService sets the instances of service in src (at least one),
 // reporting whether anything changed. Its cost is a lookup per instance,
 // and the changes.
-func (t *Table) setService(source string, src *sourceData, service string, next map[string]Instance) bool {
+func (t *Table) setService(source string, src *sourceData, service string, next *serviceInstances) bool {
 	ids, had := src.services[service]
 	if !had {
 		src.services[service] = next
-		src.count += len(next)
+		src.count += next.len()
 		t.link(source, src, service)
 		return true
 	}
 	g, fqdn := t.served(src, source, service)
 	changed := false
-	for id := range ids {
-		if _, ok := next[id]; !ok {
+	for id := range ids.all() {
+		if _, ok := next.get(id); !ok {
 			changed = true
 			if g != nil {
 				g.set.delete(instKey{source, id})
 			}
 		}
 	}
-	for id, in := range next {
-		if old, ok := ids[id]; ok && old.Equal(&in) {
+	for id, in := range next.all() {
+		if old, ok := ids.get(id); ok && old.Equal(&in) {
 			continue
 		}
 		changed = true
@@ -602,7 +607,7 @@ func (t *Table) setService(source string, src *sourceData, service string, next 
 		return false
 	}
 	src.services[service] = next
-	src.count += len(next) - len(ids)
+	src.count += next.len() - ids.len()
 	if g != nil {
 		t.dirty[fqdn] = struct{}{}
 	}
@@ -638,16 +643,18 @@ func (t *Table) put(source string, src *sourceData, in Instance) bool {
 	in.Source = source
 	ids, ok := src.services[in.Service]
 	if !ok {
-		return t.setService(source, src, in.Service, map[string]Instance{in.ID: in})
+		ids = &serviceInstances{}
+		ids.set(in.ID, in)
+		return t.setService(source, src, in.Service, ids)
 	}
-	old, had := ids[in.ID]
+	old, had := ids.get(in.ID)
 	if had && old.Equal(&in) {
 		return false
 	}
 	if !had {
 		src.count++
 	}
-	ids[in.ID] = in
+	ids.set(in.ID, in)
 	if g, fqdn := t.served(src, source, in.Service); g != nil && g.set.put(in) {
 		t.dirty[fqdn] = struct{}{}
 	}
@@ -668,15 +675,15 @@ func (t *Table) delete(source string, src *sourceData, service, id string) bool 
 	if !ok {
 		return false
 	}
-	if _, ok := ids[id]; !ok {
+	if _, ok := ids.get(id); !ok {
 		return false
 	}
-	if len(ids) == 1 {
+	if ids.len() == 1 {
 		t.unlink(source, src, service)
 		return true
 	}
 	src.count--
-	delete(ids, id)
+	ids.delete(id)
 	if g, fqdn := t.served(src, source, service); g != nil && g.set.delete(instKey{source, id}) {
 		t.dirty[fqdn] = struct{}{}
 	}
@@ -777,7 +784,7 @@ func (t *Table) link(source string, src *sourceData, service string) {
 		return
 	}
 	if service == g.name {
-		for _, in := range src.services[service] {
+		for _, in := range src.services[service].all() {
 			g.set.put(in)
 		}
 		t.dirty[fqdn] = struct{}{}
@@ -788,7 +795,7 @@ func (t *Table) link(source string, src *sourceData, service string) {
 func (t *Table) unlink(source string, src *sourceData, service string) {
 	fqdn := t.fqdn(src, service)
 	ids := src.services[service]
-	src.count -= len(ids)
+	src.count -= ids.len()
 	delete(src.services, service)
 	g := t.groups[fqdn]
 	if g == nil {
@@ -808,7 +815,7 @@ func (t *Table) unlink(source string, src *sourceData, service string) {
 		return
 	}
 	if service == g.name {
-		for id := range ids {
+		for id := range ids.all() {
 			g.set.delete(instKey{source, id})
 		}
 		t.dirty[fqdn] = struct{}{}
@@ -846,7 +853,9 @@ func (t *Table) choose(fqdn string, g *group) bool {
 		if c.service == chosen {
 			src := t.sources[c.source]
 			g.zone = src.status.Zone
-			insts = slices.AppendSeq(insts, maps.Values(src.services[c.service]))
+			for _, in := range src.services[c.service].all() {
+				insts = append(insts, in)
+			}
 		}
 	}
 	g.name, g.set, g.full = chosen, newEndpointSet(len(insts)), true
