@@ -422,8 +422,8 @@ func newSkyEdit(root *skyNode) *skyEdit {
 
 // skyWide is how many children a node holds in one map; past it they go
 // in skyShards shards by a hash of the label, each a shardmap, so that a
-// copy of a wide node (a zone with many names right below it) copies the
-// shard's array of buckets and one bucket: a change costs its path, not
+// copy of a wide node (a zone with many names right below it) copies a
+// few small arrays of the shard and one bucket: a change costs its path, not
 // the width of the tree.
 const (
 	skyWide   = 256

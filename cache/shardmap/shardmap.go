@@ -4,27 +4,73 @@
 //
 // A snapshot of the service table, and the index compiled from it, are
 // such maps: a publication that changes k services copies at most k small
-// buckets and one array of bucket pointers, whatever the table holds.
+// buckets and the few small arrays of pointers above them, whatever the
+// table holds.
 package shardmap
 
 import (
 	"hash/maphash"
 	"iter"
-	"maps"
+	"slices"
 )
 
-// buckets is the number of buckets of a Map: an edit copies the array of
-// their pointers (512 bytes) and each bucket it changes (1/64 of the map).
-const buckets = 64
+// A Map's 64 buckets hang from fanout nodes of fanout buckets each, so
+// that an edit copies the map's array of node pointers (64 bytes), and,
+// for each node it changes, that node (fanout slices, 192 bytes) and the
+// buckets it changes: a publication that changes a key or two of each of
+// many maps copies a few hundred bytes of each, not 512 bytes of bucket
+// pointers and a Go map per bucket.
+const (
+	fanout  = 8
+	buckets = fanout * fanout
+)
 
 // Map is an immutable map from string to V. The nil *Map is empty.
 type Map[V any] struct {
-	seed maphash.Seed
-	b    [buckets]map[string]V // nil when empty
-	n    int
+	seed  maphash.Seed
+	n     int
+	nodes [fanout]*node[V] // nil until one of its buckets holds a key
 }
 
-func (m *Map[V]) bucket(key string) int { return int(maphash.String(m.seed, key) % buckets) }
+// node holds fanout buckets.
+type node[V any] struct {
+	b [fanout]bucket[V]
+}
+
+// bucket holds the keys whose hash falls in it, in no order: a few, so a
+// scan of their hashes finds a key faster than a Go map would, and a copy
+// is one small array.
+type bucket[V any] []entry[V]
+
+type entry[V any] struct {
+	hash uint64
+	key  string
+	val  V
+}
+
+// find returns the index of key, whose hash is h, in b, or -1.
+func (b bucket[V]) find(h uint64, key string) int {
+	for i := range b {
+		if b[i].hash == h && b[i].key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// hash returns the hash of key, and the bucket it falls in.
+func (m *Map[V]) hash(key string) (uint64, int) {
+	h := maphash.String(m.seed, key)
+	return h, int(h % buckets)
+}
+
+// bucket returns bucket i (nil when empty).
+func (m *Map[V]) bucket(i int) bucket[V] {
+	if nd := m.nodes[i/fanout]; nd != nil {
+		return nd.b[i%fanout]
+	}
+	return nil
+}
 
 // Get returns the value of key and whether it is there.
 func (m *Map[V]) Get(key string) (V, bool) {
@@ -32,8 +78,13 @@ func (m *Map[V]) Get(key string) (V, bool) {
 		var zero V
 		return zero, false
 	}
-	v, ok := m.b[m.bucket(key)][key]
-	return v, ok
+	h, i := m.hash(key)
+	b := m.bucket(i)
+	if j := b.find(h, key); j >= 0 {
+		return b[j].val, true
+	}
+	var zero V
+	return zero, false
 }
 
 // Len is the number of keys.
@@ -50,10 +101,15 @@ func (m *Map[V]) All() iter.Seq2[string, V] {
 		if m == nil {
 			return
 		}
-		for _, b := range m.b {
-			for k, v := range b {
-				if !yield(k, v) {
-					return
+		for _, nd := range m.nodes {
+			if nd == nil {
+				continue
+			}
+			for _, b := range nd.b {
+				for _, e := range b {
+					if !yield(e.key, e.val) {
+						return
+					}
 				}
 			}
 		}
@@ -63,9 +119,11 @@ func (m *Map[V]) All() iter.Seq2[string, V] {
 // Edit returns a Builder of a changed copy of m (nil: of an empty map).
 // m itself never changes.
 func (m *Map[V]) Edit() *Builder[V] {
-	next := &Map[V]{seed: maphash.MakeSeed()}
+	next := &Map[V]{}
 	if m != nil {
-		*next = *m // the bucket pointers; a bucket is copied when first changed
+		*next = *m // the node pointers; a node is copied when first changed
+	} else {
+		next.seed = maphash.MakeSeed()
 	}
 	return &Builder[V]{m: next}
 }
@@ -73,8 +131,11 @@ func (m *Map[V]) Edit() *Builder[V] {
 // Builder makes a changed copy of a Map. It is not safe for concurrent
 // use.
 type Builder[V any] struct {
-	m     *Map[V]
-	owned [buckets]bool // the buckets copied by this builder, free to change
+	m *Map[V]
+	// The nodes and buckets copied by this builder, free to change, as
+	// bit masks.
+	ownedNodes   uint8
+	ownedBuckets uint64
 }
 
 // Get returns the value of key in the copy being built.
@@ -83,40 +144,53 @@ func (b *Builder[V]) Get(key string) (V, bool) { return b.m.Get(key) }
 // Len is the number of keys in the copy being built.
 func (b *Builder[V]) Len() int { return b.m.n }
 
-// own returns bucket i of the copy, copied first if it is still shared.
-func (b *Builder[V]) own(i int) map[string]V {
-	if !b.owned[i] {
-		b.owned[i] = true
-		if b.m.b[i] == nil {
-			b.m.b[i] = map[string]V{}
-		} else {
-			b.m.b[i] = maps.Clone(b.m.b[i])
+// own returns bucket i of the copy, its node and itself copied first if
+// they are still shared, with room for one more entry.
+func (b *Builder[V]) own(i int) *bucket[V] {
+	ni := i / fanout
+	if b.ownedNodes&(1<<ni) == 0 {
+		b.ownedNodes |= 1 << ni
+		nd := &node[V]{}
+		if old := b.m.nodes[ni]; old != nil {
+			*nd = *old
 		}
+		b.m.nodes[ni] = nd
 	}
-	return b.m.b[i]
+	bk := &b.m.nodes[ni].b[i%fanout]
+	if b.ownedBuckets&(1<<i) == 0 {
+		b.ownedBuckets |= 1 << i
+		*bk = slices.Grow(slices.Clip(*bk), 1) // a new array: the old one is shared
+	}
+	return bk
 }
 
 // Set sets key to v.
 func (b *Builder[V]) Set(key string, v V) {
-	bk := b.own(b.m.bucket(key))
-	if _, ok := bk[key]; !ok {
-		b.m.n++
+	h, i := b.m.hash(key)
+	bk := b.own(i)
+	if j := bk.find(h, key); j >= 0 {
+		(*bk)[j].val = v
+		return
 	}
-	bk[key] = v
+	*bk = append(*bk, entry[V]{hash: h, key: key, val: v})
+	b.m.n++
 }
 
 // Delete removes key.
 func (b *Builder[V]) Delete(key string) {
-	i := b.m.bucket(key)
-	if _, ok := b.m.b[i][key]; !ok {
+	h, i := b.m.hash(key)
+	if b.m.n == 0 || b.m.bucket(i).find(h, key) < 0 {
 		return
 	}
 	bk := b.own(i)
-	delete(bk, key)
+	j := bk.find(h, key)
+	last := len(*bk) - 1
+	(*bk)[j] = (*bk)[last]
+	(*bk)[last] = entry[V]{} // let go of the key and value
+	*bk = (*bk)[:last]
 	b.m.n--
-	if len(bk) == 0 {
-		b.m.b[i] = nil
-		b.owned[i] = false
+	if last == 0 {
+		*bk = nil
 	}
 }
 

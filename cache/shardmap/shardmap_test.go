@@ -9,9 +9,17 @@ import (
 
 // TestEditsLeaveEarlierMapsAlone edits a map step by step at random, and
 // checks every 20 steps that every map built so far still holds exactly
-// what it held when built.
+// what it held when built: with keys drawn from 500 names (about 8 a
+// bucket) and from 5,000 (about 80, and many deleted from the middle of
+// their buckets).
 func TestEditsLeaveEarlierMapsAlone(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
+	for _, names := range []int{500, 5000} {
+		t.Run(fmt.Sprintf("names=%d", names), func(t *testing.T) { editAtRandom(t, names) })
+	}
+}
+
+func editAtRandom(t *testing.T, names int) {
+	rng := rand.New(rand.NewPCG(1, uint64(names)))
 	var versions []*Map[int]
 	var want []map[string]int
 	var m *Map[int]
@@ -19,7 +27,7 @@ func TestEditsLeaveEarlierMapsAlone(t *testing.T) {
 	for step := range 300 {
 		b := m.Edit()
 		for range rng.IntN(40) {
-			k := fmt.Sprintf("svc-%d.svc.internal.", rng.IntN(500))
+			k := fmt.Sprintf("svc-%d.svc.internal.", rng.IntN(names))
 			if rng.IntN(3) == 0 {
 				b.Delete(k)
 				delete(ref, k)
