@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 
@@ -115,9 +116,14 @@ type instNode struct {
 type compiledService struct {
 	stamp *stamp // the compiled service's identity, for the wire cache
 	svc   *cache.Service
+	ttl   uint32
 	// eps are the records of each endpoint, aligned with svc.Endpoints
-	// (sorted by label: instance finds an instance name by binary search).
-	eps []*endpointRecords
+	// (sorted by label: instance finds an instance name by binary search);
+	// read through records, since a small service may compile them on
+	// first use (see lazyRecords). epsReady is set once they are.
+	eps      []*endpointRecords
+	epsOnce  sync.Once
+	epsReady atomic.Bool
 	// sky are the records of a service of the skydns layout, one for
 	// each endpoint; they answer from the zone's tree of names (see
 	// skydns.go), not as a service. Nil for other layouts.
@@ -368,37 +374,74 @@ func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
 	return &dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: net.IP(ip.AsSlice())}
 }
 
+// lazyRecords is the most endpoints of a service whose records compile on
+// first use when there are none to reuse: a burst of new services (or
+// changes to services nobody asked for since their last change) then
+// costs the compile its services, not their records, which the first
+// query of each, or Follow once the snapshot lasts (index.warm), builds.
+// A larger service compiles them at once, so that its first query does
+// not wait for them.
+const lazyRecords = 64
+
 // compileService compiles svc, reusing the records of the endpoints that
 // prev (the service's previous compilation, or nil) compiled and that did
 // not change since: a change costs the endpoints it changed. Its records
 // and sets follow set.
 func compileService(svc *cache.Service, prev *compiledService, set *settings) *compiledService {
-	ttl := set.ttl
-	cs := &compiledService{stamp: new(stamp), svc: svc, eps: make([]*endpointRecords, len(svc.Endpoints)), locality: &set.Locality, metrics: set.metrics}
+	cs := &compiledService{stamp: new(stamp), svc: svc, ttl: set.ttl, locality: &set.Locality, metrics: set.metrics}
+	reuse := prev != nil && prev.epsReady.Load()
+	if !reuse && len(svc.Endpoints) <= lazyRecords {
+		return cs
+	}
+	eps := make([]*endpointRecords, len(svc.Endpoints))
 	var was unchanged
-	if prev != nil && prev.eps != nil {
+	if reuse {
 		was.olds = prev.svc.Endpoints
 	}
 	for i := range svc.Endpoints {
 		ep := &svc.Endpoints[i]
 		if j := was.find(ep); j >= 0 {
-			cs.eps[i] = prev.eps[j]
+			eps[i] = prev.eps[j]
 		} else {
-			cs.eps[i] = compileEndpoint(svc, ep, ttl)
+			eps[i] = compileEndpoint(svc, ep, cs.ttl)
 		}
 	}
+	cs.epsOnce.Do(func() { cs.setRecords(eps) })
 	return cs
+}
+
+// records returns the records of cs's endpoints, compiling them on first
+// use; none for a service of the skydns layout (see sky).
+func (cs *compiledService) records() []*endpointRecords {
+	if cs.sky != nil {
+		return nil
+	}
+	cs.epsOnce.Do(func() {
+		eps := make([]*endpointRecords, len(cs.svc.Endpoints))
+		for i := range cs.svc.Endpoints {
+			eps[i] = compileEndpoint(cs.svc, &cs.svc.Endpoints[i], cs.ttl)
+		}
+		cs.setRecords(eps)
+	})
+	return cs.eps
+}
+
+// setRecords sets cs's records; the caller runs it in cs.epsOnce.
+func (cs *compiledService) setRecords(eps []*endpointRecords) {
+	cs.eps = eps
+	cs.epsReady.Store(true)
 }
 
 // buildSets builds cs's record sets from its endpoints' records, with
 // their locality views.
 func (cs *compiledService) buildSets() *serviceSets {
-	n := len(cs.eps)
+	eps := cs.records()
+	n := len(eps)
 	s := &serviceSets{
 		all:  &rrsets{a: make([]dns.A, 0, n), srv: make([]dns.SRV, 0, n), glue: make([][]dns.RR, 0, n), eps: make([]int32, 0, n)},
 		tags: map[string]*rrsets{},
 	}
-	for i, rec := range cs.eps {
+	for i, rec := range eps {
 		s.all.add(i, rec.node, rec.srv, rec.glue)
 		for _, label := range rec.tags {
 			set := s.tags[label]
@@ -534,7 +577,7 @@ func (cs *compiledService) instance(label string) *instNode {
 	if i == len(eps) || eps[i].Label != label || eps[i].AtService {
 		return nil
 	}
-	return cs.eps[i].node
+	return cs.records()[i].node
 }
 
 func (s *rrsets) add(ep int, node *instNode, srv dns.SRV, glue []dns.RR) {
@@ -622,12 +665,12 @@ func (sh *compiledShard) reverse(ttl uint32) map[string][]dns.PTR {
 	sh.ptrOnce.Do(func() {
 		sh.ptr = map[string][]dns.PTR{}
 		for _, cs := range sh.services.All() {
-			for _, rec := range cs.eps {
-				if rec.reverse != "" {
-					sh.ptr[rec.reverse] = append(sh.ptr[rec.reverse], rec.ptr)
-				}
-			}
 			if cs.sky == nil {
+				for _, rec := range cs.records() {
+					if rec.reverse != "" {
+						sh.ptr[rec.reverse] = append(sh.ptr[rec.reverse], rec.ptr)
+					}
+				}
 				continue
 			}
 			for i := range cs.svc.Endpoints {

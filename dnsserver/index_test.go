@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // named ports and metadata; IDs collide into suffixed labels), and checks
 // after each step that the service compiled from the previous one, which
 // reuses the records of unchanged endpoints, is the service compiled
-// afresh, record for record.
+// afresh, record for record. A fifth of the steps ask nothing, so the
+// next compiles from a service whose records were never compiled (see
+// lazyRecords).
 func TestIncrementalCompile(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	tb := cache.NewTable(quiet)
@@ -57,7 +60,7 @@ func TestIncrementalCompile(t *testing.T) {
 		}
 		h.Update(tb.Snapshot())
 		cs := h.idx.Load().service("web." + testZone)
-		if cs == nil {
+		if cs == nil || rng.IntN(5) == 0 {
 			continue
 		}
 		fresh := compileService(cs.svc, nil, h.idx.Load().set)
@@ -193,5 +196,60 @@ func TestCompileFollowsChanges(t *testing.T) {
 	followed, compared := testutil.ToFloat64(metrics.compiles[0]), testutil.ToFloat64(metrics.compiles[1])
 	if compared != wantCompared || followed != 300-wantCompared || wantCompared == 0 {
 		t.Errorf("compiles: %v following the changes, %v compared; want %v and %v", followed, compared, 300-wantCompared, wantCompared)
+	}
+}
+
+// TestLazyRecords: a new service of at most lazyRecords endpoints is
+// compiled without its records, which its first queries build (at once
+// from many goroutines: the race detector watches), and a change to it
+// then reuses them; a larger service has its records from the start.
+func TestLazyRecords(t *testing.T) {
+	tb := cache.NewTable(quiet)
+	tb.AddSource("etcd", testZone)
+	h := NewHandler(Options{Zone: testZone, TTL: 5 * time.Second}, nil, quiet)
+	put := func(svc string, n int) {
+		for i := range n {
+			tb.Put("etcd", cache.Instance{Service: svc, ID: fmt.Sprint("i", i), Address: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), Port: 80})
+		}
+	}
+	put("small", lazyRecords)
+	put("large", lazyRecords+1)
+	h.Update(tb.Snapshot())
+	small, large := h.idx.Load().service("small."+testZone), h.idx.Load().service("large."+testZone)
+	if small == nil || large == nil {
+		t.Fatal("a service is not compiled")
+	}
+	if small.epsReady.Load() || !large.epsReady.Load() {
+		t.Fatalf("records compiled: small %v, large %v; want false, true", small.epsReady.Load(), large.epsReady.Load())
+	}
+	instance := small.svc.Endpoints[0].Label + ".small." + testZone
+	var wg sync.WaitGroup
+	answers := make([][3]int, 8)
+	for g := range answers {
+		wg.Go(func() {
+			answers[g] = [3]int{
+				len(h.Answer(query("small."+testZone, dns.TypeA), true, loopback).Answer),
+				len(h.Answer(query("small."+testZone, dns.TypeSRV), true, loopback).Answer),
+				len(h.Answer(query(instance, dns.TypeA), true, loopback).Answer),
+			}
+		})
+	}
+	wg.Wait()
+	for g, a := range answers {
+		if a != [3]int{lazyRecords, lazyRecords, 1} {
+			t.Fatalf("goroutine %d: A, SRV and instance answers %v, want %d, %d, 1", g, a, lazyRecords, lazyRecords)
+		}
+	}
+	if !small.epsReady.Load() {
+		t.Fatal("the small service's records are not compiled after its queries")
+	}
+	tb.Put("etcd", cache.Instance{Service: "small", ID: "i0", Address: "10.9.9.9", Port: 80})
+	h.Update(tb.Snapshot())
+	changed := h.idx.Load().service("small." + testZone)
+	if changed == small || !changed.epsReady.Load() {
+		t.Fatal("a change to a service whose records were compiled does not compile its records at once")
+	}
+	if reused := changed.eps[1] == small.eps[1]; !reused {
+		t.Fatal("the records of an unchanged endpoint were not reused")
 	}
 }
