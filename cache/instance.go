@@ -95,6 +95,27 @@ func (in *Instance) Equal(o *Instance) bool {
 // outside [a-z0-9-] becomes '-', no leading or trailing '-', at most 63
 // octets. It returns "" when nothing usable is left.
 func Label(name string) string {
+	if isLabel(name) {
+		return name // most names are labels already: no copy
+	}
+	return toLabel(name)
+}
+
+// isLabel reports whether Label(s) is s.
+func isLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// toLabel is Label, copying.
+func toLabel(name string) string {
 	var b strings.Builder
 	b.Grow(len(name))
 	for i := 0; i < len(name); i++ {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,20 @@ func TestLabel(t *testing.T) {
 	long := Label("a" + string(make([]byte, 70)) + "b")
 	if len(long) > 63 {
 		t.Errorf("label longer than 63: %d", len(long))
+	}
+	// Names that are labels already are returned as they are: the same
+	// as the conversion, over random names of the characters that
+	// matter, at the lengths where the bounds are.
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		chars := []string{"az09-", "az09-A_."}[rng.IntN(2)] // half of them only label characters
+		b := make([]byte, rng.IntN(66))
+		for i := range b {
+			b[i] = chars[rng.IntN(len(chars))]
+		}
+		if name := string(b); Label(name) != toLabel(name) {
+			t.Fatalf("Label(%q) = %q, the conversion gives %q", name, Label(name), toLabel(name))
+		}
 	}
 }
 

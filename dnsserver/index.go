@@ -199,16 +199,12 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	}
 	// What changed since prev, by shard, when the snapshot can tell;
 	// else every service of a changed shard is compared.
-	var changed map[int][]string
+	var changed *[cache.NumShards][]string
 	var swaps []swap // the services replaced, for the skydns trees
 	if prev != nil {
 		fqdns, ok := snap.ChangedSince(prev.snap)
 		if ok {
-			changed = map[int][]string{}
-			for _, fqdn := range fqdns {
-				i := cache.ShardOf(fqdn)
-				changed[i] = append(changed[i], fqdn)
-			}
+			changed = byShard(fqdns)
 			swaps = make([]swap, 0, len(fqdns))
 		}
 		set.metrics.compiled(ok)
@@ -279,6 +275,27 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 		return len(b.name) - len(a.name)
 	})
 	return idx
+}
+
+// byShard returns fqdns by shard, all in one array: thousands of changed
+// services cost no slice each.
+func byShard(fqdns []string) *[cache.NumShards][]string {
+	var counts [cache.NumShards]int
+	for _, fqdn := range fqdns {
+		counts[cache.ShardOf(fqdn)]++
+	}
+	flat := make([]string, len(fqdns))
+	out := new([cache.NumShards][]string)
+	start := 0
+	for i, n := range counts {
+		out[i] = flat[start : start : start+n] // filled below, within its capacity
+		start += n
+	}
+	for _, fqdn := range fqdns {
+		i := cache.ShardOf(fqdn)
+		out[i] = append(out[i], fqdn)
+	}
+	return out
 }
 
 // service returns the compiled service with fqdn, or nil.
