@@ -397,6 +397,14 @@ func (t *Table) Run(ctx context.Context) {
 		// DNS server, which compiles each snapshot it takes. A change
 		// that arrives during a burst waits at most the publication under
 		// way, the pause and its own publication; a change alone, none.
+		// When nothing came during the publication, there is no burst to
+		// gather, and no pause: changes a millisecond apart cost no timer.
+		t.mu.Lock()
+		more := t.pending
+		t.mu.Unlock()
+		if !more {
+			continue
+		}
 		pause := time.NewTimer(min(pauseFactor*time.Since(start), maxPause))
 		select {
 		case <-ctx.Done():

@@ -199,8 +199,8 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	}
 	// What changed since prev, by shard, when the snapshot can tell;
 	// else every service of a changed shard is compared.
-	var changed *[cache.NumShards][]string
-	var swaps []swap // the services replaced, for the skydns trees
+	var changed []shardChange // nil: not known
+	var swaps []swap          // the services replaced, for the skydns trees
 	if prev != nil {
 		fqdns, ok := snap.ChangedSince(prev.snap)
 		if ok {
@@ -210,6 +210,14 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 		set.metrics.compiled(ok)
 	}
 	for i := range cache.NumShards {
+		var mine []shardChange // the changes in shard i, when known
+		if changed != nil {
+			n := 0
+			for n < len(changed) && changed[n].shard == i {
+				n++
+			}
+			mine, changed = changed[:n], changed[n:]
+		}
 		src := snap.Services.Shard(i)
 		var old *compiledShard
 		if prev != nil {
@@ -253,8 +261,8 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 			swaps = append(swaps, swap{was, cs})
 		}
 		if changed != nil && old != nil {
-			for _, fqdn := range changed[i] {
-				update(fqdn, src.Get(fqdn))
+			for _, c := range mine {
+				update(c.fqdn, src.Get(c.fqdn))
 			}
 		} else {
 			for fqdn, svc := range src.All() {
@@ -277,24 +285,20 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	return idx
 }
 
-// byShard returns fqdns by shard, all in one array: thousands of changed
-// services cost no slice each.
-func byShard(fqdns []string) *[cache.NumShards][]string {
-	var counts [cache.NumShards]int
-	for _, fqdn := range fqdns {
-		counts[cache.ShardOf(fqdn)]++
+// shardChange is a changed service and its shard.
+type shardChange struct {
+	shard int
+	fqdn  string
+}
+
+// byShard returns fqdns sorted by shard (never nil), for compile to take
+// shard by shard.
+func byShard(fqdns []string) []shardChange {
+	out := make([]shardChange, len(fqdns))
+	for j, fqdn := range fqdns {
+		out[j] = shardChange{cache.ShardOf(fqdn), fqdn}
 	}
-	flat := make([]string, len(fqdns))
-	out := new([cache.NumShards][]string)
-	start := 0
-	for i, n := range counts {
-		out[i] = flat[start : start : start+n] // filled below, within its capacity
-		start += n
-	}
-	for _, fqdn := range fqdns {
-		i := cache.ShardOf(fqdn)
-		out[i] = append(out[i], fqdn)
-	}
+	slices.SortFunc(out, func(a, b shardChange) int { return a.shard - b.shard })
 	return out
 }
 
