@@ -435,9 +435,23 @@ type skyShard struct{ m *shardmap.Map[*skyNode] }
 
 // skyChildren are a node's children by label.
 type skyChildren struct {
-	m      map[string]*skyNode // a narrow node's
-	shards []*skyShard         // a wide node's (then m is nil)
-	seed   maphash.Seed        // the shards' hash
+	// list holds a narrow node's, sorted by label: most nodes have one
+	// child or a few, and a copy of the list is one small array.
+	list   []skyChild
+	shards []*skyShard  // a wide node's (then list is nil)
+	seed   maphash.Seed // the shards' hash
+}
+
+// skyChild is a child of a narrow node.
+type skyChild struct {
+	label string
+	node  *skyNode
+}
+
+// find returns the position of label in a narrow node's list, and whether
+// it is there.
+func (c *skyChildren) find(label string) (int, bool) {
+	return slices.BinarySearchFunc(c.list, label, func(k skyChild, l string) int { return strings.Compare(k.label, l) })
 }
 
 func (c *skyChildren) shard(label string) int {
@@ -450,15 +464,18 @@ func (c *skyChildren) get(label string) *skyNode {
 		n, _ := c.shards[c.shard(label)].m.Get(label)
 		return n
 	}
-	return c.m[label]
+	if i, ok := c.find(label); ok {
+		return c.list[i].node
+	}
+	return nil
 }
 
 // all yields every child, in no order.
 func (c *skyChildren) all() iter.Seq2[string, *skyNode] {
 	return func(yield func(string, *skyNode) bool) {
 		if c.shards == nil {
-			for l, n := range c.m {
-				if !yield(l, n) {
+			for _, k := range c.list {
+				if !yield(k.label, k.node) {
 					return
 				}
 			}
@@ -480,7 +497,7 @@ func (c *skyChildren) clone() skyChildren {
 	if c.shards != nil {
 		return skyChildren{shards: slices.Clone(c.shards), seed: c.seed}
 	}
-	return skyChildren{m: maps.Clone(c.m)}
+	return skyChildren{list: slices.Clone(c.list)}
 }
 
 // setChild sets the child of n (one of the edit's copies) with label to
@@ -488,15 +505,19 @@ func (c *skyChildren) clone() skyChildren {
 func (e *skyEdit) setChild(n *skyNode, label string, c *skyNode) {
 	kids := &n.children
 	if kids.shards == nil {
-		if c == nil {
-			delete(kids.m, label)
+		i, found := kids.find(label)
+		switch {
+		case c == nil:
+			if found {
+				kids.list = slices.Delete(kids.list, i, i+1)
+			}
+			return
+		case found:
+			kids.list[i].node = c
 			return
 		}
-		if kids.m == nil {
-			kids.m = map[string]*skyNode{}
-		}
-		kids.m[label] = c
-		if len(kids.m) > skyWide {
+		kids.list = slices.Insert(kids.list, i, skyChild{label, c})
+		if len(kids.list) > skyWide {
 			kids.seed = maphash.MakeSeed()
 			kids.shards = make([]*skyShard, skyShards)
 			for i := range kids.shards {
@@ -504,10 +525,10 @@ func (e *skyEdit) setChild(n *skyNode, label string, c *skyNode) {
 				kids.shards[i] = &skyShard{m: b.Map()}
 				e.freshShards[kids.shards[i]] = b
 			}
-			for l, k := range kids.m {
-				e.freshShards[kids.shards[kids.shard(l)]].Set(l, k)
+			for _, k := range kids.list {
+				e.freshShards[kids.shards[kids.shard(k.label)]].Set(k.label, k.node)
 			}
-			kids.m = nil
+			kids.list = nil
 		}
 		return
 	}
