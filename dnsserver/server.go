@@ -115,9 +115,10 @@ func Listen(cfg ListenConfig, h *Handler, metrics *Metrics, log *slog.Logger) (*
 }
 
 // listenAddr binds addr's UDP sockets, then its TCP listener on the port
-// UDP got, so that ":0" gives one port for both. For port 0, a port whose
-// TCP side is taken (by a client connection in TIME_WAIT, say) is given
-// up for another, a few times.
+// UDP got, so that ":0" gives one port for both. For port 0, UDP takes a
+// port no UDP socket holds (see freeUDPPort), and a port whose TCP side
+// is taken (by a client connection, say) is given up for another, a few
+// times.
 func (s *Server) listenAddr(inh Inherited, addr string, n int) ([]*net.UDPConn, net.Listener, error) {
 	for try := 1; ; try++ {
 		nUDP, nSockets := len(s.udp), len(s.sockets)
@@ -163,6 +164,11 @@ func (s *Server) listenUDP(inh Inherited, addr string, n int) ([]*net.UDPConn, e
 	bindAddr := addr
 	if len(conns) > 0 {
 		bindAddr = conns[0].LocalAddr().String()
+	} else if strings.HasSuffix(addr, ":0") {
+		var err error
+		if bindAddr, err = freeUDPPort(addr); err != nil {
+			return nil, err
+		}
 	}
 	bound, err := listenUDP(bindAddr, n-len(conns))
 	if err != nil {

@@ -495,3 +495,36 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestPortZeroSharesNoUDPPort: sockets bound with SO_REUSEPORT to port 0
+// may be given a port that another process's such sockets hold, and
+// share its queries. With 1,000 such ports held (a few percent of the
+// ephemeral range), 60 listens on port 0 get none of them: without the
+// probe for a free port, about two would (the test then fails about
+// nine times in ten).
+func TestPortZeroSharesNoUDPPort(t *testing.T) {
+	lc := net.ListenConfig{Control: reusePort}
+	held := map[int]bool{}
+	for range 1000 {
+		pc, err := lc.ListenPacket(context.Background(), "udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		held[pc.LocalAddr().(*net.UDPAddr).Port] = true
+	}
+	for i := range 60 {
+		var s Server
+		conns, err := s.listenUDP(nil, "127.0.0.1:0", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := conns[0].LocalAddr().(*net.UDPAddr).Port
+		for _, c := range conns {
+			c.Close()
+		}
+		if held[port] {
+			t.Fatalf("listen %d on port 0 got port %d, which other SO_REUSEPORT sockets hold", i, port)
+		}
+	}
+}

@@ -62,6 +62,20 @@ func listenUDP(addr string, n int) ([]*net.UDPConn, error) {
 	return conns, nil
 }
 
+// freeUDPPort returns addr, whose port is 0, with a port that no UDP
+// socket holds. Sockets bound to port 0 with SO_REUSEPORT may be given
+// the port of another process's such sockets (of the same user), and
+// would then share its queries; a socket bound without it gets a port
+// of its own, which the sockets then bind.
+func freeUDPPort(addr string) (string, error) {
+	probe, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return "", fmt.Errorf("dns listen udp %s: %w", addr, err)
+	}
+	defer probe.Close()
+	return probe.LocalAddr().String(), nil
+}
+
 // serveUDP starts answering queries on conns with h.
 func serveUDP(conns []*net.UDPConn, h *Handler, m *Metrics, log *slog.Logger) *udpServer {
 	u := &udpServer{h: h, m: m, conns: conns, log: log, forward: make(chan struct{}, maxForwarding)}
