@@ -410,13 +410,23 @@ const lazyRecords = 64
 // and sets follow set.
 func compileService(svc *cache.Service, prev *compiledService, set *settings) *compiledService {
 	cs := &compiledService{stamp: new(stamp), svc: svc, ttl: set.ttl, locality: &set.Locality, metrics: set.metrics}
-	reuse := prev != nil && prev.epsReady.Load()
-	if !reuse && len(svc.Endpoints) <= lazyRecords {
-		return cs
+	if prev == nil || !prev.epsReady.Load() {
+		if len(svc.Endpoints) <= lazyRecords {
+			return cs
+		}
+		prev = nil // no records to reuse
 	}
+	eps := compileRecords(svc, prev, cs.ttl)
+	cs.epsOnce.Do(func() { cs.setRecords(eps) })
+	return cs
+}
+
+// compileRecords compiles the records of svc's endpoints, reusing those
+// of prev (nil: none; else its records are compiled) that did not change.
+func compileRecords(svc *cache.Service, prev *compiledService, ttl uint32) []*endpointRecords {
 	eps := make([]*endpointRecords, len(svc.Endpoints))
 	var was unchanged
-	if reuse {
+	if prev != nil {
 		was.olds = prev.svc.Endpoints
 	}
 	for i := range svc.Endpoints {
@@ -424,11 +434,10 @@ func compileService(svc *cache.Service, prev *compiledService, set *settings) *c
 		if j := was.find(ep); j >= 0 {
 			eps[i] = prev.eps[j]
 		} else {
-			eps[i] = compileEndpoint(svc, ep, cs.ttl)
+			eps[i] = compileEndpoint(svc, ep, ttl)
 		}
 	}
-	cs.epsOnce.Do(func() { cs.setRecords(eps) })
-	return cs
+	return eps
 }
 
 // records returns the records of cs's endpoints, compiling them on first
@@ -437,13 +446,7 @@ func (cs *compiledService) records() []*endpointRecords {
 	if cs.sky != nil {
 		return nil
 	}
-	cs.epsOnce.Do(func() {
-		eps := make([]*endpointRecords, len(cs.svc.Endpoints))
-		for i := range cs.svc.Endpoints {
-			eps[i] = compileEndpoint(cs.svc, &cs.svc.Endpoints[i], cs.ttl)
-		}
-		cs.setRecords(eps)
-	})
+	cs.epsOnce.Do(func() { cs.setRecords(compileRecords(cs.svc, nil, cs.ttl)) })
 	return cs.eps
 }
 

@@ -420,11 +420,11 @@ func newSkyEdit(root *skyNode) *skyEdit {
 	return &skyEdit{root: root, fresh: map[*skyNode]bool{}, freshShards: map[*skyShard]*shardmap.Builder[*skyNode]{}}
 }
 
-// skyWide is how many children a node holds in one map; past it they go
-// in skyShards shards by a hash of the label, each a shardmap, so that a
-// copy of a wide node (a zone with many names right below it) copies a
-// few small arrays of the shard and one bucket: a change costs its path, not
-// the width of the tree.
+// skyWide is how many children a node holds in its sorted list; past it
+// they go in skyShards shards by a hash of the label, each a shardmap, so
+// that a copy of a wide node (a zone with many names right below it)
+// copies a few small arrays of the shard and one bucket: a change costs
+// its path, not the width of the tree.
 const (
 	skyWide   = 256
 	skyShards = 256
