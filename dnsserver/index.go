@@ -199,11 +199,12 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	}
 	// What changed since prev, by shard, when the snapshot can tell;
 	// else every service of a changed shard is compared.
-	var changed []shardChange // nil: not known
-	var swaps []swap          // the services replaced, for the skydns trees
+	var changed []shardChange // when known, sorted by shard
+	var known bool
+	var swaps []swap // the services replaced, for the skydns trees
 	if prev != nil {
 		fqdns, ok := snap.ChangedSince(prev.snap)
-		if ok {
+		if known = ok; ok {
 			changed = byShard(fqdns)
 			swaps = make([]swap, 0, len(fqdns))
 		}
@@ -211,7 +212,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 	}
 	for i := range cache.NumShards {
 		var mine []shardChange // the changes in shard i, when known
-		if changed != nil {
+		if known {
 			n := 0
 			for n < len(changed) && changed[n].shard == i {
 				n++
@@ -260,7 +261,7 @@ func compile(prev *index, snap *cache.Snapshot, set *settings) *index {
 			edit.Set(fqdn, cs)
 			swaps = append(swaps, swap{was, cs})
 		}
-		if changed != nil && old != nil {
+		if known && old != nil {
 			for _, c := range mine {
 				update(c.fqdn, src.Get(c.fqdn))
 			}
@@ -291,8 +292,8 @@ type shardChange struct {
 	fqdn  string
 }
 
-// byShard returns fqdns sorted by shard (never nil), for compile to take
-// shard by shard.
+// byShard returns fqdns sorted by shard, for compile to take shard by
+// shard.
 func byShard(fqdns []string) []shardChange {
 	out := make([]shardChange, len(fqdns))
 	for j, fqdn := range fqdns {
