@@ -14,8 +14,9 @@ export PATH="$cache/bin:$PATH"
 # ZooKeeper (with its Java runtime) for the ZooKeeper source, dnsmasq as an
 # upstream resolver, unshare (util-linux) for the resolv.conf tests,
 # promtool (prometheus) to check the alert rules in contrib/, headless
-# Chromium to check the status page.
-packages=(bind9-dnsutils dnsperf zookeeper dnsmasq-base util-linux prometheus chromium)
+# Chromium to check the status page, ss (iproute2) to count what a Consul
+# server sends its client agents.
+packages=(bind9-dnsutils dnsperf zookeeper dnsmasq-base util-linux prometheus chromium iproute2)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -56,7 +56,12 @@ type Consul struct {
 	t     testing.TB
 	bin   string
 	ports map[string]int
-	dir   string // a server's data directory; "" for a dev agent
+	// node is the agent's node name ("dev" when empty); join, for a client
+	// agent, the server's LAN gossip address; hcl, more configuration.
+	node string
+	join string
+	hcl  []string
+	dir  string // a server's or client agent's data directory; "" for a dev agent
 	// tlsDir holds the agent's certificates (StartConsulTLS); "" without
 	// TLS.
 	tlsDir string
@@ -105,6 +110,41 @@ func startConsul(t testing.TB, persistent, dns bool) *Consul {
 	return c
 }
 
+// StartConsulCluster starts a datacenter of one server (as
+// StartConsulServer) and agents client agents joined to it, each with hcl
+// added to its configuration, and stops them when the test ends. Each
+// client agent is a host of a fleet: its own HTTP port and view of the
+// catalog, fed by the server.
+func StartConsulCluster(t testing.TB, agents int, hcl ...string) (server *Consul, clients []*Consul) {
+	t.Helper()
+	bin, err := ConsulBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = &Consul{Process: Process{name: "consul server"}, t: t, bin: bin, dir: t.TempDir(), node: "server", hcl: hcl, ports: map[string]int{}}
+	for _, name := range []string{"http", "serf-lan", "serf-wan", "server"} {
+		server.ports[name] = FreePort(t)
+	}
+	server.Start()
+	server.cleanup(t)
+	for i := range agents {
+		c := &Consul{
+			Process: Process{name: fmt.Sprintf("consul client %d", i)},
+			t:       t, bin: bin, dir: t.TempDir(), node: fmt.Sprintf("client-%d", i), hcl: hcl,
+			join:  fmt.Sprintf("127.0.0.1:%d", server.ports["serf-lan"]),
+			ports: map[string]int{"http": FreePort(t), "serf-lan": FreePort(t)},
+		}
+		c.Start()
+		c.cleanup(t)
+		clients = append(clients, c)
+	}
+	return server, clients
+}
+
+// ServerPort is the port of the server's RPC, which client agents connect
+// to (their RPCs and their streaming subscriptions).
+func (c *Consul) ServerPort() int { return c.ports["server"] }
+
 // DNSAddr is the address of Consul's DNS interface (StartConsulWithDNS).
 func (c *Consul) DNSAddr() string { return fmt.Sprintf("127.0.0.1:%d", c.ports["dns"]) }
 
@@ -115,12 +155,22 @@ func (c *Consul) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.ports["htt
 func (c *Consul) Start() {
 	c.t.Helper()
 	argv := []string{c.bin, "agent", "-dev"}
-	if c.dir != "" {
+	switch {
+	case c.join != "":
+		argv = []string{c.bin, "agent", "-data-dir", c.dir, "-retry-join", c.join}
+	case c.dir != "":
 		argv = []string{c.bin, "agent", "-server", "-bootstrap-expect", "1", "-data-dir", c.dir,
 			"-hcl", "performance { raft_multiplier = 1 }"}
 	}
-	argv = append(argv, "-bind", "127.0.0.1", "-client", "127.0.0.1", "-node", "dev", "-log-level", "warn",
+	node := c.node
+	if node == "" {
+		node = "dev"
+	}
+	argv = append(argv, "-bind", "127.0.0.1", "-client", "127.0.0.1", "-node", node, "-log-level", "warn",
 		"-grpc-port", "-1", "-grpc-tls-port", "-1")
+	for _, hcl := range c.hcl {
+		argv = append(argv, "-hcl", hcl)
+	}
 	if _, ok := c.ports["dns"]; !ok {
 		argv = append(argv, "-dns-port", "-1")
 	}

@@ -1,0 +1,228 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/discodns/discodns/test/registries"
+)
+
+// TestFleetConsulClientAgents runs discodns as a fleet does, each on a
+// client agent of its own joined to one server, with 300 nodes registered,
+// and changes one registration. Every discodns serves it, and the server
+// pays what a change costs, not what the service holds: the registration
+// and about one RPC per discodns (its blocking query on the service list,
+// made again), and a few hundred bytes per agent (the streamed event).
+// Without the streaming backend the agents' blocking queries fetch the
+// whole service, about 750 bytes per node per agent
+// (BenchmarkFleetConsulAgents), 200 KB each here.
+func TestFleetConsulClientAgents(t *testing.T) {
+	need(t, "ss")
+	const agents, nodes = 2, 300
+	f := startAgentFleet(t, agents, nodes, true)
+	time.Sleep(2 * time.Second) // past the agents' syncs after they join
+	before := f.cost()
+	check := f.change(1)
+	for _, d := range f.ds {
+		eventually(t, time.Minute, "every discodns serves the change", func() error { return check(d) })
+	}
+	time.Sleep(time.Second) // the blocking queries made again
+	after := f.cost()
+	rpcs := after["server-rpcs"] - before["server-rpcs"]
+	sent := after["server-bytes"] - before["server-bytes"]
+	t.Logf("one change: %v RPCs and %v bytes from the server, %d agents, %d nodes", rpcs, sent, agents, nodes)
+	// The agents' own RPCs (their coordinates, their syncs: a few every
+	// ten seconds) may fall in the window: the bound leaves room for them,
+	// and is far below a scan of the nodes (1 + nodes).
+	if rpcs < 1 || rpcs > 1+2*agents+5 {
+		t.Errorf("%v RPCs reached the server for one change, want the registration and about one per discodns (%d agents)", rpcs, agents)
+	}
+	if sent > 4096*agents {
+		t.Errorf("the server sent %v bytes for one change, want a few hundred per agent (%d agents, %d nodes): the agents fetch the service rather than its change", sent, agents, nodes)
+	}
+	if streams := consulMetrics(t, f.server)[`consul_grpc_server_streams{server_type="internal"}`]; streams < agents {
+		t.Errorf("the server holds %v streaming subscriptions, want one per watched service per agent (%d agents)", streams, agents)
+	}
+}
+
+// BenchmarkFleetConsulAgents runs Consul as a fleet runs it: one server
+// and a client agent per host (3, then 6), each with its own discodns,
+// and 100, then 500, nodes registered through the catalog API. Each
+// iteration changes one registration (through the first client agent, as
+// a host registers) and waits until every discodns serves it. What the
+// server spent on the change is counted on its side:
+//
+//   - server-rpcs: the RPCs the server handled (consul.rpc.request): the
+//     registration, and the blocking queries made again when they
+//     returned (consul.rpc.query counts those alone, as server-queries);
+//   - server-bytes: what the server sent on its RPC port, where the
+//     client agents' RPCs and their streaming subscriptions both go
+//     (the sockets' bytes_sent, read with ss);
+//   - streams/agent: the streaming subscriptions the server holds, per
+//     client agent.
+//
+// The agents make RPCs of their own now and then (their coordinates, the
+// anti-entropy sync): their rate, measured for ten seconds before the
+// first change, is taken off each count. With streaming=false the agents
+// use blocking queries instead of the streaming backend
+// (use_streaming_backend = false), as Consul before 1.10 did. Run:
+//
+//	go test -run XXX -bench BenchmarkFleetConsulAgents -benchtime 5x -timeout 60m ./test/
+func BenchmarkFleetConsulAgents(b *testing.B) {
+	need(b, "ss")
+	for _, streaming := range []bool{true, false} {
+		for _, agents := range []int{3, 6} {
+			for _, nodes := range []int{100, 500} {
+				if !streaming && agents > 3 {
+					continue
+				}
+				b.Run(fmt.Sprintf("streaming=%v/nodes=%d/agents=%d", streaming, nodes, agents), func(b *testing.B) {
+					benchFleetConsulAgents(b, agents, nodes, streaming)
+				})
+			}
+		}
+	}
+}
+
+func benchFleetConsulAgents(b *testing.B, agents, nodes int, streaming bool) {
+	f := startAgentFleet(b, agents, nodes, streaming)
+	// The agents' own RPCs, per second, taken off every count.
+	time.Sleep(2 * time.Second)
+	t0, base := time.Now(), f.cost()
+	time.Sleep(10 * time.Second)
+	rate := map[string]float64{}
+	for k, v := range f.cost() {
+		rate[k] = (v - base[k]) / time.Since(t0).Seconds()
+	}
+	counters := func() map[string]float64 {
+		m := f.cost()
+		for k := range m {
+			m[k] -= rate[k] * time.Since(t0).Seconds()
+		}
+		return m
+	}
+	runFleet(b, f.ds, counters, func() { time.Sleep(time.Second) }, f.change)
+	b.ReportMetric(consulMetrics(b, f.server)[`consul_grpc_server_streams{server_type="internal"}`]/float64(agents), "streams/agent")
+	for k, r := range rate { // after runFleet, whose timer reset clears the metrics
+		b.ReportMetric(r/float64(agents), k+"-idle/s/agent")
+	}
+}
+
+// agentFleet is a Consul datacenter of one server and a client agent per
+// host, each host with its discodns.
+type agentFleet struct {
+	t         testing.TB
+	server    *registries.Consul
+	registrar *api.Client // the first client agent's
+	nodes     int
+	ds        []*discodns
+}
+
+// startAgentFleet starts a server and agents client agents (streaming
+// backend on or off), registers nodes nodes through the catalog API (see
+// registerNodes), and starts a discodns on each client agent, returning
+// once each serves every node's web.
+func startAgentFleet(t testing.TB, agents, nodes int, streaming bool) *agentFleet {
+	t.Helper()
+	hcl := []string{`telemetry { prometheus_retention_time = "1h" disable_hostname = true }`}
+	if !streaming {
+		hcl = append(hcl, `use_streaming_backend = false`)
+	}
+	server, clients := registries.StartConsulCluster(t, agents, hcl...)
+	registerNodes(t, consulClient(t, server), nodes)
+	f := &agentFleet{t: t, server: server, registrar: consulClient(t, clients[0]), nodes: nodes}
+	for _, c := range clients {
+		f.ds = append(f.ds, launchDiscodns(t, fleetConfig(fmt.Sprintf("type = \"consul\"\naddress = %q\nmax_connections = 8\n", c.Addr()))))
+	}
+	for _, d := range f.ds {
+		eventually(t, 2*time.Minute, "web on every node", func() error { return servesWeb(nodes)(d) })
+	}
+	return f
+}
+
+// cost returns the server's counts so far: server-rpcs, the RPCs it
+// handled (consul.rpc.request); server-queries, the blocking ones among
+// them (consul.rpc.query); server-bytes, what it sent on its RPC port,
+// where the client agents' RPCs and streaming subscriptions both go.
+func (f *agentFleet) cost() map[string]float64 {
+	m := consulMetrics(f.t, f.server)
+	return map[string]float64{
+		"server-rpcs":    m["consul_rpc_request"],
+		"server-queries": m["consul_rpc_query"],
+		"server-bytes":   float64(bytesSent(f.t, f.server.ServerPort())),
+	}
+}
+
+// change registers web on host i%nodes again with port 10000+i, through
+// the first client agent, and returns the check that a discodns serves it.
+func (f *agentFleet) change(i int) func(*discodns) error {
+	host, port := fmt.Sprintf("host-%d", i%f.nodes), 10000+i
+	_, err := f.registrar.Catalog().Register(&api.CatalogRegistration{
+		Node: host, Address: fmt.Sprintf("10.20.%d.%d", (i%f.nodes)/250, (i%f.nodes)%250+1),
+		Service: &api.AgentService{ID: "web", Service: "web", Port: port},
+	}, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return func(d *discodns) error {
+		if p, err := srvPort(d, "web.svc.internal.", host+"-web."); err != nil || int(p) != port {
+			return fmt.Errorf("%s port %d, want %d (%v)", host, p, port, err)
+		}
+		return nil
+	}
+}
+
+// consulMetrics returns the samples of an agent's Prometheus
+// metrics (telemetry.prometheus_retention_time set), by name with labels.
+func consulMetrics(t testing.TB, c *registries.Consul) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + c.Addr() + "/v1/agent/metrics?format=prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if strings.HasPrefix(line, "#") || i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+var bytesSentField = regexp.MustCompile(`bytes_sent:(\d+)`)
+
+// bytesSent returns the bytes sent so far on the established TCP
+// connections from local port (the kernel's count, through ss).
+func bytesSent(t testing.TB, port int) int64 {
+	t.Helper()
+	out, err := exec.Command("ss", "-tinH", "state", "established", fmt.Sprintf("( sport = :%d )", port)).Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	var n int64
+	for _, m := range bytesSentField.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		n += v
+	}
+	return n
+}
