@@ -73,7 +73,8 @@ func (r *skyRecord) hasHost() bool { return r.ip.IsValid() || r.alias != "" }
 // skyNode is one name of a zone's skydns tree. Once in a published index it is
 // never changed, only replaced by a copy (skyEdit).
 type skyNode struct {
-	stamp    *stamp // the node's identity, for the wire cache
+	stamp    *stamp  // the node's identity, for the wire cache
+	edit     *editID // the edit that made the node (see skyEdit.mine)
 	children skyChildren
 	own      []*skyRecord // the records of this very name
 	count    int          // records at or below the name
@@ -408,16 +409,21 @@ func skyChange(edit func(zone string) *skyEdit, old, cs *compiledService) {
 }
 
 // skyEdit changes a tree by copying the nodes on the paths it changes;
-// fresh are the copies, which it may change in place, and freshShards the
-// copies of shards of their children, with the builders that change them.
+// the copies hold id, and the edit changes them in place. freshShards are
+// the copies of shards of their children, with the builders that change
+// them.
 type skyEdit struct {
 	root        *skyNode
-	fresh       map[*skyNode]bool
+	id          *editID
 	freshShards map[*skyShard]*shardmap.Builder[*skyNode]
 }
 
+// editID is the identity of a skyEdit, which the nodes it made hold: no
+// two edits share one while a node holds it.
+type editID struct{ _ byte }
+
 func newSkyEdit(root *skyNode) *skyEdit {
-	return &skyEdit{root: root, fresh: map[*skyNode]bool{}, freshShards: map[*skyShard]*shardmap.Builder[*skyNode]{}}
+	return &skyEdit{root: root, id: new(editID), freshShards: map[*skyShard]*shardmap.Builder[*skyNode]{}}
 }
 
 // skyWide is how many children a node holds in its sorted list; past it
@@ -550,12 +556,10 @@ func (e *skyEdit) setChild(n *skyNode, label string, c *skyNode) {
 
 // mine returns n, or its copy when n is not the edit's own.
 func (e *skyEdit) mine(n *skyNode) *skyNode {
-	if e.fresh[n] {
+	if n.edit == e.id {
 		return n
 	}
-	c := &skyNode{stamp: new(stamp), children: n.children.clone(), own: slices.Clone(n.own), count: n.count}
-	e.fresh[c] = true
-	return c
+	return &skyNode{stamp: new(stamp), edit: e.id, children: n.children.clone(), own: slices.Clone(n.own), count: n.count}
 }
 
 // add adds rec at its name.
@@ -566,8 +570,7 @@ func (e *skyEdit) add(rec *skyRecord) {
 	for _, label := range rec.path {
 		c := n.children.get(label)
 		if c == nil {
-			c = &skyNode{stamp: new(stamp)}
-			e.fresh[c] = true
+			c = &skyNode{stamp: new(stamp), edit: e.id}
 		} else {
 			c = e.mine(c)
 		}
@@ -582,11 +585,14 @@ func (e *skyEdit) add(rec *skyRecord) {
 // it leaves empty.
 func (e *skyEdit) remove(rec *skyRecord) {
 	it := func(r *skyRecord) bool { return r.ref == rec.ref }
+	var below [16]*skyNode
+	path := below[:0] // the nodes of rec's name and above it, but the root
 	n := e.root
 	for _, label := range rec.path {
 		if n = n.children.get(label); n == nil {
 			return
 		}
+		path = append(path, n)
 	}
 	if !slices.ContainsFunc(n.own, it) {
 		return
@@ -594,8 +600,8 @@ func (e *skyEdit) remove(rec *skyRecord) {
 	e.root = e.mine(e.root)
 	n = e.root
 	n.count--
-	for _, label := range rec.path {
-		c := e.mine(n.children.get(label))
+	for k, label := range rec.path {
+		c := e.mine(path[k])
 		if c.count--; c.count == 0 {
 			e.setChild(n, label, nil) // the last record below: the name goes
 			return
