@@ -54,6 +54,51 @@ func TestFleetConsulClientAgents(t *testing.T) {
 	}
 }
 
+// TestFleetConsulAgentsRestart keeps the guarantees of the Consul source
+// when discodns reads a client agent that the servers feed: while the
+// server is down, every discodns keeps its last answers; once it is back,
+// a change converges exactly on each; and a restarted client agent, fed
+// again from the server, brings its discodns the changes it missed.
+func TestFleetConsulAgentsRestart(t *testing.T) {
+	const agents, nodes = 2, 20
+	f := startAgentFleet(t, agents, nodes, true)
+	exactly := func(i int) func(*discodns) error {
+		check := f.change(i)
+		return func(d *discodns) error {
+			if err := servesWeb(nodes)(d); err != nil {
+				return err
+			}
+			return check(d)
+		}
+	}
+	converge := func(what string, check func(*discodns) error) {
+		t.Helper()
+		for j, d := range f.ds {
+			eventually(t, time.Minute, fmt.Sprintf("discodns %d: %s", j, what), func() error { return check(d) })
+		}
+	}
+	converge("a change before any restart", exactly(1))
+
+	f.server.Stop()
+	time.Sleep(3 * time.Second) // the agents' subscriptions and queries fail
+	for j, d := range f.ds {
+		if err := servesWeb(nodes)(d); err != nil {
+			t.Errorf("discodns %d with the server down: %v", j, err)
+		}
+	}
+	f.server.Start() // the same data directory: the catalog survives
+	converge("a change after the server's restart", exactly(2))
+
+	c := f.clients[1]
+	c.Stop()
+	check := exactly(3) // registered through the other agent while this one is down
+	c.Start()
+	if err := check(f.ds[1]); err == nil {
+		t.Log("the restarted agent served the change at once")
+	}
+	converge("a change made while its agent was down", check)
+}
+
 // BenchmarkFleetConsulAgents runs Consul as a fleet runs it: one server
 // and a client agent per host (3, then 6), each with its own discodns,
 // and 100, then 500, nodes registered through the catalog API. Each
@@ -122,6 +167,7 @@ func benchFleetConsulAgents(b *testing.B, agents, nodes int, streaming bool) {
 type agentFleet struct {
 	t         testing.TB
 	server    *registries.Consul
+	clients   []*registries.Consul
 	registrar *api.Client // the first client agent's
 	nodes     int
 	ds        []*discodns
@@ -139,7 +185,7 @@ func startAgentFleet(t testing.TB, agents, nodes int, streaming bool) *agentFlee
 	}
 	server, clients := registries.StartConsulCluster(t, agents, hcl...)
 	registerNodes(t, consulClient(t, server), nodes)
-	f := &agentFleet{t: t, server: server, registrar: consulClient(t, clients[0]), nodes: nodes}
+	f := &agentFleet{t: t, server: server, clients: clients, registrar: consulClient(t, clients[0]), nodes: nodes}
 	for _, c := range clients {
 		f.ds = append(f.ds, launchDiscodns(t, fleetConfig(fmt.Sprintf("type = \"consul\"\naddress = %q\nmax_connections = 8\n", c.Addr()))))
 	}
