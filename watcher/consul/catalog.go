@@ -44,11 +44,11 @@ func (s *session) followCatalog(ctx context.Context, index uint64, services map[
 		nodes = max(nodes, len(s.nodes))
 		s.mu.Unlock()
 		unwatched := s.plan(ctx, wanted, false)
-		how := lookup(len(unwatched), nodes)
+		how := lookup(len(unwatched), nodes, s.server)
 		if how == lookupNodeScan {
 			// After plan: a service it stopped watching changes after its
 			// watch ended, so after the previous scan.
-			current, n, err := s.c.scanInstances(ctx, len(unwatched))
+			current, n, err := s.c.scanInstances(ctx, len(unwatched), s.server)
 			if err != nil {
 				return err
 			}

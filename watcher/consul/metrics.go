@@ -17,6 +17,7 @@ const (
 	endpointHealthService       = "health_service"        // read from the servers
 	endpointHealthServiceCached = "health_service_cached" // read from the agent's view
 	endpointHealthServiceWatch  = "health_service_watch"  // blocking on the agent's view
+	endpointAgentSelf           = "agent_self"            // whether the agent is a server
 )
 
 // agentMetrics counts one source's requests to the Consul agent and its
@@ -48,7 +49,7 @@ func newAgentMetrics(m *watcher.Metrics, source string) *agentMetrics {
 	}, []string{"source", "followed"}))
 	changes := watcher.Register(m, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "discodns_watcher_consul_catalog_changes_total",
-		Help: "Changes of the service list by source and how the unwatched services they changed were found: none (every service watched), node_scan (1 + nodes requests to the servers) or view_sweep (every unwatched service read from the agent's views).",
+		Help: "Changes of the service list by source and how the unwatched services they changed were found: none (every service watched), node_scan (1 + nodes requests; only on a server agent) or view_sweep (every unwatched service read from the agent's views).",
 	}, []string{"source", "lookup"}))
 	for _, l := range []string{lookupNone, lookupNodeScan, lookupSweep} {
 		changes.WithLabelValues(source, l)

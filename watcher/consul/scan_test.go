@@ -9,18 +9,23 @@ import (
 func TestLookup(t *testing.T) {
 	for _, tc := range []struct {
 		unwatched, nodes int
+		server           bool
 		want             string
 	}{
-		{0, 100, lookupNone},
-		{0, 0, lookupNone},
-		{3, 100, lookupSweep},      // a sweep of 3 views beats 101 server requests
-		{101, 100, lookupSweep},    // as many requests: the sweep costs the servers none
-		{102, 100, lookupNodeScan}, // fewer requests
-		{1995, 4, lookupNodeScan},
-		{1, 0, lookupSweep},
+		{0, 100, true, lookupNone},
+		{0, 0, true, lookupNone},
+		{0, 100, false, lookupNone},
+		{3, 100, true, lookupSweep},      // a sweep of 3 views beats 101 requests
+		{101, 100, true, lookupSweep},    // as many requests: the sweep costs the servers none
+		{102, 100, true, lookupNodeScan}, // fewer requests, all the server's own
+		{1995, 4, true, lookupNodeScan},
+		{1, 0, true, lookupSweep},
+		// From a client agent the scan's requests reach the servers.
+		{102, 100, false, lookupSweep},
+		{1995, 4, false, lookupSweep},
 	} {
-		if got := lookup(tc.unwatched, tc.nodes); got != tc.want {
-			t.Errorf("lookup(%d unwatched, %d nodes) = %s, want %s", tc.unwatched, tc.nodes, got, tc.want)
+		if got := lookup(tc.unwatched, tc.nodes, tc.server); got != tc.want {
+			t.Errorf("lookup(%d unwatched, %d nodes, server %v) = %s, want %s", tc.unwatched, tc.nodes, tc.server, got, tc.want)
 		}
 	}
 }

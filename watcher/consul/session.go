@@ -19,6 +19,7 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	defer cancel()
 	s := c.newSession(sink, decodes)
 	s.watches.max = c.watchBound(ctx)
+	s.server = c.agentIsServer(ctx)
 	listCtx := context.WithValue(ctx, leaderReads{}, true)
 	catalogIndex, services, err := c.catalogServices(listCtx, 0)
 	if err != nil {
@@ -33,8 +34,8 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	// and the first change of the service list compares with it.
 	var seen placement
 	var nodes int
-	if unwatched := len(s.wanted) - s.watches.max; unwatched > 0 {
-		if seen, nodes, err = c.scanInstances(listCtx, unwatched); err != nil {
+	if unwatched := len(s.wanted) - s.watches.max; unwatched > 0 && s.server {
+		if seen, nodes, err = c.scanInstances(listCtx, unwatched, s.server); err != nil {
 			return err
 		}
 	}
@@ -104,6 +105,9 @@ type session struct {
 	sink    cache.Sink
 	queue   *workQueue
 	watches watches
+	// server is whether the agent is a Consul server (see lookup), asked
+	// as the session starts.
+	server bool
 
 	mu        sync.Mutex
 	wanted    []string                             // services in the catalog that pass the tag filter

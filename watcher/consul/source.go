@@ -90,11 +90,12 @@ const StreamsPerConnection = 100
 // checks changed fetched, and a change of the service list has those it
 // changed fetched, from the agent's views, by a pool of workers (the
 // remaining connections), again a moment later (settle). The list does not
-// say which services changed: with more unwatched services than nodes, a
-// scan of every node's services (1 + nodes requests to the servers)
-// compared with the previous one finds them; with fewer, every unwatched
-// service is fetched (see lookup). Only then does the cost of a change to
-// the servers grow with the nodes.
+// say which services changed: every unwatched service is fetched from the
+// agent's views, or, when the agent is a server and there are more
+// unwatched services than nodes, a scan of every node's services (1 +
+// nodes requests, the server's own) compared with the previous one finds
+// them (see lookup). From a client agent the cost of a change to the
+// servers never grows with the nodes.
 // Everything is read from the servers when a session starts and again
 // every ResyncInterval; after any error of a blocking query the source is
 // stale meanwhile and keeps its last instances.
@@ -206,6 +207,25 @@ func (c *Source) watchBound(ctx context.Context) int {
 	}
 	c.log.Info("consul agent", "protocol", resp.Proto, "watched_at_most", bound)
 	return bound
+}
+
+// agentIsServer reports whether the agent is a Consul server, asked at each
+// session (/v1/agent/self): only there does a node scan stay off the
+// servers' network (see lookup). An agent that does not say, as when the
+// token may not read it (agent:read), counts as a client.
+func (c *Source) agentIsServer(ctx context.Context) bool {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return false
+	}
+	var self struct{ Config struct{ Server bool } }
+	start := time.Now()
+	_, err := c.client.Raw().Query("/v1/agent/self", &self, (&api.QueryOptions{}).WithContext(ctx))
+	c.agent.request(endpointAgentSelf, start, err)
+	if err != nil {
+		c.log.Debug("consul agent: asking whether it is a server; taken for a client", "err", err)
+		return false
+	}
+	return self.Config.Server
 }
 
 // countedConn decrements gauge once when closed.
