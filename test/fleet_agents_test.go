@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/miekg/dns"
 
 	"github.com/discodns/discodns/test/registries"
 )
@@ -23,12 +24,12 @@ import (
 // and about one RPC per discodns (its blocking query on the service list,
 // made again), and a few hundred bytes per agent (the streamed event).
 // Without the streaming backend the agents' blocking queries fetch the
-// whole service, about 750 bytes per node per agent
-// (BenchmarkFleetConsulAgents), 200 KB each here.
+// whole service, about 760 bytes per node per agent
+// (BenchmarkFleetConsulAgents), about 230 KB each here.
 func TestFleetConsulClientAgents(t *testing.T) {
 	need(t, "ss")
 	const agents, nodes = 2, 300
-	f := startAgentFleet(t, agents, nodes, true)
+	f := startAgentFleet(t, agentFleetOptions{agents: agents, nodes: nodes, streaming: true})
 	time.Sleep(2 * time.Second) // past the agents' syncs after they join
 	before := f.cost()
 	check := f.change(1)
@@ -54,6 +55,44 @@ func TestFleetConsulClientAgents(t *testing.T) {
 	}
 }
 
+// TestFleetConsulAgentsUnwatched has more services than discodns watches
+// over HTTP/1.1 (max_connections = 8 watches 5) and more than the nodes,
+// on client agents: a change to an unwatched service is found by reading
+// the agent's views, which costs the server nothing, and not by a node
+// scan, which would cost it 1 + nodes requests per discodns (the scan
+// stays for a server agent, where its requests are the server's own:
+// TestFleetConsulUnwatchedChange).
+func TestFleetConsulAgentsUnwatched(t *testing.T) {
+	need(t, "ss")
+	const agents, nodes, services = 2, 20, 60
+	f := startAgentFleet(t, agentFleetOptions{agents: agents, nodes: nodes, streaming: true, services: services})
+	time.Sleep(2 * time.Second) // past the agents' syncs after they join
+	before := f.cost()
+	check := f.changeService(7)
+	for _, d := range f.ds {
+		eventually(t, time.Minute, "every discodns serves the change", func() error { return check(d) })
+	}
+	time.Sleep(time.Second) // the sweeps and the blocking queries made again
+	after := f.cost()
+	rpcs := after["server-rpcs"] - before["server-rpcs"]
+	t.Logf("one change to an unwatched service: %v RPCs and %v bytes from the server", rpcs, after["server-bytes"]-before["server-bytes"])
+	if rpcs > 1+2*agents+5 {
+		t.Errorf("%v RPCs reached the server for one change, want the registration and about one per discodns (a node scan costs 1 + %d nodes each)", rpcs, nodes)
+	}
+	for j, d := range f.ds {
+		if v := d.gauge(`discodns_watcher_consul_services{followed="unwatched",source="fleet"}`); v < nodes+2 {
+			t.Errorf("discodns %d: %v services unwatched, want more than the nodes", j, v)
+		}
+		metric := `discodns_watcher_consul_catalog_changes_total{lookup=%q,source="fleet"}`
+		if v := d.gauge(fmt.Sprintf(metric, "node_scan")); v != 0 {
+			t.Errorf("discodns %d scanned the nodes %v times from a client agent", j, v)
+		}
+		if v := d.gauge(fmt.Sprintf(metric, "view_sweep")); v < 1 {
+			t.Errorf("discodns %d: %s = %v, want at least 1", j, fmt.Sprintf(metric, "view_sweep"), v)
+		}
+	}
+}
+
 // TestFleetConsulAgentsRestart keeps the guarantees of the Consul source
 // when discodns reads a client agent that the servers feed: while the
 // server is down, every discodns keeps its last answers; once it is back,
@@ -61,7 +100,7 @@ func TestFleetConsulClientAgents(t *testing.T) {
 // again from the server, brings its discodns the changes it missed.
 func TestFleetConsulAgentsRestart(t *testing.T) {
 	const agents, nodes = 2, 20
-	f := startAgentFleet(t, agents, nodes, true)
+	f := startAgentFleet(t, agentFleetOptions{agents: agents, nodes: nodes, streaming: true})
 	exactly := func(i int) func(*discodns) error {
 		check := f.change(i)
 		return func(d *discodns) error {
@@ -93,9 +132,6 @@ func TestFleetConsulAgentsRestart(t *testing.T) {
 	c.Stop()
 	check := exactly(3) // registered through the other agent while this one is down
 	c.Start()
-	if err := check(f.ds[1]); err == nil {
-		t.Log("the restarted agent served the change at once")
-	}
 	converge("a change made while its agent was down", check)
 }
 
@@ -119,7 +155,12 @@ func TestFleetConsulAgentsRestart(t *testing.T) {
 // anti-entropy sync): their rate, measured for ten seconds before the
 // first change, is taken off each count. With streaming=false the agents
 // use blocking queries instead of the streaming backend
-// (use_streaming_backend = false), as Consul before 1.10 did. Run:
+// (use_streaming_backend = false), as Consul before 1.10 did. With
+// services=150, 150 services more are registered and each change is to
+// one of them; discodns reads its agent over HTTP/1.1 (api=http, where
+// max_connections = 8 watches 5 services and finds changes to the others
+// by a node scan or a read of the agent's views) or over HTTP/2 (api=https,
+// where it watches all). Run:
 //
 //	go test -run XXX -bench BenchmarkFleetConsulAgents -benchtime 5x -timeout 60m ./test/
 func BenchmarkFleetConsulAgents(b *testing.B) {
@@ -131,15 +172,24 @@ func BenchmarkFleetConsulAgents(b *testing.B) {
 					continue
 				}
 				b.Run(fmt.Sprintf("streaming=%v/nodes=%d/agents=%d", streaming, nodes, agents), func(b *testing.B) {
-					benchFleetConsulAgents(b, agents, nodes, streaming)
+					benchFleetConsulAgents(b, agentFleetOptions{agents: agents, nodes: nodes, streaming: streaming}, (*agentFleet).change)
 				})
 			}
 		}
 	}
+	// 150 services more than web and db, of which max_connections = 8
+	// watches 5 over HTTP/1.1 and all over HTTP/2; each change is to one
+	// of them.
+	for _, api := range []string{"http", "https"} {
+		b.Run(fmt.Sprintf("services=150/api=%s/nodes=100/agents=3", api), func(b *testing.B) {
+			benchFleetConsulAgents(b, agentFleetOptions{agents: 3, nodes: 100, streaming: true, services: 150, https: api == "https"}, (*agentFleet).changeService)
+		})
+	}
 }
 
-func benchFleetConsulAgents(b *testing.B, agents, nodes int, streaming bool) {
-	f := startAgentFleet(b, agents, nodes, streaming)
+func benchFleetConsulAgents(b *testing.B, o agentFleetOptions, change func(*agentFleet, int) func(*discodns) error) {
+	f := startAgentFleet(b, o)
+	agents := o.agents
 	// The agents' own RPCs, per second, taken off every count.
 	time.Sleep(2 * time.Second)
 	t0, base := time.Now(), f.cost()
@@ -155,7 +205,7 @@ func benchFleetConsulAgents(b *testing.B, agents, nodes int, streaming bool) {
 		}
 		return m
 	}
-	runFleet(b, f.ds, counters, func() { time.Sleep(time.Second) }, f.change)
+	runFleet(b, f.ds, counters, func() { time.Sleep(time.Second) }, func(i int) func(*discodns) error { return change(f, i) })
 	b.ReportMetric(consulMetrics(b, f.server)[`consul_grpc_server_streams{server_type="internal"}`]/float64(agents), "streams/agent")
 	for k, r := range rate { // after runFleet, whose timer reset clears the metrics
 		b.ReportMetric(r/float64(agents), k+"-idle/s/agent")
@@ -173,24 +223,51 @@ type agentFleet struct {
 	ds        []*discodns
 }
 
-// startAgentFleet starts a server and agents client agents (streaming
-// backend on or off), registers nodes nodes through the catalog API (see
-// registerNodes), and starts a discodns on each client agent, returning
-// once each serves every node's web.
-func startAgentFleet(t testing.TB, agents, nodes int, streaming bool) *agentFleet {
+// agentFleetOptions shape an agentFleet.
+type agentFleetOptions struct {
+	agents, nodes int
+	streaming     bool // the agents' streaming backend
+	// services more (registerMany, one instance each) beside web and db;
+	// https has discodns read its agent's HTTPS API (HTTP/2).
+	services int
+	https    bool
+}
+
+// startAgentFleet starts a server and client agents, registers nodes
+// through the catalog API (see registerNodes) and the services more, and
+// starts a discodns on each client agent (max_connections = 8), returning
+// once each serves every node's web and the last of the services more.
+func startAgentFleet(t testing.TB, o agentFleetOptions) *agentFleet {
 	t.Helper()
 	hcl := []string{`telemetry { prometheus_retention_time = "1h" disable_hostname = true }`}
-	if !streaming {
+	if !o.streaming {
 		hcl = append(hcl, `use_streaming_backend = false`)
 	}
-	server, clients := registries.StartConsulCluster(t, agents, hcl...)
-	registerNodes(t, consulClient(t, server), nodes)
-	f := &agentFleet{t: t, server: server, clients: clients, registrar: consulClient(t, clients[0]), nodes: nodes}
+	start := registries.StartConsulCluster
+	if o.https {
+		start = registries.StartConsulClusterTLS
+	}
+	server, clients := start(t, o.agents, hcl...)
+	registerNodes(t, consulClient(t, server), o.nodes)
+	if o.services > 0 {
+		registerMany(t, consulClient(t, server), o.services, 1)
+	}
+	f := &agentFleet{t: t, server: server, clients: clients, registrar: consulClient(t, clients[0]), nodes: o.nodes}
 	for _, c := range clients {
-		f.ds = append(f.ds, launchDiscodns(t, fleetConfig(fmt.Sprintf("type = \"consul\"\naddress = %q\nmax_connections = 8\n", c.Addr()))))
+		source := fmt.Sprintf("type = \"consul\"\naddress = %q\nmax_connections = 8\n", c.Addr())
+		if o.https {
+			source = fmt.Sprintf("type = \"consul\"\naddress = %q\nca_file = %q\nmax_connections = 8\n", "https://"+c.HTTPSAddr(), c.CAFile())
+		}
+		f.ds = append(f.ds, launchDiscodns(t, fleetConfig(source)))
 	}
 	for _, d := range f.ds {
-		eventually(t, 2*time.Minute, "web on every node", func() error { return servesWeb(nodes)(d) })
+		eventually(t, 2*time.Minute, "web on every node", func() error { return servesWeb(o.nodes)(d) })
+		if o.services > 0 {
+			eventually(t, 2*time.Minute, "the services more", func() error {
+				_, err := srvWithPort(d, fmt.Sprintf("svc-%d.svc.internal.", o.services-1), 8000)
+				return err
+			})
+		}
 	}
 	return f
 }
@@ -225,6 +302,40 @@ func (f *agentFleet) change(i int) func(*discodns) error {
 		}
 		return nil
 	}
+}
+
+// changeService gives svc-(i%150)'s instance (see registerMany) port
+// 20000+i, through the first client agent, and returns the check that a
+// discodns serves it.
+func (f *agentFleet) changeService(i int) func(*discodns) error {
+	s, port := i%150, 20000+i
+	_, err := f.registrar.Catalog().Register(&api.CatalogRegistration{
+		Node: "node-0", Address: "10.8.0.1",
+		Service: &api.AgentService{ID: fmt.Sprintf("svc-%d-0", s), Service: fmt.Sprintf("svc-%d", s), Port: port,
+			Address: fmt.Sprintf("10.9.%d.%d", s/250, s%250+1)},
+	}, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return func(d *discodns) error {
+		_, err := srvWithPort(d, fmt.Sprintf("svc-%d.svc.internal.", s), uint16(port))
+		return err
+	}
+}
+
+// srvWithPort returns the SRV record of name with port, or an error when
+// there is none.
+func srvWithPort(d *discodns, name string, port uint16) (*dns.SRV, error) {
+	m, err := d.exchange(name, dns.TypeSRV, "tcp")
+	if err != nil {
+		return nil, err
+	}
+	for _, rr := range m.Answer {
+		if srv, ok := rr.(*dns.SRV); ok && srv.Port == port {
+			return srv, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no SRV record with port %d in %v", name, port, m.Answer)
 }
 
 // consulMetrics returns the samples of an agent's Prometheus

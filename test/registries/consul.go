@@ -117,6 +117,19 @@ func startConsul(t testing.TB, persistent, dns bool) *Consul {
 // catalog, fed by the server.
 func StartConsulCluster(t testing.TB, agents int, hcl ...string) (server *Consul, clients []*Consul) {
 	t.Helper()
+	return startConsulCluster(t, agents, false, hcl)
+}
+
+// StartConsulClusterTLS is StartConsulCluster with each client agent's
+// HTTPS API on a free port too (HTTPSAddr, CAFile), where it serves
+// HTTP/2.
+func StartConsulClusterTLS(t testing.TB, agents int, hcl ...string) (server *Consul, clients []*Consul) {
+	t.Helper()
+	return startConsulCluster(t, agents, true, hcl)
+}
+
+func startConsulCluster(t testing.TB, agents int, tls bool, hcl []string) (server *Consul, clients []*Consul) {
+	t.Helper()
 	bin, err := ConsulBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -127,12 +140,22 @@ func StartConsulCluster(t testing.TB, agents int, hcl ...string) (server *Consul
 	}
 	server.Start()
 	server.cleanup(t)
+	var tlsDir string
+	if tls {
+		tlsDir = t.TempDir()
+		if err := writeTestCerts(tlsDir); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range agents {
 		c := &Consul{
 			Process: Process{name: fmt.Sprintf("consul client %d", i)},
-			t:       t, bin: bin, dir: t.TempDir(), node: fmt.Sprintf("client-%d", i), hcl: hcl,
+			t:       t, bin: bin, dir: t.TempDir(), node: fmt.Sprintf("client-%d", i), hcl: hcl, tlsDir: tlsDir,
 			join:  fmt.Sprintf("127.0.0.1:%d", server.ports["serf-lan"]),
 			ports: map[string]int{"http": FreePort(t), "serf-lan": FreePort(t)},
+		}
+		if tls {
+			c.ports["https"] = FreePort(t)
 		}
 		c.Start()
 		c.cleanup(t)
