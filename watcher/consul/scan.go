@@ -60,8 +60,9 @@ const (
 // ones read. From a client agent the scan's requests reach the servers,
 // from every discodns of a fleet at each change: 1 + nodes per host, what
 // this source exists to avoid (BenchmarkFleetConsulAgents: 107 server
-// requests and 210 KB per discodns per change with 100 nodes, against 1.5
-// and 12 KB for the sweep). So a client agent always sweeps. On a server
+// requests and 210 KB per discodns per change with 100 nodes, against 1.3
+// and 1.65 KB for the sweep, whose first reads subscribe the agent to each
+// unwatched service once). So a client agent always sweeps. On a server
 // agent both stay on that server, and the way with fewer requests is
 // taken: with few services past the watch bound the sweep; with many
 // services on few nodes the scan (2,000 services on 4 nodes: a sweep of
