@@ -347,6 +347,17 @@ func (d *discodns) gauge(name string) float64 {
 	return f
 }
 
+// cpu returns the CPU time discodns has used so far (its
+// process_cpu_seconds_total, in the kernel's ticks of 10 ms).
+func (d *discodns) cpu() time.Duration {
+	d.t.Helper()
+	s := d.gauge("process_cpu_seconds_total")
+	if s < 0 {
+		d.t.Fatal("discodns: no process_cpu_seconds_total")
+	}
+	return time.Duration(s * float64(time.Second))
+}
+
 // lockedBuffer is a bytes.Buffer safe for a child's output and the test.
 type lockedBuffer struct {
 	mu sync.Mutex
