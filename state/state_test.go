@@ -171,3 +171,57 @@ func TestWriter(t *testing.T) {
 		t.Errorf("after the end: %d instances in the file, want 2", n)
 	}
 }
+
+// TestWriterChangeDuringWrite: a change published, and the end, while the
+// writer writes the snapshot before it are written before Run returns.
+func TestWriterChangeDuringWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	table := cache.NewTable(slog.Default())
+	table.AddSource("etcd", "svc.internal.")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The writer's second snapshot is the one it takes after the first
+	// change; the second change and the end come as it takes it.
+	snaps := &onSnapshot{Snapshots: table, at: 2, hook: func() {
+		table.Replace("etcd", []cache.Instance{{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80}, {Service: "web", ID: "b", Address: "10.0.0.2", Port: 80}})
+		cancel()
+	}}
+	w := NewWriter(path, snaps, prometheus.NewRegistry(), slog.Default())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	// The first change after the writer's first snapshot, which it
+	// writes at once.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := Read(path); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer wrote nothing at start")
+		}
+	}
+	table.Replace("etcd", []cache.Instance{{Service: "web", ID: "a", Address: "10.0.0.1", Port: 80}})
+	<-done
+	f, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.Sources["etcd"].Instances); n != 2 {
+		t.Errorf("after the end: %d instances in the file, want 2", n)
+	}
+}
+
+// onSnapshot calls hook after taking the at-th snapshot, before returning
+// it. Only one goroutine may take snapshots through it.
+type onSnapshot struct {
+	cache.Snapshots
+	at, n int
+	hook  func()
+}
+
+func (o *onSnapshot) Snapshot() *cache.Snapshot {
+	s := o.Snapshots.Snapshot()
+	if o.n++; o.n == o.at {
+		o.hook()
+	}
+	return s
+}

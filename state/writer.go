@@ -58,19 +58,20 @@ func (w *Writer) Run(ctx context.Context) {
 		last := time.Now()
 		select {
 		case <-snap.Superseded():
-		case <-ctx.Done():
-			if latest := w.table.Snapshot(); latest != snap {
-				w.write(latest) // a change that came with the end
+			select {
+			case <-time.After(time.Until(last.Add(MinInterval))):
+			case <-ctx.Done():
 			}
-			return
-		}
-		select {
-		case <-time.After(time.Until(last.Add(MinInterval))):
+			snap = w.table.Snapshot()
+			w.write(snap)
 		case <-ctx.Done():
 		}
-		snap = w.table.Snapshot()
-		w.write(snap)
 		if ctx.Err() != nil {
+			// A change that came with the end, or while the last
+			// write was under way.
+			if latest := w.table.Snapshot(); latest != snap {
+				w.write(latest)
+			}
 			return
 		}
 	}
