@@ -92,6 +92,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// run on their own context, so that they stop after DNS has drained.
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	// The state file's writer stops last, once the sources have stopped
+	// and the table has published what they wrote: its last write holds
+	// every change.
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	var writer sync.WaitGroup
 	var dnsSrv *dnsserver.Server
 	var httpSrv *http.Server
 	drainFor := drainTimeout
@@ -108,6 +113,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		cancel()
 		wg.Wait()
+		stopWriter()
+		writer.Wait()
 	}()
 
 	// Writes to the table are published in batches by its goroutine; once
@@ -188,7 +195,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	saved = nil // the table has what it needs of it
 	if cfg.StateFile != "" {
 		w := state.NewWriter(cfg.StateFile, table, reg, log)
-		wg.Go(func() { w.Run(runCtx) })
+		writer.Go(func() { w.Run(writerCtx) })
 	}
 	var inherited dnsserver.Inherited
 	if d.Handover != nil {

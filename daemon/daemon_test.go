@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/discodns/discodns/cache"
 	"github.com/discodns/discodns/config"
 	"github.com/discodns/discodns/dnsserver"
+	"github.com/discodns/discodns/state"
 	"github.com/discodns/discodns/watcher"
 )
 
@@ -240,6 +242,53 @@ func TestDrainOrder(t *testing.T) {
 	if len(atSourceStop) > 0 {
 		t.Errorf("when the sources stopped: %v; want DNS and HTTP closed first", atSourceStop)
 	}
+}
+
+// TestStateFileWrittenLast: a change that a source applies as it stops
+// (a watch response it was applying when the end came) is in the state
+// file: the writer stops after the sources and the table's last
+// publication.
+func TestStateFileWrittenLast(t *testing.T) {
+	cfg := config.Default()
+	cfg.DNS.Listen = []string{"127.0.0.1:0"}
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.StateFile = filepath.Join(t.TempDir(), "state")
+	cfg.Sources = []config.Source{fakeConfig("a", "web")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := &Daemon{
+		Config: cfg,
+		Log:    quiet,
+		NewSource: func(sc config.Source, _ *watcher.Metrics, _ *slog.Logger) (watcher.Source, error) {
+			return lateSource{name: sc.Name}, nil
+		},
+		Started: func([]net.Addr, net.Addr) { cancel() },
+	}
+	if err := d.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := state.Read(cfg.StateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(f.Sources["a"].Instances); got != 2 {
+		t.Errorf("the state file holds %d instances, want 2 (the one applied while stopping too)", got)
+	}
+}
+
+// lateSource lists one instance of web and, when stopped, applies one
+// more a moment later before it returns.
+type lateSource struct{ name string }
+
+func (s lateSource) Name() string { return s.name }
+
+func (s lateSource) Run(ctx context.Context, sink cache.Sink) error {
+	sink.Replace(s.name, []cache.Instance{{Service: "web", ID: "i", Address: "10.0.0.1", Port: 80, Priority: 1, Weight: 1}})
+	sink.SetState(s.name, cache.StateConnected, nil)
+	<-ctx.Done()
+	time.Sleep(50 * time.Millisecond)
+	sink.Put(s.name, cache.Instance{Service: "web", ID: "j", Address: "10.0.0.2", Port: 80, Priority: 1, Weight: 1})
+	return nil
 }
 
 // silentSource never lists.
