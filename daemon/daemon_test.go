@@ -27,10 +27,10 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // fakeSource lists one instance of the service named by its
 // configuration's Prefix (for instance "/web" lists web), then waits; on
-// stop it calls stopped, if set.
+// stop it calls stopped with its sink, if set.
 type fakeSource struct {
 	sc      config.Source
-	stopped func()
+	stopped func(cache.Sink)
 }
 
 func (f *fakeSource) Name() string { return f.sc.Name }
@@ -40,7 +40,7 @@ func (f *fakeSource) Run(ctx context.Context, sink cache.Sink) error {
 	sink.SetState(f.sc.Name, cache.StateConnected, nil)
 	<-ctx.Done()
 	if f.stopped != nil {
-		f.stopped()
+		f.stopped(sink)
 	}
 	return nil
 }
@@ -212,7 +212,7 @@ func TestDrainOrder(t *testing.T) {
 		Config: cfg,
 		Log:    quiet,
 		NewSource: func(sc config.Source, _ *watcher.Metrics, _ *slog.Logger) (watcher.Source, error) {
-			return &fakeSource{sc: sc, stopped: func() {
+			return &fakeSource{sc: sc, stopped: func(cache.Sink) {
 				for _, a := range []net.Addr{dnsAddr, httpAddr} {
 					if c, err := net.DialTimeout("tcp", a.String(), 5*time.Second); err == nil {
 						c.Close()
@@ -260,7 +260,11 @@ func TestStateFileWrittenLast(t *testing.T) {
 		Config: cfg,
 		Log:    quiet,
 		NewSource: func(sc config.Source, _ *watcher.Metrics, _ *slog.Logger) (watcher.Source, error) {
-			return lateSource{name: sc.Name}, nil
+			// One instance more, applied a moment after the end.
+			return &fakeSource{sc: sc, stopped: func(sink cache.Sink) {
+				time.Sleep(50 * time.Millisecond)
+				sink.Put(sc.Name, cache.Instance{Service: "web", ID: "j", Address: "10.0.0.2", Port: 80, Priority: 1, Weight: 1})
+			}}, nil
 		},
 		Started: func([]net.Addr, net.Addr) { cancel() },
 	}
@@ -274,21 +278,6 @@ func TestStateFileWrittenLast(t *testing.T) {
 	if got := len(f.Sources["a"].Instances); got != 2 {
 		t.Errorf("the state file holds %d instances, want 2 (the one applied while stopping too)", got)
 	}
-}
-
-// lateSource lists one instance of web and, when stopped, applies one
-// more a moment later before it returns.
-type lateSource struct{ name string }
-
-func (s lateSource) Name() string { return s.name }
-
-func (s lateSource) Run(ctx context.Context, sink cache.Sink) error {
-	sink.Replace(s.name, []cache.Instance{{Service: "web", ID: "i", Address: "10.0.0.1", Port: 80, Priority: 1, Weight: 1}})
-	sink.SetState(s.name, cache.StateConnected, nil)
-	<-ctx.Done()
-	time.Sleep(50 * time.Millisecond)
-	sink.Put(s.name, cache.Instance{Service: "web", ID: "j", Address: "10.0.0.2", Port: 80, Priority: 1, Weight: 1})
-	return nil
 }
 
 // silentSource never lists.
