@@ -48,7 +48,7 @@ func (s *session) followCatalog(ctx context.Context, index uint64, services map[
 		if how == lookupNodeScan {
 			// After plan: a service it stopped watching changes after its
 			// watch ended, so after the previous scan.
-			current, n, err := s.c.scanInstances(ctx, len(unwatched), s.server)
+			current, n, err := s.c.scanInstances(ctx, len(unwatched))
 			if err != nil {
 				return err
 			}

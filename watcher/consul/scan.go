@@ -78,13 +78,13 @@ func lookup(unwatched, nodes int, server bool) string {
 	}
 }
 
-// scanInstances lists the nodes of the datacenter and, when lookup says a
-// node scan is the cheaper way to find changes in unwatched services (the
-// agent is a server), every
-// service instance, node by node: one request for the nodes and one per
-// node, however many services there are. It returns the instances (nil
-// when it did not scan) and the number of nodes.
-func (c *Source) scanInstances(ctx context.Context, unwatched int, server bool) (placement, int, error) {
+// scanInstances, on a server agent (its callers ask only there), lists
+// the nodes of the datacenter and, when lookup says a node scan is the
+// cheaper way to find changes in unwatched services, every service
+// instance, node by node: one request for the nodes and one per node,
+// however many services there are. It returns the instances (nil when it
+// did not scan) and the number of nodes.
+func (c *Source) scanInstances(ctx context.Context, unwatched int) (placement, int, error) {
 	if err := c.limiter.Wait(ctx); err != nil {
 		return nil, 0, err
 	}
@@ -95,7 +95,7 @@ func (c *Source) scanInstances(ctx context.Context, unwatched int, server bool) 
 	if err != nil {
 		return nil, 0, fmt.Errorf("consul catalog nodes: %w", err)
 	}
-	if lookup(unwatched, len(nodes), server) != lookupNodeScan {
+	if lookup(unwatched, len(nodes), true) != lookupNodeScan {
 		return nil, len(nodes), nil
 	}
 	var mu sync.Mutex

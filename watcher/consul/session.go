@@ -35,7 +35,7 @@ func (c *Source) runSession(ctx context.Context, sink cache.Sink, reason string,
 	var seen placement
 	var nodes int
 	if unwatched := len(s.wanted) - s.watches.max; unwatched > 0 && s.server {
-		if seen, nodes, err = c.scanInstances(listCtx, unwatched, s.server); err != nil {
+		if seen, nodes, err = c.scanInstances(listCtx, unwatched); err != nil {
 			return err
 		}
 	}
