@@ -164,7 +164,7 @@ func TestFleetConsulAgentsRestart(t *testing.T) {
 // services=150, 150 services more are registered and each change is to
 // one of them; discodns reads its agent over HTTP/1.1 (api=http, where
 // max_connections = 8 watches 5 services and finds changes to the others
-// by a node scan or a read of the agent's views) or over HTTP/2 (api=https,
+// by a read of the agent's views) or over HTTP/2 (api=https,
 // where it watches all). Run:
 //
 //	go test -run XXX -bench BenchmarkFleetConsulAgents -benchtime 5x -timeout 60m ./test/
