@@ -98,12 +98,12 @@ func BenchmarkEndpointSetPut(b *testing.B) {
 	puts := func(b *testing.B, size int) time.Duration {
 		s := newEndpointSet(0)
 		for i := range size {
-			s.put(Instance{Source: "etcd", ID: fmt.Sprint("i", i), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), Port: 8000})
+			s.put(&Instance{Source: "etcd", ID: fmt.Sprint("i", i), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), Port: 8000})
 		}
 		start := time.Now()
 		for n := range b.N {
 			i := n % size
-			s.put(Instance{Source: "etcd", ID: fmt.Sprint("i", i), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), Port: uint16(9000 + n/size%1000)})
+			s.put(&Instance{Source: "etcd", ID: fmt.Sprint("i", i), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, i%256), Port: uint16(9000 + n/size%1000)})
 			if s.changed.len() > 1000 {
 				s.changed = smallMap[string, struct{}]{} // as publication takes them
 			}

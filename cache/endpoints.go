@@ -55,7 +55,7 @@ func hostPortOf(in *Instance) hostPort {
 
 // entry is one instance in an endpointSet.
 type entry struct {
-	in   Instance
+	in   *Instance // never changed: replaced when the instance changes
 	key  instKey
 	hp   hostPort
 	base string // Label(in.ID)
@@ -127,14 +127,14 @@ func (s *endpointSet) Len() int { return s.byLabel.len() }
 
 // put adds or updates in (in.Source set), reporting whether anything
 // changed.
-func (s *endpointSet) put(in Instance) bool {
+func (s *endpointSet) put(in *Instance) bool {
 	key := instKey{in.Source, in.ID}
 	e, ok := s.entries.get(key)
 	if ok {
-		if e.in.Equal(&in) {
+		if e.in.Equal(in) {
 			return false
 		}
-		if e.hp == hostPortOf(&in) {
+		if e.hp == hostPortOf(in) {
 			// Same key, address and port: the same label.
 			e.in = in
 			if e.label != "" {
@@ -149,8 +149,8 @@ func (s *endpointSet) put(in Instance) bool {
 }
 
 // add adds an instance whose key is not in s.
-func (s *endpointSet) add(in Instance) {
-	e := &entry{in: in, key: instKey{in.Source, in.ID}, hp: hostPortOf(&in), base: Label(in.ID)}
+func (s *endpointSet) add(in *Instance) {
+	e := &entry{in: in, key: instKey{in.Source, in.ID}, hp: hostPortOf(in), base: Label(in.ID)}
 	s.entries.set(e.key, e)
 	g, _ := s.groups.get(e.hp)
 	i, _ := slices.BinarySearchFunc(g, e, func(a, b *entry) int { return a.key.compare(b.key) })
@@ -308,8 +308,7 @@ func (s *endpointSet) clashIDs() []string {
 func (s *endpointSet) all() []Endpoint {
 	eps := make([]Endpoint, 0, s.byLabel.len())
 	for label, e := range s.byLabel.all() {
-		in := e.in // a copy: e.in changes with the instance
-		eps = append(eps, Endpoint{Label: label, Instance: &in})
+		eps = append(eps, Endpoint{Label: label, Instance: e.in})
 	}
 	s.changed = smallMap[string, struct{}]{} // not clear: a cleared map keeps its size, and ranging over it costs that
 	return eps
@@ -322,8 +321,7 @@ func (s *endpointSet) takeChanges() []labelChange {
 	for label := range s.changed.all() {
 		c := labelChange{label: label}
 		if e, _ := s.byLabel.get(label); e != nil {
-			in := e.in
-			c.ep = &Endpoint{Label: label, Instance: &in}
+			c.ep = &Endpoint{Label: label, Instance: e.in}
 		}
 		out = append(out, c)
 	}

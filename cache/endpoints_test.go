@@ -86,7 +86,7 @@ func TestEndpointSetFollowsRule(t *testing.T) {
 				}
 				delete(live, key)
 			} else {
-				s.put(in)
+				s.put(&in)
 				live[key] = in
 			}
 			want, wantClashes := referenceEndpoints(slices.Collect(mapsValues(live)))
@@ -129,7 +129,7 @@ func TestEndpointSetChanges(t *testing.T) {
 			s.delete(key)
 			delete(live, key)
 		} else {
-			s.put(in)
+			s.put(&in)
 			live[key] = in
 		}
 		if r.IntN(5) == 0 {

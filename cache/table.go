@@ -225,8 +225,10 @@ func (s *Snapshot) Ready() bool {
 type member struct{ source, service string }
 
 // serviceInstances is the instances of one service from one source, by
-// ID: a smallMap, as most services have a few.
-type serviceInstances = smallMap[string, Instance]
+// ID: a smallMap, as most services have a few. An Instance in the table
+// is never changed, only replaced: the sources' maps, the endpoint sets
+// and the snapshots' endpoints share it.
+type serviceInstances = smallMap[string, *Instance]
 
 type sourceData struct {
 	status   SourceStatus
@@ -530,7 +532,7 @@ func (t *Table) replace(source string, src *sourceData, instances []Instance) {
 			ids = &serviceInstances{}
 			next[in.Service] = ids
 		}
-		ids.set(in.ID, in)
+		ids.set(in.ID, &in)
 	}
 	for svc := range src.services {
 		if _, ok := next[svc]; !ok {
@@ -568,7 +570,7 @@ func (t *Table) ReplaceService(source, service string, instances []Instance) {
 		next.size(len(instances))
 		for _, in := range instances {
 			in.Source = source
-			next.set(in.ID, in)
+			next.set(in.ID, &in)
 		}
 		if next.len() == 0 {
 			if _, had := src.services[service]; !had {
@@ -603,7 +605,7 @@ func (t *Table) setService(source string, src *sourceData, service string, next 
 		}
 	}
 	for id, in := range next.all() {
-		if old, ok := ids.get(id); ok && old.Equal(&in) {
+		if old, ok := ids.get(id); ok && old.Equal(in) {
 			continue
 		}
 		changed = true
@@ -652,7 +654,7 @@ func (t *Table) put(source string, src *sourceData, in Instance) bool {
 	ids, ok := src.services[in.Service]
 	if !ok {
 		ids = &serviceInstances{}
-		ids.set(in.ID, in)
+		ids.set(in.ID, &in)
 		return t.setService(source, src, in.Service, ids)
 	}
 	old, had := ids.get(in.ID)
@@ -662,8 +664,8 @@ func (t *Table) put(source string, src *sourceData, in Instance) bool {
 	if !had {
 		src.count++
 	}
-	ids.set(in.ID, in)
-	if g, fqdn := t.served(src, source, in.Service); g != nil && g.set.put(in) {
+	ids.set(in.ID, &in)
+	if g, fqdn := t.served(src, source, in.Service); g != nil && g.set.put(&in) {
 		t.dirty[fqdn] = struct{}{}
 	}
 	return true
@@ -856,7 +858,7 @@ func (t *Table) choose(fqdn string, g *group) bool {
 	if g.set != nil && chosen == g.name {
 		return false
 	}
-	var insts []Instance
+	var insts []*Instance
 	for _, c := range contributors {
 		if c.service == chosen {
 			src := t.sources[c.source]
@@ -869,7 +871,7 @@ func (t *Table) choose(fqdn string, g *group) bool {
 	g.name, g.set, g.full = chosen, newEndpointSet(len(insts)), true
 	// In key order, each instance comes after those it could collide
 	// with: no label moves while the set is built.
-	slices.SortFunc(insts, func(a, b Instance) int {
+	slices.SortFunc(insts, func(a, b *Instance) int {
 		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
 	})
 	for _, in := range insts {
