@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // The endpoints of a service are defined by one rule, which endpointSet
@@ -41,14 +42,15 @@ func (k instKey) compare(o instKey) int {
 type hostPort struct {
 	addr string // case folded
 	port uint16
-	id   string // a skydns record's "source/id": its name tells it apart
+	// A skydns record's source and id: its name tells it apart.
+	source, id string
 }
 
 // hostPortOf is what in is deduplicated by.
 func hostPortOf(in *Instance) hostPort {
 	hp := hostPort{addr: foldCase(in.Address), port: in.Port}
 	if in.SkyDNS != nil {
-		hp.id = in.Source + "/" + in.ID
+		hp.source, hp.id = in.Source, in.ID
 	}
 	return hp
 }
@@ -372,10 +374,16 @@ func suffixed(label, key string) string {
 	return label + "-" + suffix
 }
 
+// foldCase returns s with ASCII letters lowercased: s itself when it has
+// no capital (most addresses), else a copy.
 func foldCase(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return r >= 'A' && r <= 'Z' })
+	if i < 0 {
+		return s
+	}
 	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
+	for ; i < len(b); i++ {
+		if c := b[i]; c >= 'A' && c <= 'Z' {
 			b[i] = c + 'a' - 'A'
 		}
 	}
