@@ -119,19 +119,19 @@ func (m *Map[V]) All() iter.Seq2[string, V] {
 // Edit returns a Builder of a changed copy of m (nil: of an empty map).
 // m itself never changes.
 func (m *Map[V]) Edit() *Builder[V] {
-	next := &Map[V]{}
+	b := &Builder[V]{} // the copy lives in the builder: one allocation
 	if m != nil {
-		*next = *m // the node pointers; a node is copied when first changed
+		b.copy = *m // the node pointers; a node is copied when first changed
 	} else {
-		next.seed = maphash.MakeSeed()
+		b.copy.seed = maphash.MakeSeed()
 	}
-	return &Builder[V]{m: next}
+	return b
 }
 
 // Builder makes a changed copy of a Map. It is not safe for concurrent
 // use.
 type Builder[V any] struct {
-	m *Map[V]
+	copy Map[V] // the map being built
 	// The nodes and buckets copied by this builder, free to change, as
 	// bit masks.
 	ownedNodes   uint8
@@ -139,10 +139,10 @@ type Builder[V any] struct {
 }
 
 // Get returns the value of key in the copy being built.
-func (b *Builder[V]) Get(key string) (V, bool) { return b.m.Get(key) }
+func (b *Builder[V]) Get(key string) (V, bool) { return b.copy.Get(key) }
 
 // Len is the number of keys in the copy being built.
-func (b *Builder[V]) Len() int { return b.m.n }
+func (b *Builder[V]) Len() int { return b.copy.n }
 
 // own returns bucket i of the copy, its node and itself copied first if
 // they are still shared, with room for one more entry.
@@ -151,12 +151,12 @@ func (b *Builder[V]) own(i int) *bucket[V] {
 	if b.ownedNodes&(1<<ni) == 0 {
 		b.ownedNodes |= 1 << ni
 		nd := &node[V]{}
-		if old := b.m.nodes[ni]; old != nil {
+		if old := b.copy.nodes[ni]; old != nil {
 			*nd = *old
 		}
-		b.m.nodes[ni] = nd
+		b.copy.nodes[ni] = nd
 	}
-	bk := &b.m.nodes[ni].b[i%fanout]
+	bk := &b.copy.nodes[ni].b[i%fanout]
 	if b.ownedBuckets&(1<<i) == 0 {
 		b.ownedBuckets |= 1 << i
 		*bk = slices.Grow(slices.Clip(*bk), 1) // a new array: the old one is shared
@@ -166,20 +166,20 @@ func (b *Builder[V]) own(i int) *bucket[V] {
 
 // Set sets key to v.
 func (b *Builder[V]) Set(key string, v V) {
-	h, i := b.m.hash(key)
+	h, i := b.copy.hash(key)
 	bk := b.own(i)
 	if j := bk.find(h, key); j >= 0 {
 		(*bk)[j].val = v
 		return
 	}
 	*bk = append(*bk, entry[V]{hash: h, key: key, val: v})
-	b.m.n++
+	b.copy.n++
 }
 
 // Delete removes key.
 func (b *Builder[V]) Delete(key string) {
-	h, i := b.m.hash(key)
-	if b.m.n == 0 || b.m.bucket(i).find(h, key) < 0 {
+	h, i := b.copy.hash(key)
+	if b.copy.n == 0 || b.copy.bucket(i).find(h, key) < 0 {
 		return
 	}
 	bk := b.own(i)
@@ -188,7 +188,7 @@ func (b *Builder[V]) Delete(key string) {
 	(*bk)[j] = (*bk)[last]
 	(*bk)[last] = entry[V]{} // let go of the key and value
 	*bk = (*bk)[:last]
-	b.m.n--
+	b.copy.n--
 	if last == 0 {
 		*bk = nil
 	}
@@ -196,4 +196,4 @@ func (b *Builder[V]) Delete(key string) {
 
 // Map returns the copy being built. Later changes through b change it
 // in place: share it only once done with b.
-func (b *Builder[V]) Map() *Map[V] { return b.m }
+func (b *Builder[V]) Map() *Map[V] { return &b.copy }
