@@ -46,7 +46,7 @@ type skyRecord struct {
 	// ref tells the record apart in its zone: its source, service and
 	// id. A service's compilation makes records anew; the tree keeps
 	// those of endpoints that did not change, so removals go by ref.
-	ref string
+	ref skyRef
 	// path is the record's labels below the zone, top first, and key
 	// the same "/"-joined: the order of its etcd key, which CoreDNS's
 	// groups depend on.
@@ -65,6 +65,9 @@ type skyRecord struct {
 	strip                  int
 	group                  string
 }
+
+// skyRef is what tells a skydns record apart in its zone.
+type skyRef struct{ source, service, id string }
 
 // hasHost reports whether the record has a host: it answers A, AAAA, SRV
 // and CNAME questions.
@@ -301,10 +304,16 @@ func compileSkyDNS(svc *cache.Service, ttl uint32, prev *compiledService) *compi
 // newSkyRecord returns the record of ep, an endpoint of svc.
 func newSkyRecord(svc *cache.Service, ep *cache.Endpoint, ttl uint32) *skyRecord {
 	name := svc.InstanceName(ep)
-	path := dns.SplitDomainName(strings.TrimSuffix(name, svc.Zone))
+	rel := strings.TrimSuffix(strings.TrimSuffix(name, svc.Zone), ".") // the labels below the zone
+	var path []string
+	if strings.Contains(rel, `\`) {
+		path = dns.SplitDomainName(rel) // escaped dots are no label's end
+	} else {
+		path = strings.Split(rel, ".")
+	}
 	slices.Reverse(path)
 	rec := &skyRecord{
-		ref:      ep.Source + "/" + svc.FQDN + "/" + ep.ID,
+		ref:      skyRef{ep.Source, svc.FQDN, ep.ID},
 		path:     path,
 		key:      strings.Join(path, "/"),
 		depth:    len(path),
@@ -601,11 +610,12 @@ func (e *skyEdit) remove(rec *skyRecord) {
 	n = e.root
 	n.count--
 	for k, label := range rec.path {
-		c := e.mine(path[k])
-		if c.count--; c.count == 0 {
+		if path[k].count == 1 {
 			e.setChild(n, label, nil) // the last record below: the name goes
 			return
 		}
+		c := e.mine(path[k])
+		c.count--
 		e.setChild(n, label, c)
 		n = c
 	}
