@@ -33,7 +33,20 @@ type backlog struct {
 	turns  []*serviceEvents
 	head   int
 	events int // in all queues
+	// handed is the queue the last turn emptied, whose events the caller
+	// holds until the next turn; free holds emptied queues for services
+	// to come, at most maxFreeQueues: a burst into many services reuses
+	// them rather than allocating a queue per event.
+	handed *serviceEvents
+	free   []*serviceEvents
 }
+
+// maxFreeQueues bounds the emptied queues a backlog keeps for reuse, and
+// freeQueueEvents the events each keeps room for: 600 KB at most.
+const (
+	maxFreeQueues   = 1024
+	freeQueueEvents = 8
+)
 
 // serviceEvents is the queue of one service.
 type serviceEvents struct {
@@ -66,7 +79,12 @@ func (b *backlog) add(events []*clientv3.Event) {
 		service, id, err := b.split(key)
 		q := b.queues[service]
 		if q == nil {
-			q = &serviceEvents{service: service}
+			if n := len(b.free); n > 0 {
+				q, b.free = b.free[n-1], b.free[:n-1]
+				q.service = service
+			} else {
+				q = &serviceEvents{service: service}
+			}
 			b.queues[service] = q
 			b.turns = append(b.turns, q)
 		}
@@ -79,6 +97,15 @@ func (b *backlog) add(events []*clientv3.Event) {
 // or none when the backlog is empty. They are the caller's until the next
 // call.
 func (b *backlog) turn() []event {
+	if q := b.handed; q != nil {
+		// The caller is done with its events: the queue can be reused.
+		b.handed = nil
+		if len(b.free) < maxFreeQueues {
+			clear(q.events[:cap(q.events)])
+			q.events = q.events[:0]
+			b.free = append(b.free, q)
+		}
+	}
 	if b.head == len(b.turns) {
 		return nil
 	}
@@ -92,6 +119,11 @@ func (b *backlog) turn() []event {
 		b.turns = append(b.turns, q)
 	} else {
 		delete(b.queues, q.service)
+		q.events = nil
+		if cap(out) <= freeQueueEvents {
+			q.events = out[:0] // its room, reused with the queue
+		}
+		b.handed = q
 	}
 	if b.head > len(b.turns)/2 {
 		// Move the turns to the front of the array rather than let

@@ -63,6 +63,39 @@ func TestBacklogTakesTurns(t *testing.T) {
 	}
 }
 
+// TestBacklogReusesQueues: a burst into many services reuses the queues
+// that turns emptied, and a turn's events stay as handed out until the
+// next turn, whatever is added meanwhile.
+func TestBacklogReusesQueues(t *testing.T) {
+	b := newBacklog(splitTest)
+	b.add([]*clientv3.Event{testEvent(mvccpb.PUT, "/s/a/1", 1), testEvent(mvccpb.PUT, "/s/b/1", 2)})
+	check := func(turn []event, key string) {
+		t.Helper()
+		if len(turn) != 1 || turn[0].key != key {
+			t.Fatalf("turn %v, want the event of %s", turn, key)
+		}
+	}
+	first := b.turn()
+	check(first, "/s/a/1")
+	b.add([]*clientv3.Event{testEvent(mvccpb.PUT, "/s/c/1", 3)})
+	check(first, "/s/a/1") // a's queue is not free before the next turn
+	second := b.turn()
+	check(second, "/s/b/1")
+	if len(b.free) != 1 {
+		t.Fatalf("%d free queues after two emptied, one of them handed out, want 1", len(b.free))
+	}
+	b.add([]*clientv3.Event{testEvent(mvccpb.PUT, "/s/d/1", 4)})
+	if len(b.free) != 0 {
+		t.Fatalf("%d free queues after a new service came, want 0", len(b.free))
+	}
+	check(second, "/s/b/1")
+	check(b.turn(), "/s/c/1")
+	check(b.turn(), "/s/d/1")
+	if b.turn() != nil || b.events != 0 || len(b.queues) != 0 {
+		t.Fatalf("the backlog holds %d events in %d queues, want none", b.events, len(b.queues))
+	}
+}
+
 // TestBacklogKeepsEachKeysOrder adds random events in random batches,
 // taking random turns in between, and checks that every key's events come
 // out in the order they went in, each once, and that the split is kept.
