@@ -14,27 +14,30 @@ import (
 	"slices"
 )
 
-// A Map's 64 buckets hang from fanout nodes of fanout buckets each, so
-// that an edit copies the map's array of node pointers (64 bytes), and,
-// for each node it changes, that node (fanout slices, 192 bytes) and the
-// buckets it changes: a publication that changes a key or two of each of
-// many maps copies a few hundred bytes of each, not 512 bytes of bucket
-// pointers and a Go map per bucket.
+// A Map's 64 buckets hang from 16 nodes of 4 buckets each, so that an
+// edit copies the map's array of node pointers (128 bytes), and, for each
+// node it changes, that node (4 slices, 96 bytes) and the buckets it
+// changes: a publication that changes a key or two of each of many maps
+// copies a few hundred bytes of each, not 512 bytes of bucket pointers
+// and a Go map per bucket. An edit changes more nodes than maps (a
+// burst's publications change a key or two in each node of a shard), so
+// narrow nodes copy less than 8 nodes of 8 buckets (192-byte nodes).
 const (
-	fanout  = 8
-	buckets = fanout * fanout
+	numNodes = 16
+	width    = 4 // buckets per node
+	buckets  = numNodes * width
 )
 
 // Map is an immutable map from string to V. The nil *Map is empty.
 type Map[V any] struct {
 	seed  maphash.Seed
 	n     int
-	nodes [fanout]*node[V] // nil until one of its buckets holds a key
+	nodes [numNodes]*node[V] // nil until one of its buckets holds a key
 }
 
-// node holds fanout buckets.
+// node holds width buckets.
 type node[V any] struct {
-	b [fanout]bucket[V]
+	b [width]bucket[V]
 }
 
 // bucket holds the keys whose hash falls in it, in no order: a few, so a
@@ -66,8 +69,8 @@ func (m *Map[V]) hash(key string) (uint64, int) {
 
 // bucket returns bucket i (nil when empty).
 func (m *Map[V]) bucket(i int) bucket[V] {
-	if nd := m.nodes[i/fanout]; nd != nil {
-		return nd.b[i%fanout]
+	if nd := m.nodes[i/width]; nd != nil {
+		return nd.b[i%width]
 	}
 	return nil
 }
@@ -134,7 +137,7 @@ type Builder[V any] struct {
 	copy Map[V] // the map being built
 	// The nodes and buckets copied by this builder, free to change, as
 	// bit masks.
-	ownedNodes   uint8
+	ownedNodes   uint16
 	ownedBuckets uint64
 }
 
@@ -147,7 +150,7 @@ func (b *Builder[V]) Len() int { return b.copy.n }
 // own returns bucket i of the copy, its node and itself copied first if
 // they are still shared, with room for one more entry.
 func (b *Builder[V]) own(i int) *bucket[V] {
-	ni := i / fanout
+	ni := i / width
 	if b.ownedNodes&(1<<ni) == 0 {
 		b.ownedNodes |= 1 << ni
 		nd := &node[V]{}
@@ -156,7 +159,7 @@ func (b *Builder[V]) own(i int) *bucket[V] {
 		}
 		b.copy.nodes[ni] = nd
 	}
-	bk := &b.copy.nodes[ni].b[i%fanout]
+	bk := &b.copy.nodes[ni].b[i%width]
 	if b.ownedBuckets&(1<<i) == 0 {
 		b.ownedBuckets |= 1 << i
 		*bk = slices.Grow(slices.Clip(*bk), 1) // a new array: the old one is shared
