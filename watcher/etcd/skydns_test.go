@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/discodns/discodns/cache"
+	"github.com/discodns/discodns/watcher"
 )
 
 func TestSkyDNSSplitter(t *testing.T) {
@@ -81,3 +82,55 @@ func TestDecodeSkyDNS(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// skydnsSeeds are records as registrars write them, and spellings that
+// the fast decoder must leave to encoding/json.
+var skydnsSeeds = []string{
+	`{"host":"10.0.0.1","port":80}`,
+	` { "host" : "web.example.com" , "port" : 8080 , "priority" : 10 , "weight" : 5 , "ttl" : 30 }` + "\n",
+	`{"text":"hello","ttl":30,"targetstrip":1,"group":"g1"}`,
+	`{"HOST":"10.0.0.1","Port":-0}`,
+	`{"host":"10.0.0.1","host":"10.0.0.2"}`,
+	`{}`,
+	`{"host":"a\"b"}`, `{"host":"\u0041"}`, `{"host":"caf\xe9"}`, `{"hoſt":"10.0.0.1"}`,
+	`{"host":"10.0.0.1","port":80.0}`, `{"port":8e1}`, `{"port":080}`, `{"port":null}`, `{"port":"80"}`,
+	`{"port":99999999999999999999}`, `{"host":"10.0.0.1","mail":true}`, `{"host":"10.0.0.1"} x`,
+	`{"host":"10.0.0.1",}`, `{"host":10}`, `[]`, `"host"`, `{"host":"10.0.0.1"`,
+}
+
+// TestDecodeSkyDNSFast: the fast decoder takes the records registrars
+// write, and what it takes reads as encoding/json reads it.
+func TestDecodeSkyDNSFast(t *testing.T) {
+	for _, v := range skydnsSeeds[:5] {
+		var rec skydnsRecord
+		if !decodeSkyDNSFast([]byte(v), &rec) {
+			t.Errorf("%s: left to encoding/json", v)
+		}
+	}
+	for _, v := range skydnsSeeds {
+		checkSkyDNSFast(t, []byte(v))
+	}
+}
+
+// FuzzDecodeSkyDNSFast checks that whatever the fast decoder takes,
+// encoding/json reads the same.
+func FuzzDecodeSkyDNSFast(f *testing.F) {
+	for _, v := range skydnsSeeds {
+		f.Add([]byte(v))
+	}
+	f.Fuzz(func(t *testing.T, value []byte) { checkSkyDNSFast(t, value) })
+}
+
+func checkSkyDNSFast(t *testing.T, value []byte) {
+	t.Helper()
+	var fast, slow skydnsRecord
+	if !decodeSkyDNSFast(value, &fast) {
+		return
+	}
+	if err := watcher.DecodeObject(value, &slow, "skydns record"); err != nil {
+		t.Fatalf("%q: the fast decoder took what encoding/json refuses: %v", value, err)
+	}
+	if fast != slow {
+		t.Fatalf("%q: fast %+v, encoding/json %+v", value, fast, slow)
+	}
+}
