@@ -19,9 +19,9 @@ import (
 // node it changes, that node (4 slices, 96 bytes) and the buckets it
 // changes: a publication that changes a key or two of each of many maps
 // copies a few hundred bytes of each, not 512 bytes of bucket pointers
-// and a Go map per bucket. An edit changes more nodes than maps (a
-// burst's publications change a key or two in each node of a shard), so
-// narrow nodes copy less than 8 nodes of 8 buckets (192-byte nodes).
+// and a Go map per bucket. A burst's publications copy about two nodes
+// of each map they edit, so 16 nodes of 4 copy less than 8 nodes of 8
+// (192-byte nodes) did.
 const (
 	numNodes = 16
 	width    = 4 // buckets per node
@@ -124,9 +124,9 @@ func (m *Map[V]) All() iter.Seq2[string, V] {
 func (m *Map[V]) Edit() *Builder[V] {
 	b := &Builder[V]{} // the copy lives in the builder: one allocation
 	if m != nil {
-		b.copy = *m // the node pointers; a node is copied when first changed
+		b.m = *m // the node pointers; a node is copied when first changed
 	} else {
-		b.copy.seed = maphash.MakeSeed()
+		b.m.seed = maphash.MakeSeed()
 	}
 	return b
 }
@@ -134,7 +134,7 @@ func (m *Map[V]) Edit() *Builder[V] {
 // Builder makes a changed copy of a Map. It is not safe for concurrent
 // use.
 type Builder[V any] struct {
-	copy Map[V] // the map being built
+	m Map[V] // the copy being built
 	// The nodes and buckets copied by this builder, free to change, as
 	// bit masks.
 	ownedNodes   uint16
@@ -142,10 +142,10 @@ type Builder[V any] struct {
 }
 
 // Get returns the value of key in the copy being built.
-func (b *Builder[V]) Get(key string) (V, bool) { return b.copy.Get(key) }
+func (b *Builder[V]) Get(key string) (V, bool) { return b.m.Get(key) }
 
 // Len is the number of keys in the copy being built.
-func (b *Builder[V]) Len() int { return b.copy.n }
+func (b *Builder[V]) Len() int { return b.m.n }
 
 // own returns bucket i of the copy, its node and itself copied first if
 // they are still shared, with room for one more entry.
@@ -154,12 +154,12 @@ func (b *Builder[V]) own(i int) *bucket[V] {
 	if b.ownedNodes&(1<<ni) == 0 {
 		b.ownedNodes |= 1 << ni
 		nd := &node[V]{}
-		if old := b.copy.nodes[ni]; old != nil {
+		if old := b.m.nodes[ni]; old != nil {
 			*nd = *old
 		}
-		b.copy.nodes[ni] = nd
+		b.m.nodes[ni] = nd
 	}
-	bk := &b.copy.nodes[ni].b[i%width]
+	bk := &b.m.nodes[ni].b[i%width]
 	if b.ownedBuckets&(1<<i) == 0 {
 		b.ownedBuckets |= 1 << i
 		*bk = slices.Grow(slices.Clip(*bk), 1) // a new array: the old one is shared
@@ -169,20 +169,20 @@ func (b *Builder[V]) own(i int) *bucket[V] {
 
 // Set sets key to v.
 func (b *Builder[V]) Set(key string, v V) {
-	h, i := b.copy.hash(key)
+	h, i := b.m.hash(key)
 	bk := b.own(i)
 	if j := bk.find(h, key); j >= 0 {
 		(*bk)[j].val = v
 		return
 	}
 	*bk = append(*bk, entry[V]{hash: h, key: key, val: v})
-	b.copy.n++
+	b.m.n++
 }
 
 // Delete removes key.
 func (b *Builder[V]) Delete(key string) {
-	h, i := b.copy.hash(key)
-	if b.copy.n == 0 || b.copy.bucket(i).find(h, key) < 0 {
+	h, i := b.m.hash(key)
+	if b.m.n == 0 || b.m.bucket(i).find(h, key) < 0 {
 		return
 	}
 	bk := b.own(i)
@@ -191,7 +191,7 @@ func (b *Builder[V]) Delete(key string) {
 	(*bk)[j] = (*bk)[last]
 	(*bk)[last] = entry[V]{} // let go of the key and value
 	*bk = (*bk)[:last]
-	b.copy.n--
+	b.m.n--
 	if last == 0 {
 		*bk = nil
 	}
@@ -199,4 +199,4 @@ func (b *Builder[V]) Delete(key string) {
 
 // Map returns the copy being built. Later changes through b change it
 // in place: share it only once done with b.
-func (b *Builder[V]) Map() *Map[V] { return &b.copy }
+func (b *Builder[V]) Map() *Map[V] { return &b.m }
