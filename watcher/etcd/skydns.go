@@ -174,7 +174,6 @@ func decodeSkyDNSFast(value []byte, rec *skydnsRecord) bool {
 		if !ok || !p.token(':') {
 			return false
 		}
-		p.space()
 		switch {
 		case strings.EqualFold(key, "host"):
 			rec.Host, ok = p.str()
@@ -255,9 +254,11 @@ func (p *jsonScan) str() (string, bool) {
 	return "", false
 }
 
-// integer reads a JSON number that is an integer in an int's range:
-// digits, perhaps a minus sign, no leading zero, no fraction or exponent.
+// integer reads a JSON number that is an integer in an int's range,
+// after whitespace: digits, perhaps a minus sign, no leading zero, no
+// fraction or exponent.
 func (p *jsonScan) integer() (int, bool) {
+	p.space()
 	start := p.i
 	if p.i < len(p.b) && p.b[p.i] == '-' {
 		p.i++
